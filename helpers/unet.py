@@ -1,0 +1,239 @@
+"""A U-Net noise-prediction network, written from scratch for the course.
+
+The layout follows Ho et al. (2020, appendix B) as refined by Nichol & Dhariwal (2021): residual blocks with
+GroupNorm and SiLU, a sinusoidal time embedding added inside every block, self-attention at the lowest resolutions,
+and an optional class-label embedding with one extra, reserved "null" label for classifier-free guidance.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class UNetConfig:
+    """Hyper-parameters of :class:`UNet`; stored in every checkpoint's model card."""
+
+    in_channels: int = 1
+    image_size: int = 28
+    base_channels: int = 32
+    channel_mults: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 1
+    attention_resolutions: tuple[int, ...] = (7,)  # feature-map sizes that get self-attention
+    num_heads: int = 4
+    dropout: float = 0.0
+    num_classes: int | None = None  # None: unconditional. Otherwise label `num_classes` is the null label.
+    groups: int = 8
+
+    def __post_init__(self):
+        self.channel_mults = tuple(self.channel_mults)
+        self.attention_resolutions = tuple(self.attention_resolutions)
+        if self.in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels}")
+        if not 8 <= self.image_size <= 64:
+            raise ValueError(f"image_size must be between 8 and 64, got {self.image_size}")
+        factor = 2 ** (len(self.channel_mults) - 1)
+        if self.image_size % factor:
+            raise ValueError(
+                f"image_size {self.image_size} is not divisible by 2**{len(self.channel_mults) - 1} = {factor}, "
+                f"which {len(self.channel_mults)} resolution levels need; use fewer channel_mults"
+            )
+        for mult in self.channel_mults:
+            if (self.base_channels * mult) % self.groups:
+                raise ValueError(f"channels {self.base_channels * mult} not divisible by groups={self.groups}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def null_label(self) -> int | None:
+        return self.num_classes
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of (possibly fractional) timesteps, Vaswani et al. (2017) as used by Ho et al. (2020).
+
+    t: [N] tensor; returns an [N x dim] tensor (cosines first, then sines).
+    """
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]  # (N, half)
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+def zero_module(module: nn.Module) -> nn.Module:
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice, with the embedding added in between (Ho et al. 2020)."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int, groups: int, dropout: float):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2 = nn.GroupNorm(groups, c_out)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = zero_module(nn.Conv2d(c_out, c_out, 3, padding=1))
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(F.silu(emb))[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class AttentionBlock(nn.Module):
+    """Multi-head self-attention over the pixels of a feature map, with a residual connection."""
+
+    def __init__(self, channels: int, num_heads: int, groups: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.norm = nn.GroupNorm(groups, channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.proj = zero_module(nn.Conv2d(channels, channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        qkv = self.qkv(self.norm(x)).reshape(B, 3, self.num_heads, C // self.num_heads, H * W)
+        q, k, v = qkv.transpose(-1, -2).unbind(1)  # each (B, heads, HW, C/heads)
+        h = F.scaled_dot_product_attention(q, k, v)  # (B, heads, HW, C/heads)
+        h = h.transpose(-1, -2).reshape(B, C, H, W)
+        return x + self.proj(h)
+
+
+class Downsample(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class Level(nn.Module):
+    """The blocks of one resolution: residual blocks, each optionally followed by attention."""
+
+    def __init__(self, blocks: list[ResBlock], attns: list[nn.Module]):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.attns = nn.ModuleList(attns)
+
+
+class UNet(nn.Module):
+    """eps_theta(x_t, t[, y]): an [N x C x H x W] noisy image and [N] timesteps (and [N] labels) to an
+    [N x C x H x W] output (eps, v or x0, as the training objective decides)."""
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        self.config = cfg = config
+        ch = cfg.base_channels
+        emb_dim = 4 * ch
+        self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        # Label embedding: one row per class plus the reserved null label (index num_classes).
+        self.label_emb = nn.Embedding(cfg.num_classes + 1, emb_dim) if cfg.num_classes else None
+        self.conv_in = nn.Conv2d(cfg.in_channels, ch, 3, padding=1)
+
+        def attn(c, res):
+            return AttentionBlock(c, cfg.num_heads, cfg.groups) if res in cfg.attention_resolutions else nn.Identity()
+
+        res, c_prev, skips = cfg.image_size, ch, [ch]
+        self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
+        for level, mult in enumerate(cfg.channel_mults):
+            c = ch * mult
+            blocks, attns = [], []
+            for _ in range(cfg.num_res_blocks):
+                blocks.append(ResBlock(c_prev, c, emb_dim, cfg.groups, cfg.dropout))
+                attns.append(attn(c, res))
+                c_prev = c
+                skips.append(c)
+            self.down.append(Level(blocks, attns))
+            last = level == len(cfg.channel_mults) - 1
+            self.downsample.append(nn.Identity() if last else Downsample(c))
+            if not last:
+                skips.append(c)
+                res //= 2
+
+        self.mid1 = ResBlock(c_prev, c_prev, emb_dim, cfg.groups, cfg.dropout)
+        self.mid_attn = AttentionBlock(c_prev, cfg.num_heads, cfg.groups)
+        self.mid2 = ResBlock(c_prev, c_prev, emb_dim, cfg.groups, cfg.dropout)
+
+        self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
+        for level, mult in reversed(list(enumerate(cfg.channel_mults))):
+            c = ch * mult
+            blocks, attns = [], []
+            for _ in range(cfg.num_res_blocks + 1):
+                blocks.append(ResBlock(c_prev + skips.pop(), c, emb_dim, cfg.groups, cfg.dropout))
+                attns.append(attn(c, res))
+                c_prev = c
+            self.up.append(Level(blocks, attns))
+            self.upsample.append(Upsample(c) if level > 0 else nn.Identity())
+            if level > 0:
+                res *= 2
+
+        self.norm_out = nn.GroupNorm(cfg.groups, c_prev)
+        self.conv_out = zero_module(nn.Conv2d(c_prev, cfg.in_channels, 3, padding=1))
+
+    def embed(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        emb = self.time_mlp(timestep_embedding(t, self.config.base_channels))
+        if self.label_emb is None:
+            if y is not None:
+                raise ValueError("this U-Net is unconditional (num_classes=None) but class labels were given")
+            return emb
+        if y is None:  # no label given: the null label, i.e. the unconditional prediction
+            y = torch.full_like(t, self.config.num_classes, dtype=torch.long)
+        if y.min() < 0 or y.max() > self.config.num_classes:
+            raise ValueError(
+                f"class labels must lie in [0, {self.config.num_classes}] ({self.config.num_classes} is the null "
+                f"label), got values in [{int(y.min())}, {int(y.max())}]"
+            )
+        return emb + self.label_emb(y)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        cfg = self.config
+        if x.ndim != 4 or x.shape[1] != cfg.in_channels or x.shape[-1] != cfg.image_size or x.shape[-2] != cfg.image_size:
+            raise ValueError(
+                f"expected input of shape [N, {cfg.in_channels}, {cfg.image_size}, {cfg.image_size}], got {list(x.shape)}"
+            )
+        if t.ndim == 0:
+            t = t.expand(x.shape[0])
+        emb = self.embed(t, y)
+        h = self.conv_in(x)
+        hs = [h]
+        for level, down in zip(self.down, self.downsample):
+            for block, attn in zip(level.blocks, level.attns):
+                h = attn(block(h, emb))
+                hs.append(h)
+            if not isinstance(down, nn.Identity):
+                h = down(h)
+                hs.append(h)
+        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        for level, up in zip(self.up, self.upsample):
+            for block, attn in zip(level.blocks, level.attns):
+                h = attn(block(torch.cat([h, hs.pop()], dim=1), emb))
+            h = up(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
