@@ -58,13 +58,22 @@ class RunState:
     step: int = 0
     wall_time: float = 0.0
     losses: list = field(default_factory=list)  # [step, mean loss over the last log_every steps]
+    window: list = field(default_factory=list)  # losses since the last log entry (kept across a resume)
 
 
-def step_generator(seed: int, step: int, rank: int, device) -> torch.Generator:
-    """The generator of step `step` on process `rank`: t and eps depend on (seed, step, rank) only."""
-    g = torch.Generator(device=device)
-    g.manual_seed((seed * 1_000_003 + step) * 64 + rank)
-    return g
+def global_batch(data, order: "BatchOrder", step: int, cfg: TrainConfig, num_classes: int | None):
+    """x_0, t, eps (and labels, some dropped to the null label) of global batch `step`, drawn from a generator seeded
+    by (seed, step) alone: the same on every process, whatever the number of processes or where a run resumed."""
+    idx = order(step)
+    g = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) * 64)
+    x0 = data.images[idx]
+    t = torch.randint(0, cfg.T, (len(idx),), generator=g)
+    eps = torch.randn(x0.shape, generator=g)
+    y = None
+    if num_classes:  # label dropout to the null label, for classifier-free guidance
+        drop = torch.rand(len(idx), generator=g) < cfg.label_dropout
+        y = torch.where(drop, num_classes, data.labels[idx])
+    return x0, t, eps, y
 
 
 class BatchOrder:
@@ -92,7 +101,7 @@ def build_model(model_cfg: UNetConfig, cfg: TrainConfig) -> UNet:
 
 
 def make_card(model_cfg, cfg, state, data, command, n_params) -> dict:
-    recent = [l for _, l in state.losses[-2:]]
+    recent = [loss for _, loss in state.losses[-2:]] or state.window
     return {
         "kind": "ddpm",
         "model": model_cfg.to_dict(),
@@ -105,6 +114,7 @@ def make_card(model_cfg, cfg, state, data, command, n_params) -> dict:
         "wall_time_s": round(state.wall_time, 1),
         "final_loss": sum(recent) / len(recent) if recent else None,
         "loss_history": state.losses,
+        "loss_window": state.window,
         "command": command,
     }
 
@@ -120,7 +130,8 @@ def train(model_cfg: UNetConfig, cfg: TrainConfig, out: Path, resume: bool = Fal
     from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
 
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
+    # cpu=True without CUDA: then `accelerate launch --multi_gpu --num_processes N` runs N CPU processes (gloo).
+    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
     device = accelerator.device
     data = load_images(cfg.dataset)
     if model_cfg.num_classes and data.labels is None:
@@ -141,6 +152,8 @@ def train(model_cfg: UNetConfig, cfg: TrainConfig, out: Path, resume: bool = Fal
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     model, optimizer = accelerator.prepare(model, optimizer)
+    if accelerator.is_main_process:
+        print(f"{accelerator.num_processes} process(es) on {device}, {count_parameters(model)} parameters", flush=True)
     ema.to(device)
     order = BatchOrder(len(data), cfg.batch_size, cfg.seed)
     world, rank = accelerator.num_processes, accelerator.process_index
@@ -161,18 +174,12 @@ def train(model_cfg: UNetConfig, cfg: TrainConfig, out: Path, resume: bool = Fal
         accelerator.wait_for_everyone()
 
     bar = tqdm(total=cfg.steps, initial=state.step, disable=not accelerator.is_main_process, desc="train")
-    window, t_start = [], time.time() - state.wall_time
+    t_start = time.time() - state.wall_time
     model.train()
     while state.step < cfg.steps and not stop["now"]:
-        idx = order(state.step).chunk(world)[rank]
-        x0 = data.images[idx].to(device)
-        y = data.labels[idx].to(device) if model_cfg.num_classes else None
-        g = step_generator(cfg.seed, state.step, rank, "cpu")
-        t = torch.randint(0, cfg.T, (len(idx),), generator=g).to(device)
-        eps = torch.randn(x0.shape, generator=g).to(device)
-        if y is not None:  # label dropout to the null label, for classifier-free guidance
-            drop = torch.rand(len(idx), generator=g).to(device) < cfg.label_dropout
-            y = torch.where(drop, torch.full_like(y, model_cfg.num_classes), y)
+        x0, t, eps, y = global_batch(data, order, state.step, cfg, model_cfg.num_classes)
+        x0, t, eps = (v.chunk(world)[rank].to(device) for v in (x0, t, eps))  # this process's slice
+        y = None if y is None else y.chunk(world)[rank].to(device)
         if cfg.channels_last:
             x0, eps = x0.contiguous(memory_format=torch.channels_last), eps.contiguous(memory_format=torch.channels_last)
         for group in optimizer.param_groups:
@@ -186,12 +193,12 @@ def train(model_cfg: UNetConfig, cfg: TrainConfig, out: Path, resume: bool = Fal
         optimizer.step()
         ema.step(accelerator.unwrap_model(model).parameters())
         state.step += 1
-        window.append(accelerator.gather(loss.detach()[None]).mean().item())
+        state.window.append(accelerator.gather(loss.detach()[None]).mean().item())
         bar.update(1)
-        if state.step % cfg.log_every == 0 or state.step == cfg.steps:
-            state.losses.append([state.step, sum(window) / len(window)])
+        if state.step % cfg.log_every == 0:
+            state.losses.append([state.step, sum(state.window) / len(state.window)])
             bar.set_postfix(loss=f"{state.losses[-1][1]:.4f}")
-            window = []
+            state.window = []
         state.wall_time = time.time() - t_start
         if state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
             save()
@@ -209,7 +216,8 @@ def restore(out: Path, model, optimizer, ema, model_cfg: UNetConfig, cfg: TrainC
     ema.shadow_params = [ema_tensors[n].clone() for n, _ in model.named_parameters()]
     ema.optimization_step = card["ema"]["optimization_step"]
     ckpt.load_optimizer_state(optimizer, ckpt.read_tensors(out / ckpt.OPTIMIZER), card["optimizer"])
-    return RunState(step=card["step"], wall_time=card["wall_time_s"], losses=card["loss_history"])
+    return RunState(step=card["step"], wall_time=card["wall_time_s"], losses=card["loss_history"],
+                    window=card.get("loss_window", []))
 
 
 def ints(text: str) -> tuple[int, ...]:

@@ -1,0 +1,121 @@
+"""Training: exact resume, several processes under Accelerate, checkpoints and their errors."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from helpers import checkpoints as ckpt
+from helpers.paths import ROOT
+from helpers.train import main as train_main
+
+TINY = ["--dataset", "digits", "--batch-size", "32", "--base-channels", "16", "--channel-mults", "1,2",
+        "--attention-resolutions", "4", "--log-every", "10", "--checkpoint-every", "10", "--seed", "3"]
+
+
+def weights(folder, name="model"):
+    return load_file(str(folder / f"{name}.safetensors"))
+
+
+def max_diff(a, b):
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """30 steps in one go: the reference for the resume and multi-process tests."""
+    out = tmp_path_factory.mktemp("straight")
+    assert train_main(TINY + ["--out", str(out), "--steps", "30"]) == 0
+    return out
+
+
+def test_card_records_the_run(straight):
+    card = ckpt.read_card(straight)
+    assert card["step"] == 30 and card["train"]["seed"] == 3 and card["schedule"] == {"name": "linear", "T": 1000}
+    assert [s for s, _ in card["loss_history"]] == [10, 20, 30]
+    assert card["command"].startswith("python -m helpers.train --dataset digits")
+    assert card["data"]["num_images"] == 1437 and card["data"]["shape"] == [1, 8, 8]
+    assert card["final_loss"] == pytest.approx((card["loss_history"][-1][1] + card["loss_history"][-2][1]) / 2)
+
+
+def test_resume_after_stop_gives_identical_weights(straight, tmp_path):
+    out = tmp_path / "resumed"
+    assert train_main(TINY + ["--out", str(out), "--steps", "12"]) == 0  # stops between two checkpoints
+    assert train_main(["--out", str(out), "--steps", "30", "--resume"]) == 0
+    for name in ("model", "ema", "optimizer"):
+        assert max_diff(weights(straight, name), weights(out, name)) == 0.0, name
+    assert ckpt.read_card(out)["loss_history"] == ckpt.read_card(straight)["loss_history"]
+
+
+def test_killed_run_resumes_exactly(straight, tmp_path):
+    """SIGKILL in the middle of training, then --resume: the result equals the uninterrupted run."""
+    out = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "helpers.train", *TINY, "--out", str(out), "--steps", "100000"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            if ckpt.has_checkpoint(out) and ckpt.read_card(out)["step"] >= 10:
+                break
+            try:
+                proc.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        proc.kill()
+        proc.wait()
+    step = ckpt.read_card(out)["step"]
+    assert 10 <= step < 100000
+    if step > 30:
+        pytest.skip(f"the killed run had already passed step 30 ({step})")
+    assert train_main(["--out", str(out), "--steps", "30", "--resume"]) == 0
+    assert max_diff(weights(straight), weights(out)) == 0.0
+
+
+@pytest.mark.slow
+def test_two_processes_under_accelerate_match_one(straight, tmp_path):
+    """`accelerate launch` with two CPU processes (gloo): each takes half of every global batch, the gradients are
+    averaged, and the weights equal the one-process run up to float rounding."""
+    out = tmp_path / "two"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "-m", "helpers.train", *TINY, "--out", str(out), "--steps", "30"]
+    res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "2 process(es)" in res.stdout
+    assert max_diff(weights(straight), weights(out)) < 1e-6
+
+
+def test_existing_checkpoint_needs_resume(straight, capsys):
+    assert train_main(TINY + ["--out", str(straight), "--steps", "40"]) == 2
+    assert "already holds a checkpoint; pass --resume" in capsys.readouterr().err
+
+
+def test_corrupt_and_missing_checkpoints(straight, tmp_path):
+    with pytest.raises(ckpt.CheckpointError, match="does not exist"):
+        ckpt.load_model(tmp_path / "nothing")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model_card.json").write_text((straight / "model_card.json").read_text())
+    with pytest.raises(ckpt.CheckpointError, match="ema.safetensors is missing"):
+        ckpt.load_model(bad)
+    (bad / "ema.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ckpt.CheckpointError, match="ema.safetensors is corrupt"):
+        ckpt.load_model(bad)
+    (bad / "model_card.json").write_text("{broken")
+    with pytest.raises(ckpt.CheckpointError, match="model_card.json is corrupt"):
+        ckpt.read_card(bad)
+
+
+def test_load_model_round_trip(straight):
+    model, card = ckpt.load_model(straight, ema=False)
+    saved = weights(straight)
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+    assert not model.training and card["step"] == 30
+    ema_model, _ = ckpt.load_model(straight, ema=True)
+    assert max_diff(ema_model.state_dict(), saved) > 0  # EMA weights differ from the raw ones
+    assert json.loads((straight / "model_card.json").read_text())["ema"]["optimization_step"] == 30
