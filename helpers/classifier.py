@@ -58,12 +58,12 @@ def digit_report(probs: torch.Tensor, threshold: float = 0.9) -> dict:
     shares = torch.bincount(label, minlength=probs.shape[1]).float() / len(label)
     return {
         "num": len(label),
-        "confident_fraction": float((conf >= threshold).float().mean()),
+        "confident_fraction": round(float((conf >= threshold).double().mean()), 4),
         "threshold": threshold,
-        "mean_confidence": float(conf.mean()),
+        "mean_confidence": round(float(conf.mean()), 4),
         "class_shares": [round(float(s), 4) for s in shares],
-        "min_share": float(shares.min()),
-        "max_share": float(shares.max()),
+        "min_share": round(float(shares.min()), 4),
+        "max_share": round(float(shares.max()), 4),
     }
 
 

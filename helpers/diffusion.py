@@ -90,3 +90,22 @@ def diffusion_loss(model, schedule: Schedule, x0, t, eps, y=None, loss="l2", pre
     target = training_target(schedule, x0, t, eps, prediction)
     per_sample = elementwise_loss(out.float(), target, loss).flatten(1).mean(1)
     return per_sample * loss_weight(schedule, t, weighting, prediction)
+
+
+def p_mean_from_eps(schedule: Schedule, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """mu_theta(x_t, t) = (x_t - beta_t / sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_t), Ho et al. eq. (11): the mean of
+    Algorithm 2's update. Equal to mu_tilde(x_t, x0_hat) with x0_hat from eps (eq. 15), before any clipping."""
+    beta, ab = gather(schedule.betas, t, x_t), gather(schedule.alpha_bar, t, x_t)
+    return (x_t - beta / (1 - ab).sqrt() * eps) / (1 - beta).sqrt()
+
+
+@torch.no_grad()
+def loss_per_timestep(model, schedule: Schedule, x0: torch.Tensor, timesteps, generator: torch.Generator,
+                      loss: str = "l2") -> list[float]:
+    """The mean per-pixel training loss of `model` on the images x0 at each given timestep (same eps for all t)."""
+    eps = torch.randn(x0.shape, generator=generator).to(x0.device)
+    out = []
+    for t in timesteps:
+        tt = torch.full((x0.shape[0],), int(t), device=x0.device, dtype=torch.long)
+        out.append(float(diffusion_loss(model, schedule, x0, tt, eps, loss=loss).mean()))
+    return out

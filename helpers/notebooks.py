@@ -28,13 +28,17 @@ def notebook_paths(names: list[str] | None = None) -> list[Path]:
 
 def execute(path: Path, out: Path, mode: str, timeout: int = 3600) -> float:
     """Run one notebook (working directory: notebooks/) with WORKBOOK_MODE=mode, save it to `out`; returns seconds."""
+    import nbformat
     import papermill
 
     os.environ["WORKBOOK_MODE"] = mode
     start = time.time()
-    papermill.execute_notebook(str(path), str(out), cwd=str(ROOT / "notebooks"), kernel_name="python3",
-                               progress_bar=False, execution_timeout=timeout)
-    return time.time() - start
+    nb = papermill.execute_notebook(str(path), str(out), cwd=str(ROOT / "notebooks"), kernel_name="python3",
+                                    progress_bar=False, execution_timeout=timeout)
+    seconds = time.time() - start
+    nb.metadata["workbook"] = {"mode": mode, "seconds": round(seconds)}  # which mode made these outputs
+    nbformat.write(nb, str(out))
+    return seconds
 
 
 def export_html(notebook: Path, html: Path) -> None:

@@ -66,6 +66,11 @@ def image_generators(seed: int, indices, device="cpu") -> list[torch.Generator]:
     return gens
 
 
+def initial_noise(generators: list[torch.Generator], shape, device="cpu") -> torch.Tensor:
+    """x_T ~ N(0, I): an [N x C x H x W] tensor, image i drawn from generators[i] (the first draw of each)."""
+    return randn_tensor((len(generators), *shape), generator=generators, device=torch.device(device), dtype=torch.float32)
+
+
 def generate(denoiser, num: int, seed: int, shape, sampler: str = "ddpm", steps: int | None = None,
              spacing: str = "linspace", batch_size: int = 64, device="cpu", y=None, on_batch=None, **kwargs):
     """Draw `num` images of `shape` (C, H, W) in batches: x_T and every later draw of image i come from its own
@@ -77,7 +82,7 @@ def generate(denoiser, num: int, seed: int, shape, sampler: str = "ddpm", steps:
     for start in range(0, num, batch_size):
         idx = range(start, min(num, start + batch_size))
         gens = image_generators(seed, idx, device)
-        x_T = randn_tensor((len(idx), *shape), generator=gens, device=torch.device(device), dtype=torch.float32)
+        x_T = initial_noise(gens, shape, device)
         yb = None if y is None else y[start : start + len(idx)].to(device)
         images = sample(denoiser, x_T, timesteps, generator=gens, y=yb, **kwargs)
         if on_batch is not None:

@@ -131,3 +131,13 @@ def test_timesteps_errors():
     with pytest.raises(ValueError, match="unknown timestep spacing 'even'"):
         get_timesteps(1000, 10, "even")
     assert get_timesteps(1000, 1000).tolist() == list(range(999, -1, -1))
+
+
+def test_eq11_mean_equals_posterior_mean_of_x0_hat():
+    from helpers.diffusion import p_mean_from_eps
+    s = Schedule.from_name("linear")
+    g = torch.Generator().manual_seed(5)
+    x_t, eps = torch.randn(4, 1, 8, 8, generator=g, dtype=torch.float64), torch.randn(4, 1, 8, 8, generator=g, dtype=torch.float64)
+    t = torch.tensor([1, 100, 500, 999])
+    mean7, _ = q_posterior_mean_variance(s, x0_from_eps(s, x_t, t, eps), x_t, t)
+    assert torch.allclose(p_mean_from_eps(s, x_t, t, eps), mean7, atol=1e-10)

