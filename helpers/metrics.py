@@ -1,0 +1,153 @@
+"""FID and KID through clean-fid, on images in memory or in folders, with a named feature network.
+
+- ``mnist-cnn``: the penultimate layer (128-d) of the project's MNIST classifier (checkpoints/mnist-cnn), offline.
+  Scores with it are *not* comparable to published Inception FIDs; every label says which features were used.
+- ``inception``: clean-fid's Inception-V3 in "clean" mode (Parmar et al. 2022), for users whose machine can download
+  its weights; offline it fails with a message that names the offline alternative.
+
+FID = ||mu_1 - mu_2||^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2)) (Heusel et al. 2017), computed by clean-fid's
+`frechet_distance`; KID is clean-fid's `kernel_distance` (Binkowski et al. 2018), with a seeded generator.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+FEATURES = ("mnist-cnn", "inception")
+
+
+class FeaturesUnavailableError(RuntimeError):
+    """A feature network that cannot be loaded here; the message says what to use instead."""
+
+
+def label(metric: str, features: str, n: int) -> str:
+    """The name every printed score carries, e.g. 'FID (MNIST-CNN features, N=2000)'."""
+    names = {"mnist-cnn": "MNIST-CNN features", "inception": "Inception-V3 clean-fid features"}
+    return f"{metric} ({names[features]}, N={n})"
+
+
+@torch.no_grad()
+def mnist_cnn_features(images: torch.Tensor, batch_size: int = 1000, device="cpu") -> np.ndarray:
+    """[N x 1 x 28 x 28] images in [-1, 1] to [N x 128] float64 features of the shipped MNIST classifier."""
+    from .classifier import load_classifier
+
+    model = load_classifier(device=device)
+    feats = [model.features(images[i : i + batch_size].to(device)).double().cpu() for i in range(0, len(images), batch_size)]
+    return torch.cat(feats).numpy()
+
+
+def inception_model(device="cpu"):
+    from cleanfid.features import build_feature_extractor
+
+    try:
+        return build_feature_extractor("clean", device=torch.device(device), use_dataparallel=False)
+    except Exception as err:  # clean-fid downloads its weights on first use; offline that fails in several ways
+        raise FeaturesUnavailableError(
+            f"clean-fid's Inception weights are not available ({type(err).__name__}: {err}). They are downloaded on "
+            "first use, which needs the internet; offline, use the project's feature network: --features mnist-cnn "
+            "(helpers.metrics.compute_features(images, 'mnist-cnn'))"
+        ) from err
+
+
+@torch.no_grad()
+def inception_features(images: torch.Tensor, batch_size: int = 64, device="cpu") -> np.ndarray:
+    """clean-fid "clean" features: uint8 images resized to 299 x 299 with PIL bicubic, grey repeated to RGB."""
+    from cleanfid.resize import make_resizer
+
+    model = inception_model(device)
+    resize = make_resizer("PIL", False, "bicubic", (299, 299))
+    from .data import to_uint8
+
+    arrays = to_uint8(images)
+    if arrays.shape[-1] == 1:
+        arrays = np.repeat(arrays, 3, axis=-1)
+    feats = []
+    for i in range(0, len(arrays), batch_size):
+        batch = np.stack([resize(a) for a in arrays[i : i + batch_size]]).transpose(0, 3, 1, 2)
+        feats.append(model(torch.from_numpy(batch).float().to(device)).double().cpu().numpy())
+    return np.concatenate(feats)
+
+
+def compute_features(images: torch.Tensor, features: str = "mnist-cnn", device="cpu") -> np.ndarray:
+    if features == "mnist-cnn":
+        if images.shape[1:] != (1, 28, 28):
+            raise ValueError(f"mnist-cnn features need [N, 1, 28, 28] images, got {list(images.shape)}")
+        return mnist_cnn_features(images, device=device)
+    if features == "inception":
+        return inception_features(images, device=device)
+    raise ValueError(f"unknown feature network {features!r}; known: {', '.join(FEATURES)}")
+
+
+def frechet_distance(feats1: np.ndarray, feats2: np.ndarray) -> float:
+    """FID between two feature sets [N x D] (clean-fid's fid_from_feats: means, covariances, frechet_distance)."""
+    from cleanfid.fid import fid_from_feats
+
+    return float(fid_from_feats(feats1, feats2))
+
+
+def kernel_distance(feats1: np.ndarray, feats2: np.ndarray, seed: int = 0, num_subsets: int = 100,
+                    subset_size: int = 1000) -> tuple[float, float]:
+    """KID (mean, std over `num_subsets` random subsets), each subset by clean-fid's kernel_distance (cubic
+    polynomial kernel, unbiased MMD^2). clean-fid draws from numpy's global generator: seeded here, then restored."""
+    from cleanfid.fid import kernel_distance as cleanfid_kid
+
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        values = [cleanfid_kid(feats1, feats2, num_subsets=1, max_subset_size=subset_size) for _ in range(num_subsets)]
+    finally:
+        np.random.set_state(state)
+    return float(np.mean(values)), float(np.std(values))
+
+
+@dataclass
+class Scores:
+    fid: float
+    kid: float
+    kid_std: float
+    features: str
+    num_fake: int
+    num_real: int
+
+    def row(self) -> dict:
+        return {label("FID", self.features, self.num_fake): self.fid,
+                label("KID", self.features, self.num_fake): self.kid, "KID std": self.kid_std}
+
+    def __str__(self) -> str:
+        return (f"{label('FID', self.features, self.num_fake)}: {self.fid:.3f}   "
+                f"{label('KID', self.features, self.num_fake)}: {self.kid:.5f} ± {self.kid_std:.5f}   "
+                f"(against {self.num_real} real images)")
+
+
+def scores(fake_feats: np.ndarray, real_feats: np.ndarray, features: str, seed: int = 0) -> Scores:
+    kid, kid_std = kernel_distance(fake_feats, real_feats, seed=seed)
+    return Scores(frechet_distance(fake_feats, real_feats), kid, kid_std, features, len(fake_feats), len(real_feats))
+
+
+def reference_features(real: str, features: str = "mnist-cnn", num: int | None = None, device="cpu") -> np.ndarray:
+    """Features of a real data set (a spec such as 'mnist:test', or a folder of PNGs), cached under
+    data/cache/fid/ with the command that made them; the cache is keyed by the feature network's weights."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from .data import load_images, load_pngs
+    from .paths import ROOT, data_cache
+
+    is_folder = Path(real).is_dir()
+    weights = ROOT / "checkpoints" / "mnist-cnn" / "model.safetensors"
+    key_src = f"{real}|{features}|{num}|" + (hashlib.sha256(weights.read_bytes()).hexdigest() if features == "mnist-cnn" else "")
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    cache = data_cache() / "fid" / f"{features}-{key}.npz"
+    if not is_folder and cache.exists():
+        return np.load(cache)["features"].astype(np.float64)
+    images = load_pngs(real, limit=num) if is_folder else load_images(real).images[:num]
+    feats = compute_features(images, features, device=device)
+    if not is_folder:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"real": real, "features": features, "num": len(feats),
+                "command": f"helpers.metrics.reference_features({real!r}, {features!r}, num={num})"}
+        np.savez(cache, features=feats.astype(np.float32), meta=json.dumps(meta))
+    return feats
