@@ -4,6 +4,8 @@ Adapters turn a network that predicts eps, v or x0 into that form, and count net
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -45,3 +47,74 @@ def from_checkpoint(folder, ema: bool = True, device="cpu", channels_last: bool 
         net = net.to(memory_format=torch.channels_last)
     schedule = Schedule.from_name(card["schedule"]["name"], card["schedule"]["T"])
     return Denoiser(net, schedule, card["prediction"], channels_last=channels_last), card
+
+
+class DiffusersModelError(RuntimeError):
+    """A diffusers model that cannot be loaded; the message says how to get it."""
+
+
+class DiffusersUNet(nn.Module):
+    """diffusers' UNet2DModel behind our network signature net(x_t, t[, y])."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, x_t, t, y=None):
+        return self.unet(x_t, t, class_labels=y).sample
+
+
+DIFFUSERS_PREDICTION = {"epsilon": "eps", "v_prediction": "v", "sample": "x0"}
+
+
+def from_diffusers(name_or_path: str, device="cpu") -> tuple[Denoiser, dict]:
+    """A Denoiser around a diffusers UNet2DModel and its DDPMScheduler's betas: a local folder in save_pretrained
+    layout (a pipeline with unet/ and scheduler/, or a model folder with its scheduler_config.json) or a hub id such
+    as google/ddpm-cifar10-32 (needs the internet the first time)."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    local = Path(name_or_path)
+    sub = ("unet", "scheduler") if (local / "unet").is_dir() or is_hub_id(name_or_path) else (None, None)
+    try:
+        try:
+            unet = UNet2DModel.from_pretrained(name_or_path, subfolder=sub[0])
+            sched = DDPMScheduler.from_pretrained(name_or_path, subfolder=sub[1])
+        except (OSError, EnvironmentError):
+            if sub[0] is None:
+                raise
+            unet = UNet2DModel.from_pretrained(name_or_path)  # a hub model repo with files at its root
+            sched = DDPMScheduler.from_pretrained(name_or_path)
+    except Exception as err:
+        where = f"the folder {local}" if local.exists() else f"the Hugging Face hub (there is no folder {local} here; offline?)"
+        raise DiffusersModelError(
+            f"could not load a diffusers UNet2DModel and DDPMScheduler from {name_or_path!r} via {where}: "
+            f"{type(err).__name__}: {str(err).splitlines()[0][:200]}. On a machine with internet, download it with "
+            f"`huggingface-cli download {name_or_path} --local-dir DIR` and pass DIR."
+        ) from err
+    prediction = DIFFUSERS_PREDICTION.get(sched.config.prediction_type)
+    if prediction is None:
+        raise DiffusersModelError(f"unsupported prediction type {sched.config.prediction_type!r} in {name_or_path}")
+    schedule = Schedule(f"diffusers:{sched.config.beta_schedule}", sched.betas.double())
+    info = {"shape": (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size),
+            "T": schedule.T, "source": name_or_path}
+    return Denoiser(DiffusersUNet(unet.to(device).eval()), schedule, prediction), info
+
+
+def is_hub_id(name: str) -> bool:
+    return not Path(name).exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))
+
+
+def load_denoiser(checkpoint: str, ema: bool = True, device="cpu") -> tuple[Denoiser, dict]:
+    """Our checkpoint folder (with a model_card.json) or a diffusers model (a save_pretrained folder or a hub id);
+    returns the Denoiser and {"shape": (C, H, W), "T": T, "source": ...}."""
+    from .checkpoints import CARD
+
+    path = Path(checkpoint)
+    diffusers_folder = path.is_dir() and not (path / CARD).exists() and (
+        (path / "config.json").exists() or (path / "unet").is_dir())
+    if diffusers_folder or is_hub_id(str(checkpoint)):
+        return from_diffusers(str(checkpoint), device=device)
+    denoiser, card = from_checkpoint(checkpoint, ema=ema, device=device)
+    m = card["model"]
+    return denoiser, {"shape": (m["in_channels"], m["image_size"], m["image_size"]), "T": card["schedule"]["T"],
+                      "source": str(checkpoint)}

@@ -8,6 +8,7 @@ the intermediate steps, k-diffusion style. A new sampler is one more function wi
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -16,7 +17,30 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from .schedules import get_timesteps
 
-SAMPLERS = ("ddpm",)
+SAMPLERS = ("ddpm", "ddim", "dpmpp-2m", "heun")
+
+
+def alpha_bar_at(alpha_bar: torch.Tensor, t: int) -> float:
+    """alpha_bar_t, with alpha_bar = 1 "after" the last step (t = -1): the clean data."""
+    return float(alpha_bar[t]) if t >= 0 else 1.0
+
+
+def predict_x0(denoiser, x, t: int, y, clip_x0: bool):
+    """eps_hat and x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps_hat) / sqrt(alpha_bar_t) (Ho et al. eq. 15), optionally
+    clipped to [-1, 1]; after clipping eps_hat is re-derived from x0_hat so that the two stay consistent."""
+    ab = float(denoiser.alpha_bar[t])
+    eps_hat = denoiser(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long), y)
+    x0_hat = (x - (1 - ab) ** 0.5 * eps_hat) / ab**0.5
+    if clip_x0:
+        x0_hat = x0_hat.clamp(-1, 1)
+        eps_hat = (x - ab**0.5 * x0_hat) / (1 - ab) ** 0.5
+    return eps_hat, x0_hat
+
+
+def next_timesteps(timesteps) -> list[tuple[int, int]]:
+    """Pairs (t, t_prev) along a decreasing sequence, the last t_prev being -1 (clean data)."""
+    ts = [int(t) for t in timesteps]
+    return list(zip(ts, ts[1:] + [-1]))
 
 
 @torch.no_grad()
@@ -24,18 +48,11 @@ def sample_ddpm(denoiser, x, timesteps, generator=None, callback: Callable | Non
     """Ancestral sampling, Ho et al. (2020) Algorithm 2, with sigma_t^2 = beta_tilde_t (eq. 7) and x0_hat clipped to
     [-1, 1], on any decreasing subsequence of timesteps: skipping steps is respacing (Nichol & Dhariwal 2021,
     sec. 4), with beta_t = 1 - alpha_bar_t / alpha_bar_{t_prev}."""
-    alpha_bar = denoiser.alpha_bar
-    timesteps = [int(t) for t in timesteps]
-    for i, t in enumerate(timesteps):
-        t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-        ab_t = float(alpha_bar[t])
-        ab_prev = float(alpha_bar[t_prev]) if t_prev >= 0 else 1.0
+    for i, (t, t_prev) in enumerate(next_timesteps(timesteps)):
+        ab_t, ab_prev = alpha_bar_at(denoiser.alpha_bar, t), alpha_bar_at(denoiser.alpha_bar, t_prev)
         beta_t = 1.0 - ab_t / ab_prev
-        # 1. Predict the noise and the clean image.
-        eps_hat = denoiser(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long), y)
-        x0_hat = (x - (1 - ab_t) ** 0.5 * eps_hat) / ab_t**0.5
-        if clip_x0:
-            x0_hat = x0_hat.clamp(-1, 1)
+        # 1. Predict the clean image.
+        _, x0_hat = predict_x0(denoiser, x, t, y, clip_x0)
         # 2. Posterior mean mu_tilde(x_t, x0_hat), eq. (7).
         mean = (ab_prev**0.5 * beta_t / (1 - ab_t)) * x0_hat + ((1 - beta_t) ** 0.5 * (1 - ab_prev) / (1 - ab_t)) * x
         # 3. Add noise with the posterior variance beta_tilde_t, except at the last step.
@@ -49,8 +66,91 @@ def sample_ddpm(denoiser, x, timesteps, generator=None, callback: Callable | Non
     return x
 
 
+@torch.no_grad()
+def sample_ddim(denoiser, x, timesteps, generator=None, callback: Callable | None = None, clip_x0: bool = True, y=None,
+                eta: float = 0.0):
+    """DDIM, Song et al. (2021) eq. (12): x_{t_prev} = sqrt(alpha_bar_prev) x0_hat
+    + sqrt(1 - alpha_bar_prev - sigma_t^2) eps_hat + sigma_t z, with sigma_t(eta) from eq. (16).
+    eta = 0 is the deterministic "implicit" sampler; eta = 1 has DDPM's posterior variance."""
+    if not 0.0 <= eta <= 1.0:
+        raise ValueError(f"eta must lie in [0, 1], got {eta}")
+    for i, (t, t_prev) in enumerate(next_timesteps(timesteps)):
+        ab_t, ab_prev = alpha_bar_at(denoiser.alpha_bar, t), alpha_bar_at(denoiser.alpha_bar, t_prev)
+        # 1. Predict the noise and the clean image.
+        eps_hat, x0_hat = predict_x0(denoiser, x, t, y, clip_x0)
+        # 2. sigma_t(eta), eq. (16).
+        sigma_t = eta * ((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)) ** 0.5
+        # 3. Eq. (12): predicted x0, direction pointing to x_t, random noise.
+        x = ab_prev**0.5 * x0_hat + (1 - ab_prev - sigma_t**2) ** 0.5 * eps_hat
+        if sigma_t > 0 and t_prev >= 0:
+            x = x + sigma_t * randn_tensor(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        if callback is not None:
+            callback({"x": x, "i": i, "t": t, "x0_hat": x0_hat})
+    return x
+
+
+@torch.no_grad()
+def sample_dpmpp_2m(denoiser, x, timesteps, generator=None, callback: Callable | None = None, clip_x0: bool = False,
+                    y=None):
+    """DPM-Solver++(2M), Lu et al. (2022) Algorithm 2: a multistep second-order solver of the diffusion ODE in
+    lambda_t = log(alpha_t / sigma_t) with data prediction; first order on the first step and on the last step
+    (which goes to sigma = 0, i.e. returns x0_hat). alpha_t = sqrt(alpha_bar_t), sigma_t = sqrt(1 - alpha_bar_t).
+    `generator` is unused: the solver is deterministic."""
+    x0_prev, h_prev = None, None
+    for i, (t, t_prev) in enumerate(next_timesteps(timesteps)):
+        ab_t, ab_next = alpha_bar_at(denoiser.alpha_bar, t), alpha_bar_at(denoiser.alpha_bar, t_prev)
+        _, x0_hat = predict_x0(denoiser, x, t, y, clip_x0)
+        if t_prev < 0:  # sigma_next = 0: the exact solution of the last step is the data prediction itself
+            x = x0_hat
+        else:
+            alpha_t, sigma_t = ab_t**0.5, (1 - ab_t) ** 0.5
+            alpha_n, sigma_n = ab_next**0.5, (1 - ab_next) ** 0.5
+            h = math.log(alpha_n / sigma_n) - math.log(alpha_t / sigma_t)
+            if x0_prev is None:  # first order (DPM-Solver++(1) = DDIM)
+                d = x0_hat
+            else:  # second order: D = (1 + 1/(2r)) x0_i - 1/(2r) x0_{i-1}, r = h_prev / h
+                r = h_prev / h
+                d = (1 + 1 / (2 * r)) * x0_hat - (1 / (2 * r)) * x0_prev
+            x = (sigma_n / sigma_t) * x - alpha_n * math.expm1(-h) * d
+            x0_prev, h_prev = x0_hat, h
+        if callback is not None:
+            callback({"x": x, "i": i, "t": t, "x0_hat": x0_hat})
+    return x
+
+
+@torch.no_grad()
+def sample_heun(denoiser, x, timesteps, generator=None, callback: Callable | None = None, clip_x0: bool = False,
+                y=None):
+    """Heun's second-order method, Karras et al. (2022) Algorithm 1 without churn, on the discrete model: the ODE
+    dx/dsigma = (x - D(x; sigma)) / sigma in the variance-exploding variable x_ve = x_t / sqrt(alpha_bar_t),
+    sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t). Two network calls per step except the last (Euler, to sigma = 0).
+    `generator` is unused: the solver is deterministic."""
+    def sigma_of(t):
+        ab = alpha_bar_at(denoiser.alpha_bar, t)
+        return ((1 - ab) / ab) ** 0.5
+
+    def denoise(x_ve, t):  # D(x; sigma_t): the model sees x_t = sqrt(alpha_bar_t) x_ve
+        return predict_x0(denoiser, x_ve * alpha_bar_at(denoiser.alpha_bar, t) ** 0.5, t, y, clip_x0)[1]
+
+    x = x / alpha_bar_at(denoiser.alpha_bar, int(timesteps[0])) ** 0.5  # to the VE variable
+    for i, (t, t_next) in enumerate(next_timesteps(timesteps)):
+        sigma_cur, sigma_next = sigma_of(t), sigma_of(t_next)
+        # Euler step.
+        x0_hat = denoise(x, t)
+        d_cur = (x - x0_hat) / sigma_cur
+        x_next = x + (sigma_next - sigma_cur) * d_cur
+        # Apply 2nd order correction.
+        if t_next >= 0:
+            d_prime = (x_next - denoise(x_next, t_next)) / sigma_next
+            x_next = x + (sigma_next - sigma_cur) * (0.5 * d_cur + 0.5 * d_prime)
+        x = x_next
+        if callback is not None:
+            callback({"x": x * alpha_bar_at(denoiser.alpha_bar, t_next) ** 0.5, "i": i, "t": t, "x0_hat": x0_hat})
+    return x  # sigma = 0: x_ve is the clean image
+
+
 def get_sampler(name: str) -> Callable:
-    samplers = {"ddpm": sample_ddpm}
+    samplers = {"ddpm": sample_ddpm, "ddim": sample_ddim, "dpmpp-2m": sample_dpmpp_2m, "heun": sample_heun}
     if name not in samplers:
         raise ValueError(f"unknown sampler {name!r}; known samplers: {', '.join(samplers)}")
     return samplers[name]
@@ -72,19 +172,25 @@ def initial_noise(generators: list[torch.Generator], shape, device="cpu") -> tor
 
 
 def generate(denoiser, num: int, seed: int, shape, sampler: str = "ddpm", steps: int | None = None,
-             spacing: str = "linspace", batch_size: int = 64, device="cpu", y=None, on_batch=None, **kwargs):
-    """Draw `num` images of `shape` (C, H, W) in batches: x_T and every later draw of image i come from its own
-    generator. Returns an [num x C x H x W] tensor; `on_batch(start, images)` sees each finished batch."""
+             spacing: str = "linspace", batch_size: int = 64, device="cpu", y=None, x_T: torch.Tensor | None = None,
+             on_batch=None, **kwargs):
+    """Draw `num` images of `shape` (C, H, W) in batches: x_T (unless given, [num x C x H x W]) and every later draw
+    of image i come from its own generator. Returns an [num x C x H x W] tensor; `on_batch(start, images)` sees each
+    finished batch. kwargs go to the sampler (eta for ddim, clip_x0)."""
     T = denoiser.alpha_bar.shape[0]
     timesteps = get_timesteps(T, steps or T, spacing)
     sample = get_sampler(sampler)
+    if x_T is not None and tuple(x_T.shape) != (num, *shape):
+        raise ValueError(f"the starting noise has shape {list(x_T.shape)}, expected {[num, *shape]} (N x C x H x W)")
+    if "eta" in kwargs and sampler != "ddim":
+        raise ValueError(f"eta applies to the ddim sampler only, not to {sampler!r}")
     out = []
     for start in range(0, num, batch_size):
         idx = range(start, min(num, start + batch_size))
         gens = image_generators(seed, idx, device)
-        x_T = initial_noise(gens, shape, device)
+        x = initial_noise(gens, shape, device) if x_T is None else x_T[start : start + len(idx)].to(device).float()
         yb = None if y is None else y[start : start + len(idx)].to(device)
-        images = sample(denoiser, x_T, timesteps, generator=gens, y=yb, **kwargs)
+        images = sample(denoiser, x, timesteps, generator=gens, y=yb, **kwargs)
         if on_batch is not None:
             on_batch(start, images)
         out.append(images.cpu())

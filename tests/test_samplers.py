@@ -74,3 +74,61 @@ def test_v_prediction_adapter_matches_eps():
 def test_unknown_sampler():
     with pytest.raises(ValueError, match="unknown sampler 'ddpn'; known samplers: ddpm"):
         get_sampler("ddpn")
+
+
+def run_scheduler(sched, denoiser, x, generators=None, **step_kwargs):
+    for t in sched.timesteps:
+        eps = denoiser(x, torch.full((x.shape[0],), int(t)))
+        x = sched.step(eps, t, x, generator=generators, **step_kwargs).prev_sample
+    return x, [int(t) for t in sched.timesteps]
+
+
+@pytest.mark.parametrize("num_steps,spacing", [(10, "leading"), (50, "leading"), (25, "trailing")])
+def test_ddim_eta0_matches_diffusers(tiny_denoiser, num_steps, spacing):
+    from diffusers import DDIMScheduler
+    from helpers.samplers import sample_ddim
+    x_T = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    sched = DDIMScheduler(num_train_timesteps=1000, clip_sample=True, set_alpha_to_one=True, timestep_spacing=spacing)
+    sched.set_timesteps(num_steps)
+    ref, ref_ts = run_scheduler(sched, tiny_denoiser, x_T, eta=0.0, use_clipped_model_output=True)
+    ts = get_timesteps(1000, num_steps, spacing)
+    assert ts.tolist() == ref_ts
+    ours = sample_ddim(tiny_denoiser, x_T, ts, eta=0.0)
+    assert (ours - ref).abs().max().item() < 1e-4
+
+
+def test_ddim_eta1_matches_diffusers_with_same_noise(tiny_denoiser):
+    from diffusers import DDIMScheduler
+    from helpers.samplers import sample_ddim
+    x_T = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    sched = DDIMScheduler(num_train_timesteps=1000, clip_sample=True, set_alpha_to_one=True)
+    sched.set_timesteps(20)
+    ref, ts = run_scheduler(sched, tiny_denoiser, x_T, image_generators(4, range(2)), eta=1.0,
+                            use_clipped_model_output=True)
+    ours = sample_ddim(tiny_denoiser, x_T, ts, generator=image_generators(4, range(2)), eta=1.0)
+    assert (ours - ref).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("num_steps", [10, 20])
+def test_dpmpp_2m_matches_diffusers(tiny_denoiser, num_steps):
+    from diffusers import DPMSolverMultistepScheduler
+    from helpers.samplers import sample_dpmpp_2m
+    x_T = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    sched = DPMSolverMultistepScheduler(num_train_timesteps=1000, algorithm_type="dpmsolver++", solver_order=2,
+                                        solver_type="midpoint", lower_order_final=True, final_sigmas_type="zero")
+    sched.set_timesteps(num_steps)
+    ref, ts = run_scheduler(sched, tiny_denoiser, x_T)
+    assert ts == get_timesteps(1000, num_steps + 1, "linspace").tolist()[:-1]  # diffusers drops the final 0
+    ours = sample_dpmpp_2m(tiny_denoiser, x_T, ts)
+    assert (ours - ref).abs().max().item() < 1e-4
+
+
+def test_heun_converges_to_the_ode_solution(tiny_denoiser):
+    """Heun (2 calls per step) at 50 steps is closer to a 500-step DDIM (the same ODE, eta = 0, no clipping) than
+    DDIM at 100 steps with the same number of network calls."""
+    from helpers.samplers import sample_ddim, sample_heun
+    x_T = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(4))
+    exact = sample_ddim(tiny_denoiser, x_T, get_timesteps(1000, 1000, "linspace"), clip_x0=False)
+    heun = sample_heun(tiny_denoiser, x_T, get_timesteps(1000, 50, "linspace"))
+    ddim = sample_ddim(tiny_denoiser, x_T, get_timesteps(1000, 100, "linspace"), clip_x0=False)
+    assert (heun - exact).abs().max() < (ddim - exact).abs().max()
