@@ -1,6 +1,7 @@
 """FID and KID of a folder of generated PNGs against real images, with the feature network named in the output.
 
     python -m helpers.fid --fake samples/ddpm-1000 --real mnist:test --features mnist-cnn --num 2000
+    python -m helpers.fid --sanity      # the metric's floor by N (real vs real) and its ordering on corruptions
 """
 from __future__ import annotations
 
@@ -15,13 +16,20 @@ from .metrics import FEATURES, FeaturesUnavailableError, compute_features, refer
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m helpers.fid", description=__doc__.split("\n")[0])
-    p.add_argument("--fake", type=Path, required=True, help="folder of generated PNGs")
+    p.add_argument("--fake", type=Path, help="folder of generated PNGs")
+    p.add_argument("--sanity", action="store_true", help="print the real-vs-real floor by N and corruption scores")
+    p.add_argument("--boot", type=int, default=10, help="bootstrap draws per N for --sanity")
     p.add_argument("--real", default="mnist:test", help="a data set spec (mnist:test, digits:test) or a folder of PNGs")
     p.add_argument("--features", choices=FEATURES, default="mnist-cnn")
     p.add_argument("--num", type=int, default=None, help="use the first N fake images (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of KID's random subsets")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     args = p.parse_args(argv)
+    if args.sanity:
+        sanity(args.features, args.seed, args.boot)
+        return 0
+    if args.fake is None:
+        p.error("--fake is required (or --sanity)")
     try:
         fake = compute_features(load_pngs(args.fake, limit=args.num), args.features)
         real = reference_features(args.real, args.features)
@@ -31,6 +39,28 @@ def main(argv=None) -> int:
         return 2
     print(json.dumps({**result.__dict__, "fake": str(args.fake), "real": args.real}) if args.json else result)
     return 0
+
+
+def sanity(features: str, seed: int, boot: int) -> None:
+    """Real training digits against the test set: FID by N with its bootstrap spread (the floor a perfect model
+    would get), then noise, patch-shuffled, blurred and real digits at N = 2000 (should rank worst to best)."""
+    import torch
+
+    from .data import load_images
+    from .metrics import degrade, fid_by_sample_size
+
+    real = reference_features("mnist:test", features)
+    train = load_images("mnist:train").images  # 50000 digits, the pool of "perfect samples"
+    pool = compute_features(train, features)
+    table = fid_by_sample_size(pool, real, [500, 1000, 2000, 5000, 10000], num_boot=boot, seed=seed)
+    print(f"FID floor with {features} features: N random training digits against the {len(real)} test digits, "
+          f"{boot} draws per N (seed {seed})")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(train), generator=g)[:2000]
+    for kind in ("noise", "shuffle", "blur"):
+        print(f"{kind:>8} digits: {scores(compute_features(degrade(train[idx], kind, g), features), real, features, seed)}")
+    print(f"{'real':>8} digits: {scores(pool[idx.numpy()], real, features, seed)}")
 
 
 if __name__ == "__main__":

@@ -151,3 +151,43 @@ def reference_features(real: str, features: str = "mnist-cnn", num: int | None =
                 "command": f"helpers.metrics.reference_features({real!r}, {features!r}, num={num})"}
         np.savez(cache, features=feats.astype(np.float32), meta=json.dumps(meta))
     return feats
+
+
+def fid_by_sample_size(fake_pool: np.ndarray, real: np.ndarray, ns, num_boot: int = 10, seed: int = 0):
+    """FID's dependence on the number of fake samples N: for each N, `num_boot` draws of N rows (without
+    replacement) from `fake_pool`, each scored against all of `real`. With real images as the pool this is the floor
+    a perfect model would get at that N (FID is biased upwards at small N) and its spread. Returns a DataFrame with
+    columns N, fid_mean, fid_std, fid_min, fid_max."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in ns:
+        if n > len(fake_pool):
+            raise ValueError(f"N = {n} is more than the {len(fake_pool)} rows of the pool")
+        values = [frechet_distance(fake_pool[rng.choice(len(fake_pool), n, replace=False)], real) for _ in range(num_boot)]
+        rows.append({"N": n, "fid_mean": np.mean(values), "fid_std": np.std(values, ddof=1) if num_boot > 1 else 0.0,
+                     "fid_min": np.min(values), "fid_max": np.max(values)})
+    return pd.DataFrame(rows)
+
+
+def degrade(images: torch.Tensor, kind: str, generator: torch.Generator) -> torch.Tensor:
+    """Reference corruptions for sanity checks of a metric, on [-1, 1] images [N x C x H x W]:
+    "noise" (uniform noise of the same shape), "blur" (Gaussian blur, sigma = 1 pixel), "shuffle" (each image's
+    7 x 7 patches permuted at random: local statistics kept, global structure lost)."""
+    import torchvision.transforms.functional as TF
+
+    if kind == "noise":
+        return torch.rand(images.shape, generator=generator) * 2 - 1
+    if kind == "blur":
+        return TF.gaussian_blur(images, kernel_size=5, sigma=1.0)
+    if kind == "shuffle":
+        n, c, h, w = images.shape
+        p = 7
+        if h % p or w % p:
+            raise ValueError(f"shuffle needs sizes divisible by {p}, got {h} x {w}")
+        patches = images.unfold(2, p, p).unfold(3, p, p).reshape(n, c, -1, p, p)  # (N, C, P, p, p)
+        order = torch.stack([torch.randperm(patches.shape[2], generator=generator) for _ in range(n)])
+        patches = patches[torch.arange(n)[:, None], :, order].transpose(1, 2)  # (N, C, P, p, p)
+        return patches.reshape(n, c, h // p, w // p, p, p).permute(0, 1, 2, 4, 3, 5).reshape(n, c, h, w)
+    raise ValueError(f"unknown degradation {kind!r}; known: noise, blur, shuffle")

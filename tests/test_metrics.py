@@ -119,3 +119,41 @@ def test_cost_row_and_flops():
     with FlopCounterMode(display=False) as c:
         conv(torch.zeros(1, 1, 8, 8))
     assert c.get_total_flops() == 18432
+
+
+def test_fid_by_sample_size_shrinks_with_n():
+    rng = np.random.default_rng(3)
+    pool, real = rng.normal(size=(6000, 8)), rng.normal(size=(6000, 8))
+    table = helpers_metrics().fid_by_sample_size(pool, real, [100, 1000, 5000], num_boot=5, seed=0)
+    assert list(table["N"]) == [100, 1000, 5000]
+    assert table["fid_mean"].is_monotonic_decreasing  # the small-N bias falls with N
+    # Expected FID of two samples of N(0, I_d), sizes N and M, to first order: the means give d (1/N + 1/M); with
+    # S = I + E, Var(E_ij) ~ 1/N, the trace term is ~ ||E_1 - E_2||_F^2 / 4 ~ d (d + 1) / 4 (1/N + 1/M).
+    # d = 8, N = 100, M = 6000: 0.0813 + 0.1830 = 0.264.
+    expected = (8 + 8 * 9 / 4) * (1 / 100 + 1 / 6000)
+    assert table["fid_mean"].iloc[0] == pytest.approx(expected, rel=0.25)
+    with pytest.raises(ValueError, match="N = 7000 is more than the 6000 rows"):
+        helpers_metrics().fid_by_sample_size(pool, real, [7000])
+
+
+def test_degradations():
+    from helpers.metrics import degrade
+    g = torch.Generator().manual_seed(0)
+    x = torch.arange(2 * 28 * 28, dtype=torch.float32).reshape(2, 1, 28, 28) / 1568 * 2 - 1
+    s = degrade(x, "shuffle", g)
+    assert s.shape == x.shape and not torch.equal(s, x)
+    assert torch.equal(s.flatten(1).sort(1).values, x.flatten(1).sort(1).values)  # the same pixels, moved
+    # A 7x7 patch of the output is a 7x7 patch of the input.
+    patch = s[0, 0, :7, :7]
+    assert any(torch.equal(patch, x[0, 0, i:i + 7, j:j + 7]) for i in range(0, 28, 7) for j in range(0, 28, 7))
+    b = degrade(x, "blur", g)
+    assert b.shape == x.shape and (b - x).abs().max() > 0
+    n = degrade(x, "noise", g)
+    assert n.min() >= -1 and n.max() <= 1
+    with pytest.raises(ValueError, match="unknown degradation 'jpeg'"):
+        degrade(x, "jpeg", g)
+
+
+def helpers_metrics():
+    import helpers.metrics
+    return helpers.metrics
