@@ -12,7 +12,7 @@ from .schedules import Schedule, gather
 
 LOSSES = ("l2", "l1", "huber")
 PREDICTIONS = ("eps", "v", "x0")
-WEIGHTINGS = ("none", "min-snr-5")
+WEIGHTINGS = ("none", "min-snr-5", "vlb")
 
 
 def q_sample(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -72,9 +72,17 @@ def training_target(schedule: Schedule, x0, t, eps, prediction: str) -> torch.Te
 
 def loss_weight(schedule: Schedule, t: torch.Tensor, weighting: str, prediction: str) -> torch.Tensor:
     """Per-sample weight of the loss. "none" is Ho et al.'s simplified objective (eq. 14);
-    "min-snr-5" is Hang et al. (2023): min(SNR_t, 5) / SNR_t for eps, min(SNR_t, 5) / (SNR_t + 1) for v."""
+    "min-snr-5" is Hang et al. (2023): min(SNR_t, 5) / SNR_t for eps, min(SNR_t, 5) / (SNR_t + 1) for v;
+    "vlb" is the weight of the variational bound's term L_{t-1} for eps prediction, Ho et al. eq. (12) with
+    sigma_t^2 = beta_t: beta_t / (2 alpha_t (1 - alpha_bar_t)), rescaled to mean 1 over t so that the learning rate
+    means the same as for the simplified objective."""
     if weighting == "none":
         return torch.ones(t.shape, dtype=torch.float32, device=t.device)
+    if weighting == "vlb":
+        if prediction != "eps":
+            raise ValueError(f"the vlb weighting is defined for eps prediction, not {prediction!r}")
+        lam = schedule.betas / (2 * schedule.alphas * (1 - schedule.alpha_bar))
+        return (lam / lam.mean()).to(t.device)[t].float()
     if weighting == "min-snr-5":
         snr = schedule.snr.to(t.device)[t]
         denom = {"eps": snr, "v": snr + 1, "x0": torch.ones_like(snr)}[prediction]

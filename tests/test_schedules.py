@@ -141,3 +141,15 @@ def test_eq11_mean_equals_posterior_mean_of_x0_hat():
     t = torch.tensor([1, 100, 500, 999])
     mean7, _ = q_posterior_mean_variance(s, x0_from_eps(s, x_t, t, eps), x_t, t)
     assert torch.allclose(p_mean_from_eps(s, x_t, t, eps), mean7, atol=1e-10)
+
+
+def test_vlb_weighting_golden():
+    s = Schedule.from_name("linear")
+    lam = s.betas / (2 * s.alphas * (1 - s.alpha_bar))
+    w = loss_weight(s, torch.tensor([0, 999]), "vlb", "eps")
+    # Hand-computed: at t = 0, beta = 1e-4 and 1 - alpha_bar = 1e-4, so lambda_0 = 1 / (2 (1 - 1e-4)).
+    assert lam[0].item() == pytest.approx(0.5 / (1 - 1e-4), rel=1e-9)
+    assert w[0].item() == pytest.approx(lam[0].item() / lam.mean().item(), rel=1e-6)
+    assert w[0] > 20 * w[1]  # the bound weighs the nearly clean steps far more than L_simple does
+    with pytest.raises(ValueError, match="vlb weighting is defined for eps prediction"):
+        loss_weight(s, torch.tensor([0]), "vlb", "v")
