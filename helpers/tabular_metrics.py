@@ -94,9 +94,10 @@ def pair_scores(real: pd.DataFrame, synthetic: pd.DataFrame, numerical, categori
 
 def fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, numerical, categorical) -> dict:
     """The fidelity summary: column shapes and pair trends (SDMetrics' quality report), the mean KS statistic of
-    the numerical columns, the mean TV distance of the categorical ones and the mean |r_real - r_syn| of the
-    numerical pairs."""
-    cols, pairs = column_scores(real, synthetic, numerical, categorical), pair_scores(real, synthetic, numerical, categorical)
+    the numerical columns, the mean TV distance of the categorical ones, and the mean |r_real - r_syn| of the
+    numerical pairs for Pearson's r (sensitive to a few extreme rows) and Spearman's rank correlation."""
+    cols = column_scores(real, synthetic, numerical, categorical)
+    pairs = pair_scores(real, synthetic, numerical, categorical)
     corr = pairs[pairs.metric == "CorrelationSimilarity"]
     return {
         "column_shapes": float(cols.score.mean()),
@@ -104,7 +105,17 @@ def fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, numerical, categorical
         "ks": float(1 - cols[cols.metric == "KSComplement"].score.mean()),
         "tv": float(1 - cols[cols.metric == "TVComplement"].score.mean()),
         "corr_diff": float((corr.r_real - corr.r_syn).abs().mean()),
+        "rank_corr_diff": rank_corr_diff(real, synthetic, numerical),
     }
+
+
+def rank_corr_diff(real: pd.DataFrame, synthetic: pd.DataFrame, numerical) -> float:
+    """The mean |rho_real - rho_syn| of Spearman's rank correlation over the pairs of numerical columns."""
+    if len(numerical) < 2:
+        return float("nan")
+    upper = np.triu_indices(len(numerical), 1)
+    diff = real[numerical].corr(method="spearman").to_numpy() - synthetic[numerical].corr(method="spearman").to_numpy()
+    return float(np.abs(diff[upper]).mean())
 
 
 # ---------------------------------------------------------------------------------------------------------- utility
@@ -120,7 +131,8 @@ def features(frame: pd.DataFrame, target: str, categorical, categories: dict) ->
     return X, y
 
 
-def ml_score(train: pd.DataFrame, test: pd.DataFrame, target: str, categorical, categories: dict, seed: int = 0) -> float:
+def ml_score(train: pd.DataFrame, test: pd.DataFrame, target: str, categorical, categories: dict,
+             seed: int = 0) -> float:
     """Fit a histogram gradient-boosting model (sklearn, native categorical support) of `target` on `train` and score
     it on `test`: R^2 for a numerical target, macro-F1 for a categorical one."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -220,6 +232,7 @@ def sample_smote(transform, train: pd.DataFrame, num: int, seed: int = 0, k: int
 
 # ------------------------------------------------------------------------------------------------------- comparison
 TARGETS = {"diamonds": [("price", "R2"), ("cut", "macro-F1")]}
+REFERENCE, DDPM = "real (held-out)", "TabDDPM"
 
 
 def utility_targets(spec: str, transform) -> list[tuple[str, str]]:
@@ -231,30 +244,32 @@ def utility_targets(spec: str, transform) -> list[tuple[str, str]]:
 
 
 def evaluate_generators(synthetic: dict, train: pd.DataFrame, holdout: pd.DataFrame, transform, targets,
-                        seed: int = 0) -> pd.DataFrame:
+                        seed: int = 0, dcr_out: dict | None = None) -> pd.DataFrame:
     """One row per generator (name -> synthetic frame, each as large as `holdout`) plus the reference row
-    "real (held-out)": fidelity against the training rows, utility on the held-out rows (its ratio to a model fitted
-    on as many real training rows), and privacy (DCR to the training rows)."""
+    "real (held-out)": fidelity against the training rows, utility on the held-out rows (and its ratio to the same
+    model fitted on as many real training rows), and privacy (DCR to the training rows). `dcr_out`, if given,
+    receives each row's array of distances."""
     num, cat = transform.numerical, transform.categorical
     real_subset = train.sample(n=len(holdout), random_state=seed)
     rows = {}
-    frames = {"real (held-out)": holdout, **synthetic}
-    for name, frame in frames.items():
+    for name, frame in {REFERENCE: holdout, **synthetic}.items():
         row = fidelity(train, frame, num, cat)
-        fit_on = real_subset if name == "real (held-out)" else frame
         for target, metric in targets:
-            score = ml_score(fit_on, holdout, target, cat, transform.categories, seed)
-            row[f"{target} {metric}"] = score
-        if name == "real (held-out)":
+            row[f"{target} {metric}"] = ml_score(real_subset if name == REFERENCE else frame, holdout, target, cat,
+                                                 transform.categories, seed)
+        if name == REFERENCE:
             dcr = closest_distances(encode_for_distance(transform, train), encode_for_distance(transform, holdout))
-            row.update(dcr_median=float(np.median(dcr)), dcr_p5=float(np.percentile(dcr, 5)),
-                       copies=float(np.mean(dcr < 1e-6)), closer_to_train=np.nan)
+            priv = {"dcr_median": float(np.median(dcr)), "dcr_p5": float(np.percentile(dcr, 5)),
+                    "copies": float(np.mean(dcr < 1e-6)), "closer_to_train": np.nan, "dcr": dcr}
         else:
-            row.update({k: v for k, v in privacy(transform, train, holdout, frame, seed).items() if k != "dcr"})
+            priv = privacy(transform, train, holdout, frame, seed)
+        if dcr_out is not None:
+            dcr_out[name] = priv["dcr"]
+        row.update({k: v for k, v in priv.items() if k != "dcr"})
         rows[name] = row
     table = pd.DataFrame(rows).T
     for target, metric in targets:
-        table[f"{target} ratio"] = table[f"{target} {metric}"] / table.loc["real (held-out)", f"{target} {metric}"]
+        table[f"{target} ratio"] = table[f"{target} {metric}"] / table.loc[REFERENCE, f"{target} {metric}"]
     return table.astype(float)
 
 
@@ -265,29 +280,34 @@ def baselines(transform, train: pd.DataFrame, num: int, seed: int = 0) -> dict:
             "SMOTE": sample_smote(transform, train, num, seed)}
 
 
+def generate_all(denoiser, transform, data, num: int | None = None, seed: int = 0, steps: int | None = None,
+                 batch_size: int = 2048):
+    """The held-out rows (`num` of them, drawn by `seed`; all by default) and as many synthetic rows from the DDPM
+    and from each baseline: (holdout, {name: frame}, seconds the DDPM took)."""
+    from .tabular import sample_frame
+
+    num = num or len(data.test)
+    holdout = data.test.sample(n=num, random_state=seed).reset_index(drop=True) if num < len(data.test) else data.test
+    start = time.time()
+    synthetic = {DDPM: sample_frame(denoiser, transform, num, seed, steps, batch_size)}
+    seconds = time.time() - start
+    synthetic.update(baselines(transform, data.train, num, seed))
+    return holdout, synthetic, seconds
+
+
 def evaluate_checkpoint(folder, num: int | None = None, seed: int = 0, steps: int | None = None,
                         batch_size: int = 2048) -> dict:
-    """Sample `num` rows (default: as many as the held-out set) from a tabular checkpoint, draw as many from each
-    baseline, and build the comparison table; returns the table (as records and markdown) and the timings."""
-    from .tabular import checkpoint_data, load_checkpoint, sample_frame
+    """The comparison table of a tabular checkpoint against the baselines (see generate_all and
+    evaluate_generators), as records and text, with the settings and timings."""
+    from .tabular import checkpoint_data, load_checkpoint
 
     denoiser, transform, card = load_checkpoint(folder)
     data = checkpoint_data(card)
-    num = num or len(data.test)
-    holdout = data.test.iloc[:num] if num < len(data.test) else data.test
-    start = time.time()
-    synthetic = {"TabDDPM (ours)": sample_frame(denoiser, transform, len(holdout), seed, steps, batch_size)}
-    sampling = time.time() - start
-    synthetic.update(baselines(transform, data.train, len(holdout), seed))
-    table = evaluate_generators(synthetic, data.train, holdout, transform, utility_targets(card["data"]["spec"], transform), seed)
-    return {"table": table.reset_index(names="generator").to_dict(orient="records"), "markdown": table.round(4).to_markdown()
-            if _has_tabulate() else table.round(4).to_string(), "rows": len(holdout), "seed": seed,
-            "steps": steps or card["schedule"]["T"], "sampling_seconds": round(sampling, 1), "checkpoint_step": card["step"]}
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    holdout, synthetic, seconds = generate_all(denoiser, transform, data, num, seed, steps, batch_size)
+    targets = utility_targets(card["data"]["spec"], transform)
+    table = evaluate_generators(synthetic, data.train, holdout, transform, targets, seed)
+    records = table.reset_index(names="generator").astype(object)
+    return {"table": records.where(records.notna(), None).to_dict(orient="records"),  # NaN -> null in JSON
+            "text": table.round(4).to_string(), "rows": len(holdout), "seed": seed,
+            "steps": steps or card["schedule"]["T"], "sampling_seconds": round(seconds, 1),
+            "checkpoint_step": card["step"]}
