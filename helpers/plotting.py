@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import to_uint8
 
 
 def make_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:

@@ -7,7 +7,7 @@ and an optional class-label embedding with one extra, reserved "null" label for 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F

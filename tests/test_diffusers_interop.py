@@ -1,5 +1,4 @@
 """Our samplers on a diffusers UNet2DModel loaded with from_pretrained, against diffusers' own schedulers."""
-import os
 import subprocess
 import sys
 
