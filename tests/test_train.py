@@ -53,7 +53,8 @@ def test_resume_after_stop_gives_identical_weights(straight, tmp_path):
 def test_killed_run_resumes_exactly(straight, tmp_path):
     """SIGKILL in the middle of training, then --resume: the result equals the uninterrupted run."""
     out = tmp_path / "killed"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # The same number of threads as this process, so that float reductions are done in the same order.
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     cmd = [sys.executable, "-m", "helpers.train", *TINY, "--out", str(out), "--steps", "100000"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
