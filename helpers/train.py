@@ -206,15 +206,20 @@ def train(model_cfg: UNetConfig, cfg: TrainConfig, out: Path, resume: bool = Fal
     return ckpt.read_card(out) if accelerator.is_main_process else {}
 
 
-def restore(out: Path, model, optimizer, ema, model_cfg: UNetConfig, cfg: TrainConfig) -> RunState:
-    card = ckpt.read_card(out)
-    if card["model"] != json.loads(json.dumps(model_cfg.to_dict())):
-        raise ValueError(f"the model options differ from the checkpoint in {out}: {card['model']}")
+def load_training_state(out: Path, card: dict, model, optimizer, ema) -> None:
+    """Weights, EMA weights and optimiser state of the checkpoint in `out` (whose card is `card`), in place."""
     model.load_state_dict(ckpt.read_tensors(out / ckpt.MODEL))
     ema_tensors = ckpt.read_tensors(out / ckpt.EMA)
     ema.shadow_params = [ema_tensors[n].clone() for n, _ in model.named_parameters()]
     ema.optimization_step = card["ema"]["optimization_step"]
     ckpt.load_optimizer_state(optimizer, ckpt.read_tensors(out / ckpt.OPTIMIZER), card["optimizer"])
+
+
+def restore(out: Path, model, optimizer, ema, model_cfg: UNetConfig, cfg: TrainConfig) -> RunState:
+    card = ckpt.read_card(out)
+    if card["model"] != json.loads(json.dumps(model_cfg.to_dict())):
+        raise ValueError(f"the model options differ from the checkpoint in {out}: {card['model']}")
+    load_training_state(out, card, model, optimizer, ema)
     return RunState(step=card["step"], wall_time=card["wall_time_s"], losses=card["loss_history"],
                     window=card.get("loss_window", []))
 
