@@ -160,7 +160,7 @@ def train(model_cfg: UNetConfig, cfg: TrainConfig, out: Path, resume: bool = Fal
         raise ValueError(f"batch size {cfg.batch_size} is not divisible by the {world} processes")
 
     stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    old_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))  # save, then stop
 
     def save():
         if accelerator.is_main_process:
@@ -203,6 +203,7 @@ def train(model_cfg: UNetConfig, cfg: TrainConfig, out: Path, resume: bool = Fal
             save()
     bar.close()
     save()
+    signal.signal(signal.SIGTERM, old_handler)
     return ckpt.read_card(out) if accelerator.is_main_process else {}
 
 
