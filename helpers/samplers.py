@@ -173,10 +173,11 @@ def initial_noise(generators: list[torch.Generator], shape, device="cpu") -> tor
 
 def generate(denoiser, num: int, seed: int, shape, sampler: str = "ddpm", steps: int | None = None,
              spacing: str = "linspace", batch_size: int = 64, device="cpu", y=None, x_T: torch.Tensor | None = None,
-             on_batch=None, **kwargs):
+             on_batch=None, first_index: int = 0, **kwargs):
     """Draw `num` images of `shape` (C, H, W) in batches: x_T (unless given, [num x C x H x W]) and every later draw
     of image i come from its own generator. Returns an [num x C x H x W] tensor; `on_batch(start, images)` sees each
-    finished batch. kwargs go to the sampler (eta for ddim, clip_x0)."""
+    finished batch. `first_index` continues a set: images first_index, first_index + 1, ... of this seed.
+    kwargs go to the sampler (eta for ddim, clip_x0)."""
     T = denoiser.alpha_bar.shape[0]
     timesteps = get_timesteps(T, steps or T, spacing)
     sample = get_sampler(sampler)
@@ -187,7 +188,7 @@ def generate(denoiser, num: int, seed: int, shape, sampler: str = "ddpm", steps:
     out = []
     for start in range(0, num, batch_size):
         idx = range(start, min(num, start + batch_size))
-        gens = image_generators(seed, idx, device)
+        gens = image_generators(seed, [first_index + i for i in idx], device)
         x = initial_noise(gens, shape, device) if x_T is None else x_T[start : start + len(idx)].to(device).float()
         yb = None if y is None else y[start : start + len(idx)].to(device)
         images = sample(denoiser, x, timesteps, generator=gens, y=yb, **kwargs)

@@ -47,6 +47,8 @@ class TrainConfig:
     ema_power: float = 0.75
     seed: int = 0
     checkpoint_every: int = 250
+    keep_every: int = 0  # also keep the raw and EMA weights of every keep_every-th step in out/snapshots/ (0: never)
+    init_from: str | None = None  # warm start from this checkpoint's EMA weights (new tensors start at zero)
     log_every: int = 50
     channels_last: bool = True
     mixed_precision: str = "no"
@@ -99,6 +101,31 @@ def build_model(model_cfg: UNetConfig, cfg: TrainConfig) -> UNet:
     return UNet(model_cfg)
 
 
+def init_from_checkpoint(model: UNet, folder: str) -> list[str]:
+    """Warm start: copy the EMA weights of the checkpoint in `folder` into `model`; tensors the source lacks (such as
+    the label embedding of a conditional model started from an unconditional one) are set to zero, so the new model
+    starts out computing exactly what the source computed. Returns the names of the new tensors."""
+    source = ckpt.read_tensors(Path(folder) / ckpt.EMA)
+    own = model.state_dict()
+    unknown = sorted(set(source) - set(own))
+    wrong = [f"{n}: {tuple(source[n].shape)} vs {tuple(own[n].shape)}" for n in source if n in own and source[n].shape != own[n].shape]
+    if unknown or wrong:
+        raise ValueError(f"cannot warm start from {folder}: the architectures differ "
+                         f"(tensors only in the source: {unknown[:3]}; shapes differ: {wrong[:3]})")
+    new = sorted(set(own) - set(source))
+    with torch.no_grad():
+        for name, tensor in own.items():
+            tensor.copy_(source[name] if name in source else torch.zeros_like(tensor))
+    return new
+
+
+def save_snapshot(out: Path, step: int, model, ema_state: dict) -> None:
+    folder = out / "snapshots" / f"step-{step:06d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    ckpt.save_tensors(model.state_dict(), folder / ckpt.MODEL)
+    ckpt.save_tensors(ema_state, folder / ckpt.EMA)
+
+
 def make_card(model_cfg, cfg, state, data, command, n_params) -> dict:
     recent = [loss for _, loss in state.losses[-2:]] or state.window
     return {
@@ -137,6 +164,10 @@ def train(model_cfg: UNetConfig, cfg: TrainConfig, out: Path, resume: bool = Fal
         raise ValueError(f"a conditional model needs labels, but {cfg.dataset} has none")
     schedule = Schedule.from_name(cfg.schedule, cfg.T)
     model = build_model(model_cfg, cfg)
+    if cfg.init_from and not (resume and ckpt.has_checkpoint(out)):
+        new = init_from_checkpoint(model, cfg.init_from)
+        if accelerator.is_main_process:
+            print(f"warm start from {cfg.init_from}; zero-initialised: {', '.join(new) or 'nothing'}", flush=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = RunState()
     ema = EMAModel(model.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=cfg.ema_power)
@@ -162,10 +193,12 @@ def train(model_cfg: UNetConfig, cfg: TrainConfig, out: Path, resume: bool = Fal
     stop = {"now": False}
     old_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))  # save, then stop
 
-    def save():
+    def save(snapshot: bool = False):
         if accelerator.is_main_process:
             raw = accelerator.unwrap_model(model)
             ema_state = dict(zip([n for n, _ in raw.named_parameters()], ema.shadow_params))
+            if snapshot:
+                save_snapshot(out, state.step, raw, ema_state)
             card = make_card(model_cfg, cfg, state, data, command, count_parameters(raw))
             card["resumed_with"] = resumed
             card["ema"] = {"optimization_step": ema.optimization_step, "decay_now": ema.get_decay(ema.optimization_step)}
@@ -199,8 +232,9 @@ def train(model_cfg: UNetConfig, cfg: TrainConfig, out: Path, resume: bool = Fal
             bar.set_postfix(loss=f"{state.losses[-1][1]:.4f}")
             state.window = []
         state.wall_time = time.time() - t_start
-        if state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
-            save()
+        keep = bool(cfg.keep_every) and state.step % cfg.keep_every == 0
+        if (state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps) or keep:
+            save(snapshot=keep)
     bar.close()
     save()
     signal.signal(signal.SIGTERM, old_handler)
@@ -249,6 +283,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weighting", choices=WEIGHTINGS, default=d.weighting)
     p.add_argument("--ema-decay", type=float, default=d.ema_decay)
     p.add_argument("--ema-power", type=float, default=d.ema_power)
+    p.add_argument("--keep-every", type=int, default=d.keep_every,
+                   help="keep the raw and EMA weights of every K-th step in OUT/snapshots/ (for EMA studies)")
+    p.add_argument("--init-from", default=None, help="warm start from this checkpoint's EMA weights (a conditional "
+                   "model from an unconditional one: the label embedding starts at zero)")
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default=d.mixed_precision)
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")

@@ -120,3 +120,34 @@ def test_load_model_round_trip(straight):
     ema_model, _ = ckpt.load_model(straight, ema=True)
     assert max_diff(ema_model.state_dict(), saved) > 0  # EMA weights differ from the raw ones
     assert json.loads((straight / "model_card.json").read_text())["ema"]["optimization_step"] == 30
+
+
+def test_warm_start_of_a_conditional_model_keeps_the_function(straight, tmp_path):
+    """--init-from an unconditional checkpoint: the label embedding starts at zero, so before any step the
+    conditional model predicts exactly what the source's EMA weights predict, for every label and the null label."""
+    from helpers.train import init_from_checkpoint
+    from helpers.unet import UNet, UNetConfig
+
+    source, card = ckpt.load_model(straight)
+    model = UNet(UNetConfig(**{**card["model"], "num_classes": 10})).eval()
+    new = init_from_checkpoint(model, straight)
+    assert new == ["label_emb.weight"]
+    x, t = torch.randn(11, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(11) * 90
+    with torch.no_grad():
+        assert (model(x, t, torch.arange(11)) - source(x, t)).abs().max().item() == 0.0
+    # And training it runs, with the warm start recorded in the card and snapshots kept.
+    out = tmp_path / "cond"
+    assert train_main(TINY + ["--out", str(out), "--steps", "4", "--conditional", "--init-from", str(straight),
+                              "--keep-every", "2"]) == 0
+    assert ckpt.read_card(out)["train"]["init_from"] == str(straight)
+    assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["step-000002", "step-000004"]
+
+
+def test_warm_start_from_another_architecture_is_refused(straight):
+    from helpers.train import init_from_checkpoint
+    from helpers.unet import UNet, UNetConfig
+
+    card = ckpt.read_card(straight)
+    model = UNet(UNetConfig(**{**card["model"], "base_channels": 32}))
+    with pytest.raises(ValueError, match="architectures differ"):
+        init_from_checkpoint(model, straight)

@@ -1,0 +1,154 @@
+"""What a sampling loop costs beyond its network calls, ours against diffusers', and how close the network gets to
+the CPU's peak.
+
+    python bench/loop_overhead.py                      # writes bench/results/loop_overhead.json
+    python bench/loop_overhead.py --steps 5 --batch-size 8 --repeats 1 --out /tmp/o.json   # a quick look
+
+1. The same randomly initialised diffusers UNet2DModel (MNIST-sized: 28 x 28, about the shipped model's width), saved
+   with save_pretrained and loaded with our `load_denoiser` (the real loading path), the same x_T, the same timesteps:
+   - network alone: `steps` calls of the network on the batch, nothing else;
+   - our loop: `helpers.samplers.sample_ddim` (eta = 0) through the Denoiser adapter;
+   - diffusers' loop: `DDIMScheduler.step` after each `unet(x, t).sample`, as in DDIMPipeline (with
+     use_clipped_model_output=True, which is what our x0 clipping does).
+   Overhead = loop time / network time - 1; each is the median of `repeats` interleaved runs.
+2. Variants of the network call on the shipped U-Net (checkpoints/ddpm-mnist): eager, channels_last, inference_mode,
+   torch.compile; ms per image per call.
+3. GFLOP/s of the network (torch.utils.flop_counter FLOPs / time) against the CPU's measured peak: the best of
+   large float32 matrix products (torch.mm 2048 x 2048) at the same thread count.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from helpers.cost import gflop_per_call  # noqa: E402
+from helpers.denoisers import from_checkpoint, load_denoiser  # noqa: E402
+from helpers.samplers import sample_ddim  # noqa: E402
+
+
+def make_diffusers_model(folder: Path) -> None:
+    from diffusers import DDIMScheduler, UNet2DModel
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=28, in_channels=1, out_channels=1, layers_per_block=1,
+                       block_out_channels=(32, 64, 128), norm_num_groups=8,
+                       down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+                       up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"))
+    unet.save_pretrained(folder / "unet")
+    DDIMScheduler(num_train_timesteps=1000, beta_schedule="linear", clip_sample=True).save_pretrained(folder / "scheduler")
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def loop_overhead(steps: int, batch_size: int, repeats: int) -> dict:
+    from diffusers import DDIMScheduler
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        make_diffusers_model(folder)
+        denoiser, _ = load_denoiser(str(folder))
+        scheduler = DDIMScheduler.from_pretrained(folder / "scheduler")
+    unet = denoiser.net.unet
+    scheduler.set_timesteps(steps)
+    timesteps = scheduler.timesteps.tolist()
+    x_T = torch.randn(batch_size, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+    @torch.no_grad()
+    def network_only():
+        for t in timesteps:
+            unet(x_T, torch.full((batch_size,), t)).sample
+
+    @torch.no_grad()
+    def diffusers_loop():
+        x = x_T
+        for t in scheduler.timesteps:
+            x = scheduler.step(unet(x, t).sample, t, x, eta=0.0, use_clipped_model_output=True).prev_sample
+        return x
+
+    def our_loop():
+        return sample_ddim(denoiser, x_T, timesteps)
+
+    diff = (our_loop() - diffusers_loop()).abs().max().item()  # also a warm-up of both
+    times = {"network": [], "ours": [], "diffusers": []}
+    for _ in range(repeats):
+        times["network"].append(timed(network_only))
+        times["ours"].append(timed(our_loop))
+        times["diffusers"].append(timed(diffusers_loop))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    flops = gflop_per_call(unet_call := denoiser.net, x_T, torch.full((batch_size,), 500)) * batch_size * steps
+    del unet_call
+    return {"steps": steps, "batch_size": batch_size, "repeats": repeats, "parameters": sum(p.numel() for p in unet.parameters()),
+            "seconds_median": med, "seconds_all": times,
+            "overhead_ours": med["ours"] / med["network"] - 1, "overhead_diffusers": med["diffusers"] / med["network"] - 1,
+            "ours_over_diffusers": med["ours"] / med["diffusers"], "max_abs_diff_of_final_images": diff,
+            "network_gflops_per_s": flops / med["network"]}
+
+
+def network_variants(batch_size: int, calls: int) -> dict:
+    x = torch.randn(batch_size, 1, 28, 28)
+    t = torch.full((batch_size,), 500)
+    results = {}
+    for name in ("eager", "channels_last", "channels_last+inference_mode", "channels_last+compile"):
+        denoiser, _ = from_checkpoint(ROOT / "checkpoints" / "ddpm-mnist", channels_last="channels_last" in name)
+        net = torch.compile(denoiser.net) if "compile" in name else denoiser.net
+        xin = x.contiguous(memory_format=torch.channels_last) if "channels_last" in name else x
+        context = torch.inference_mode if "inference_mode" in name else torch.no_grad
+        with context():
+            net(xin, t)  # warm-up (and compilation)
+            seconds = timed(lambda: [net(xin, t) for _ in range(calls)])
+        results[name] = {"ms_per_image_per_call": 1e3 * seconds / calls / batch_size}
+    gflop = gflop_per_call(denoiser.net, x, t)
+    for row in results.values():
+        row["gflops_per_s"] = gflop / (row["ms_per_image_per_call"] / 1e3)
+    return {"batch_size": batch_size, "calls": calls, "gflop_per_image_per_call": gflop, "variants": results}
+
+
+def peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = min(timed(lambda: torch.mm(a, b)) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "loop_overhead.json")
+    args = p.parse_args(argv)
+    result = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+    result["loop"] = loop_overhead(args.steps, args.batch_size, args.repeats)
+    result["network"] = network_variants(args.batch_size * 4, max(3, args.repeats))
+    result["cpu_peak_gflops_per_s"] = peak_gflops()
+    result["network_fraction_of_peak"] = {k: v["gflops_per_s"] / result["cpu_peak_gflops_per_s"]
+                                          for k, v in result["network"]["variants"].items()}
+    result["command"] = "python bench/loop_overhead.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    loop = result["loop"]
+    print(f"loop overhead over the network time: ours {100 * loop['overhead_ours']:.2f}%, diffusers "
+          f"{100 * loop['overhead_diffusers']:.2f}%; ours / diffusers = {loop['ours_over_diffusers']:.3f} "
+          f"(final images differ by {loop['max_abs_diff_of_final_images']:.1e})")
+    for name, row in result["network"]["variants"].items():
+        print(f"{name}: {row['ms_per_image_per_call']:.2f} ms/image/call, {row['gflops_per_s']:.1f} GFLOP/s "
+              f"({100 * result['network_fraction_of_peak'][name]:.1f}% of the {result['cpu_peak_gflops_per_s']:.0f} GFLOP/s peak)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The schedule x loss experiments of notebook 03: 4 beta schedules x 3 losses, plus the simplified objective against
+the weighted variational bound, all with one shared CPU-sized budget (same model, steps, batch and seed).
+
+    python -m helpers.sweep train                        # every run, in order; resumes a run that was stopped
+    python -m helpers.sweep train --only cosine-l1       # one run
+    python -m helpers.sweep evaluate                     # FID/KID of every trained run, stored in its model card
+
+Each run is an ordinary `python -m helpers.train` checkpoint under checkpoints/sweep/NAME; the command of each run
+is in its model card. Evaluation draws N images with DDIM (eta = 0) from the EMA weights, the same noise for every
+run, and scores them against the MNIST test split with the MNIST-CNN features.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .metrics import EVAL_N
+from .paths import ROOT
+
+SWEEP_DIR = ROOT / "checkpoints" / "sweep"
+SCHEDULE_NAMES = ("linear", "cosine", "quadratic", "sigmoid")
+LOSS_NAMES = ("l2", "l1", "huber")
+# The shared budget: a 0.69M-parameter U-Net, 1500 steps of batch 64 (96k images, 1.6 epochs of MNIST's 60k).
+BUDGET = {"base-channels": 16, "channel-mults": "1,2,4", "batch-size": 64, "steps": 1500, "lr": 1e-3,
+          "seed": 0, "checkpoint-every": 500}
+# Evaluation: N images, DDIM eta = 0 with 50 steps, seed 0 (the same x_T for every run).
+EVAL = {"num": EVAL_N, "sampler": "ddim", "steps": 50, "seed": 0}
+
+
+@dataclass(frozen=True)
+class Run:
+    schedule: str
+    loss: str
+    weighting: str = "none"
+    seed: int = 0  # the training seed (initial weights, batches, t and noise)
+
+    @property
+    def name(self) -> str:
+        return (f"{self.schedule}-{self.loss}" + ("" if self.weighting == "none" else f"-{self.weighting}")
+                + ("" if self.seed == 0 else f"-seed{self.seed}"))
+
+    def train_args(self, out: Path, budget: dict = BUDGET) -> list[str]:
+        args = ["--dataset", "mnist", "--out", str(out), "--schedule", self.schedule, "--loss", self.loss,
+                "--weighting", self.weighting]
+        for key, value in {**budget, "seed": self.seed}.items():
+            args += [f"--{key}", str(value)]
+        return args
+
+
+# The 4 x 3 grid, L_simple against the VLB weighting, and one replicate with another training seed (how much of a
+# difference between runs is the luck of one training run).
+RUNS = (tuple(Run(s, l) for s in SCHEDULE_NAMES for l in LOSS_NAMES)
+        + (Run("linear", "l2", "vlb"), Run("linear", "l2", seed=1)))
+
+
+def get_run(name: str) -> Run:
+    for run in RUNS:
+        if run.name == name:
+            return run
+    raise ValueError(f"unknown run {name!r}; known runs: {', '.join(r.name for r in RUNS)}")
+
+
+def train_run(run: Run, folder: Path = SWEEP_DIR, budget: dict = BUDGET) -> dict:
+    """Train (or resume, or leave alone if finished) one run; returns its model card."""
+    from . import checkpoints as ckpt
+    from .train import main as train_main
+
+    out = Path(folder) / run.name
+    if ckpt.has_checkpoint(out):
+        card = ckpt.read_card(out)
+        if card["step"] >= int(budget["steps"]):
+            return card
+        argv = ["--out", str(out), "--resume", "--steps", str(budget["steps"])]
+    else:
+        argv = run.train_args(out, budget)
+    if train_main(argv) != 0:
+        raise RuntimeError(f"training {run.name} failed; see the error above")
+    return ckpt.read_card(out)
+
+
+def draw(folder: Path, num: int, steps: int = EVAL["steps"], seed: int = EVAL["seed"], device="cpu"):
+    """`num` EMA samples of one run with the evaluation sampler: image i starts from the same x_T in every run."""
+    from .denoisers import from_checkpoint
+    from .samplers import generate
+
+    denoiser, _ = from_checkpoint(folder, device=device)
+    return generate(denoiser, num, seed, (1, 28, 28), sampler=EVAL["sampler"], steps=steps, batch_size=250,
+                    device=device)
+
+
+def evaluate_run(folder: Path, real_feats=None, num: int = EVAL["num"], steps: int = EVAL["steps"],
+                 seed: int = EVAL["seed"], device="cpu") -> dict:
+    """FID and KID (MNIST-CNN features, N = num) of one checkpoint's EMA samples, plus sampling time."""
+    from . import checkpoints as ckpt
+    from .metrics import compute_features, reference_features, scores
+
+    card = ckpt.read_card(folder)
+    start = time.perf_counter()
+    images = draw(folder, num, steps, seed, device)
+    seconds = time.perf_counter() - start
+    if real_feats is None:
+        real_feats = reference_features("mnist:test")
+    s = scores(compute_features(images, "mnist-cnn", device=device), real_feats, "mnist-cnn", seed=seed)
+    return {"features": "mnist-cnn", "N": num, "fid": s.fid, "kid": s.kid, "kid_std": s.kid_std,
+            "sampler": EVAL["sampler"], "eta": 0.0, "steps": steps, "seed": seed, "sampling_seconds": round(seconds, 1),
+            "checkpoint_step": card["step"],
+            "command": f"python -m helpers.sweep evaluate --only {Path(folder).name} --num {num}"}
+
+
+def results_table(folder: Path = SWEEP_DIR):
+    """One row per trained run: its options, training cost and (if evaluated) FID/KID, from the model cards."""
+    import pandas as pd
+
+    from . import checkpoints as ckpt
+    from .metrics import label
+
+    rows = []
+    for run in RUNS:
+        out = Path(folder) / run.name
+        if not ckpt.has_checkpoint(out):
+            continue
+        card = ckpt.read_card(out)
+        ev = card.get("evaluation", {})
+        row = {"run": run.name, "schedule": run.schedule, "loss": run.loss, "weighting": run.weighting,
+               "seed": run.seed, "steps": card["step"], "train time (min)": card["wall_time_s"] / 60,
+               "final loss": card["final_loss"]}
+        if ev:
+            row[label("FID", ev["features"], ev["N"])] = ev["fid"]
+            row[label("KID", ev["features"], ev["N"])] = ev["kid"]
+            row["KID std"] = ev["kid_std"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m helpers.sweep", description=__doc__.split("\n")[0])
+    p.add_argument("action", choices=("train", "evaluate", "list"))
+    p.add_argument("--only", action="append", help="run name (repeatable); default: all runs")
+    p.add_argument("--folder", type=Path, default=Path("checkpoints/sweep"))
+    p.add_argument("--num", type=int, default=EVAL["num"], help="images per evaluation")
+    args = p.parse_args(argv)
+    from . import checkpoints as ckpt
+
+    try:
+        runs = [get_run(n) for n in args.only] if args.only else list(RUNS)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.action == "list":
+        for run in runs:
+            print(run.name, "python -m helpers.train " + " ".join(run.train_args(args.folder / run.name)))
+        return 0
+    real_feats = None
+    for run in runs:
+        if args.action == "train":
+            card = train_run(run, args.folder)
+            print(f"{run.name}: step {card['step']}, loss {card['final_loss']:.4f}, {card['wall_time_s']:.0f} s", flush=True)
+            continue
+        out = args.folder / run.name
+        if not ckpt.has_checkpoint(out):
+            print(f"error: {out} has no checkpoint; train it first with python -m helpers.sweep train --only {run.name}",
+                  file=sys.stderr)
+            return 2
+        if real_feats is None:
+            from .metrics import reference_features
+
+            real_feats = reference_features("mnist:test")
+        result = evaluate_run(out, real_feats, num=args.num)
+        card = ckpt.read_card(out)
+        card["evaluation"] = result
+        ckpt.save_json(card, out / ckpt.CARD)
+        print(f"{run.name}: " + json.dumps({k: result[k] for k in ("fid", "kid", "kid_std", "sampling_seconds")}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
