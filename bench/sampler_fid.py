@@ -7,7 +7,9 @@ notebook 05 reads.
 Every configuration draws images 0..N-1 of seed 0 (image i starts from the same x_T in every configuration) from the
 EMA weights of checkpoints/ddpm-mnist, keeps them as PNGs under samples/bench/NAME/ (reused and continued if a run was
 stopped) and scores them against the MNIST test split with the MNIST-CNN features. Time per image is measured on the
-images drawn in the run that drew them, with the network compiled by torch.compile unless --no-compile.
+images drawn in the run that drew them, with the network compiled by torch.compile unless --no-compile; when other
+work shared the CPU meanwhile, `--retime K` measures it again on images 0..K-1 of every configuration in the CSV
+(not saved; the scores stay those of the N images).
 """
 from __future__ import annotations
 
@@ -66,6 +68,23 @@ def draw(denoiser, folder: Path, sampler: str, steps: int, eta, num: int, seed: 
     return meta
 
 
+def retime(denoiser, rows: dict, args) -> None:
+    """Time drawing images 0..K-1 (one batch of K) of every row again and update its time per image."""
+    for name, row in rows.items():
+        if args.only and name != args.only:
+            continue
+        eta = None if row["eta"] in ("", None) else float(row["eta"])
+        options = {} if eta is None else {"eta": eta}
+        start = time.perf_counter()
+        generate(denoiser, args.retime, args.seed, (1, 28, 28), sampler=row["sampler"], steps=int(row["steps"]),
+                 batch_size=args.retime, **options)
+        seconds = time.perf_counter() - start
+        row.update(s_per_image=round(seconds / args.retime, 5), timed_images=args.retime, compiled=args.compile,
+                   threads=torch.get_num_threads())
+        write_rows(args.csv, rows)
+        print(f"{name}: {row['s_per_image']} s/image (retimed on {args.retime} images)", flush=True)
+
+
 def read_rows(path: Path) -> dict:
     if not path.exists():
         return {}
@@ -92,6 +111,7 @@ def main(argv=None) -> int:
     p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "fid_vs_nfe.csv")
     p.add_argument("--no-compile", dest="compile", action="store_false")
     p.add_argument("--only", default=None, help="one configuration name, e.g. ddim-10-eta0")
+    p.add_argument("--retime", type=int, default=0, help="only re-measure the time per image of the CSV's rows on K images")
     args = p.parse_args(argv)
 
     denoiser, card = from_checkpoint(ROOT / args.checkpoint)
@@ -99,11 +119,15 @@ def main(argv=None) -> int:
     gflop = gflop_per_call(denoiser.net, x, t)
     if args.compile:  # compiled once, then warmed up at the batch size so that no timing includes compilation
         denoiser.net = torch.compile(denoiser.net)
+        batch = args.retime or args.batch_size
         with torch.no_grad():  # as in the samplers (a different grad mode would recompile)
-            denoiser.net(torch.randn(args.batch_size, 1, 28, 28).contiguous(memory_format=torch.channels_last),
-                         torch.full((args.batch_size,), 500))
-    real = reference_features("mnist:test")
+            denoiser.net(torch.randn(batch, 1, 28, 28).contiguous(memory_format=torch.channels_last),
+                         torch.full((batch,), 500))
     rows = read_rows(args.csv)
+    if args.retime:
+        retime(denoiser, rows, args)
+        return 0
+    real = reference_features("mnist:test")
     for sampler, steps, eta in GRIDS[args.grid]:
         name = config_name(sampler, steps, eta)
         if (args.only and name != args.only) or (name in rows and int(rows[name]["num"]) == args.num):

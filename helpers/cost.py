@@ -37,3 +37,52 @@ def measure(run, denoiser, num_images: int, device="cpu") -> dict:
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "s/image": seconds / num_images, "images/s": num_images / seconds,
             "NFE (calls)": denoiser.nfe - nfe_before, "peak memory (MB)": peak_memory_mb(device)}
+
+
+# The U-Nets of the course's hub models, as UNet2DModel configurations (from the config.json of each model on the
+# Hugging Face hub; norm and embedding details left at diffusers' defaults, which do not change the cost). Offline
+# they are built with random weights to measure what one network call costs at their resolution: cost, not images.
+HUB_UNETS = {
+    "google/ddpm-cifar10-32": dict(
+        sample_size=32, in_channels=3, out_channels=3, layers_per_block=2, block_out_channels=(128, 256, 256, 256),
+        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D")),
+    "butterflies-128 (diffusers' training tutorial)": dict(
+        sample_size=128, in_channels=3, out_channels=3, layers_per_block=2,
+        block_out_channels=(128, 128, 256, 256, 512, 512),
+        down_block_types=("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4),
+    "google/ddpm-church-256": dict(
+        sample_size=256, in_channels=3, out_channels=3, layers_per_block=2,
+        block_out_channels=(128, 128, 256, 256, 512, 512),
+        down_block_types=("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4),
+}
+
+
+def architecture_cost(name: str, batch_size: int = 1, calls: int = 2, seed: int = 0) -> dict:
+    """Parameters, GFLOP per image per call and measured seconds per image per call (after one warm-up call) of a
+    randomly initialised UNet2DModel with the configuration HUB_UNETS[name], on the CPU."""
+    from diffusers import UNet2DModel
+
+    if name not in HUB_UNETS:
+        raise ValueError(f"unknown architecture {name!r}; known: {', '.join(HUB_UNETS)}")
+    config = HUB_UNETS[name]
+    torch.manual_seed(seed)
+    unet = UNet2DModel(**config).eval()
+    x = torch.randn(batch_size, config["in_channels"], config["sample_size"], config["sample_size"])
+    t = torch.full((batch_size,), 500)
+    net = lambda x_t, t_: unet(x_t, t_).sample  # noqa: E731
+    with torch.no_grad():
+        net(x, t)
+        start = time.perf_counter()
+        for _ in range(calls):
+            net(x, t)
+        seconds = (time.perf_counter() - start) / calls / batch_size
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(x, t)
+    return {"architecture": name, "resolution": config["sample_size"],
+            "parameters (M)": sum(p.numel() for p in unet.parameters()) / 1e6,
+            "GFLOP per image per call": counter.get_total_flops() / 1e9 / batch_size,
+            "s per image per call": seconds, "min per image, 1000 steps": seconds * 1000 / 60,
+            "min per image, 50 steps": seconds * 50 / 60}

@@ -75,17 +75,20 @@ def from_diffusers(name_or_path: str, device="cpu") -> tuple[Denoiser, dict]:
 
     local = Path(name_or_path)
     sub = ("unet", "scheduler") if (local / "unet").is_dir() or is_hub_id(name_or_path) else (None, None)
+    # Without a network, only the local Hugging Face cache can serve a hub id; say so at once instead of retrying.
+    opts = {"local_files_only": True} if is_hub_id(name_or_path) and not hub_reachable() else {}
     try:
         try:
-            unet = UNet2DModel.from_pretrained(name_or_path, subfolder=sub[0])
-            sched = DDPMScheduler.from_pretrained(name_or_path, subfolder=sub[1])
+            unet = UNet2DModel.from_pretrained(name_or_path, subfolder=sub[0], **opts)
+            sched = DDPMScheduler.from_pretrained(name_or_path, subfolder=sub[1], **opts)
         except (OSError, EnvironmentError):
             if sub[0] is None:
                 raise
-            unet = UNet2DModel.from_pretrained(name_or_path)  # a hub model repo with files at its root
-            sched = DDPMScheduler.from_pretrained(name_or_path)
+            unet = UNet2DModel.from_pretrained(name_or_path, **opts)  # a hub model repo with files at its root
+            sched = DDPMScheduler.from_pretrained(name_or_path, **opts)
     except Exception as err:
-        where = f"the folder {local}" if local.exists() else f"the Hugging Face hub (there is no folder {local} here; offline?)"
+        where = (f"the folder {local}" if local.exists() else "the local Hugging Face cache (huggingface.co is not "
+                 "reachable from here)" if opts else f"the Hugging Face hub (there is no folder {local} here)")
         raise DiffusersModelError(
             f"could not load a diffusers UNet2DModel and DDPMScheduler from {name_or_path!r} via {where}: "
             f"{type(err).__name__}: {str(err).splitlines()[0][:200]}. On a machine with internet, download it with "
@@ -98,6 +101,17 @@ def from_diffusers(name_or_path: str, device="cpu") -> tuple[Denoiser, dict]:
     info = {"shape": (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size),
             "T": schedule.T, "source": name_or_path}
     return Denoiser(DiffusersUNet(unet.to(device).eval()), schedule, prediction), info
+
+
+def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection on port 443 within `timeout` seconds."""
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def is_hub_id(name: str) -> bool:

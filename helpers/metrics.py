@@ -2,6 +2,7 @@
 
 - ``mnist-cnn``: the penultimate layer (128-d) of the project's MNIST classifier (checkpoints/mnist-cnn), offline.
   Scores with it are *not* comparable to published Inception FIDs; every label says which features were used.
+- ``pixels``: the raw pixel values (C*H*W dimensions), for tiny images such as the 8 x 8 digits.
 - ``inception``: clean-fid's Inception-V3 in "clean" mode (Parmar et al. 2022), for users whose machine can download
   its weights; offline it fails with a message that names the offline alternative.
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-FEATURES = ("mnist-cnn", "inception")
+FEATURES = ("mnist-cnn", "inception", "pixels")
 # The number of generated images behind every score in the notebooks: at N = 1000 real against real gives
 # 12.7 +- 2.8 (python -m helpers.fid --sanity), and 1000 images cost about an hour of CPU at 1000 sampling steps.
 EVAL_N = 1000
@@ -27,7 +28,8 @@ class FeaturesUnavailableError(RuntimeError):
 
 def label(metric: str, features: str, n: int) -> str:
     """The name every printed score carries, e.g. 'FID (MNIST-CNN features, N=2000)'."""
-    names = {"mnist-cnn": "MNIST-CNN features", "inception": "Inception-V3 clean-fid features"}
+    names = {"mnist-cnn": "MNIST-CNN features", "inception": "Inception-V3 clean-fid features",
+             "pixels": "raw-pixel features"}
     return f"{metric} ({names[features]}, N={n})"
 
 
@@ -80,6 +82,8 @@ def compute_features(images: torch.Tensor, features: str = "mnist-cnn", device="
         return mnist_cnn_features(images, device=device)
     if features == "inception":
         return inception_features(images, device=device)
+    if features == "pixels":  # for images too small for a feature network (the 8 x 8 digits): C*H*W raw values
+        return images.flatten(1).double().cpu().numpy()
     raise ValueError(f"unknown feature network {features!r}; known: {', '.join(FEATURES)}")
 
 

@@ -196,3 +196,25 @@ def generate(denoiser, num: int, seed: int, shape, sampler: str = "ddpm", steps:
             on_batch(start, images)
         out.append(images.cpu())
     return torch.cat(out)
+
+
+def trajectory(denoiser, num: int, seed: int, shape, sampler: str = "ddpm", steps: int | None = None,
+               spacing: str = "linspace", every: int = 1, device="cpu", y=None, **kwargs) -> dict:
+    """Run one sampler on images 0..num-1 of `seed` (the same x_T as `generate`) and keep x_t and the estimate
+    x0_hat after every `every`-th step and after the last one. Returns {"t": [...], "x": [...], "x0_hat": [...],
+    "x_T": x_T}, each list entry an [num x C x H x W] tensor; entry k holds x_{t_prev} and the x0_hat made at t."""
+    T = denoiser.alpha_bar.shape[0]
+    timesteps = get_timesteps(T, steps or T, spacing)
+    gens = image_generators(seed, range(num), device)
+    x_T = initial_noise(gens, shape, device)
+    kept = {"t": [], "x": [], "x0_hat": [], "x_T": x_T.cpu()}
+    last = len(timesteps) - 1
+
+    def keep(info):
+        if info["i"] % every == 0 or info["i"] == last:
+            kept["t"].append(int(info["t"]))
+            kept["x"].append(info["x"].cpu())
+            kept["x0_hat"].append(info["x0_hat"].cpu())
+
+    get_sampler(sampler)(denoiser, x_T, timesteps, generator=gens, callback=keep, y=y, **kwargs)
+    return kept

@@ -88,3 +88,16 @@ def test_hub_id_offline_says_what_to_do(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DiffusersModelError, match="google/ddpm-cifar10-32.*huggingface-cli download"):
         from_diffusers("google/ddpm-cifar10-32")
+
+
+def test_unreachable_hub_fails_fast_with_the_reason(monkeypatch):
+    """Without a network a hub id is looked up in the local cache only (no retries), and the error says so."""
+    import time
+
+    import helpers.denoisers as denoisers
+
+    monkeypatch.setattr(denoisers, "hub_reachable", lambda *a, **k: False)
+    start = time.time()
+    with pytest.raises(DiffusersModelError, match="local Hugging Face cache.*not reachable.*huggingface-cli download"):
+        from_diffusers("google/ddpm-cifar10-32")
+    assert time.time() - start < 10

@@ -157,3 +157,33 @@ def test_degradations():
 def helpers_metrics():
     import helpers.metrics
     return helpers.metrics
+
+
+def test_sanity_tables_rank_the_corruptions():
+    """fid.sanity on a small pool: real digits score far below blurred, shuffled and noise images, in that order."""
+    from helpers.fid import sanity
+
+    floor, corruptions = sanity(boot=2, n=500, ns=(500,), pool_size=2000)
+    assert list(floor.N) == [500] and floor.fid_mean.iloc[0] > 0
+    fids = corruptions.set_index("images")["FID (MNIST-CNN features, N=500)"]
+    assert fids["noise"] > fids["shuffle"] > fids["blur"] > fids["real"]
+
+
+def test_pixel_features_are_the_raw_values():
+    import torch
+
+    from helpers.metrics import compute_features, label
+
+    x = torch.rand(3, 1, 8, 8)
+    assert (compute_features(x, "pixels") == x.flatten(1).double().numpy()).all()
+    assert label("FID", "pixels", 3) == "FID (raw-pixel features, N=3)"
+
+
+def test_hub_architecture_cost_matches_the_published_model_size():
+    """google/ddpm-cifar10-32 has 35.7M parameters (Ho et al. 2020, sec. 4: 35.7M for CIFAR-10)."""
+    from helpers.cost import architecture_cost
+
+    row = architecture_cost("google/ddpm-cifar10-32", calls=1)
+    assert round(row["parameters (M)"], 1) == 35.7 and row["GFLOP per image per call"] > 1
+    with pytest.raises(ValueError, match="unknown architecture 'cifar'; known: google/ddpm-cifar10-32"):
+        architecture_cost("cifar")

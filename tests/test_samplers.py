@@ -132,3 +132,17 @@ def test_heun_converges_to_the_ode_solution(tiny_denoiser):
     heun = sample_heun(tiny_denoiser, x_T, get_timesteps(1000, 50, "linspace"))
     ddim = sample_ddim(tiny_denoiser, x_T, get_timesteps(1000, 100, "linspace"), clip_x0=False)
     assert (heun - exact).abs().max() < (ddim - exact).abs().max()
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_trajectory_ends_where_generate_ends(tiny_denoiser, sampler):
+    """The captured trajectory starts from generate's x_T and its last x is generate's image (same seed)."""
+    from helpers.samplers import generate, image_generators, initial_noise, trajectory
+
+    kept = trajectory(tiny_denoiser, 3, 7, (1, 8, 8), sampler=sampler, steps=10, every=4)
+    # linspace timesteps of 10 steps are 999, 888, ..., 111, 0: kept are steps 0, 4, 8 and the last (9)
+    assert kept["t"] == [999, 555, 111, 0]
+    assert torch.equal(kept["x_T"], initial_noise(image_generators(7, range(3)), (1, 8, 8)))
+    final = generate(tiny_denoiser, 3, 7, (1, 8, 8), sampler=sampler, steps=10)
+    assert torch.equal(kept["x"][-1], final)
+    assert all(x.shape == (3, 1, 8, 8) for x in kept["x"] + kept["x0_hat"])

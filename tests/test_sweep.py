@@ -1,0 +1,44 @@
+"""Notebook 03's sweep runner: the grid, one tiny run trained, evaluated and tabulated, and its errors."""
+import pytest
+
+from helpers import checkpoints as ckpt
+from helpers import sweep
+
+
+def test_the_grid_covers_4_schedules_x_3_losses_plus_vlb_and_a_replicate():
+    names = [r.name for r in sweep.RUNS]
+    assert len(names) == len(set(names)) == 14
+    assert {(r.schedule, r.loss) for r in sweep.RUNS if r.weighting == "none" and r.seed == 0} == {
+        (s, l) for s in ("linear", "cosine", "quadratic", "sigmoid") for l in ("l2", "l1", "huber")}
+    assert "linear-l2-vlb" in names and "linear-l2-seed1" in names
+    args = sweep.get_run("sigmoid-huber").train_args(sweep.SWEEP_DIR / "x")
+    assert args[args.index("--schedule") + 1] == "sigmoid" and args[args.index("--loss") + 1] == "huber"
+    assert args[args.index("--seed") + 1] == "0" and args[args.index("--steps") + 1] == str(sweep.BUDGET["steps"])
+
+
+def test_unknown_run_is_refused(capsys):
+    with pytest.raises(ValueError, match="unknown run 'linear-l3'; known runs: linear-l2"):
+        sweep.get_run("linear-l3")
+    assert sweep.main(["train", "--only", "linear-l3"]) == 2
+    assert "unknown run" in capsys.readouterr().err
+
+
+def test_evaluating_an_untrained_run_says_how_to_train_it(tmp_path, capsys):
+    assert sweep.main(["evaluate", "--only", "cosine-l1", "--folder", str(tmp_path)]) == 2
+    assert "python -m helpers.sweep train --only cosine-l1" in capsys.readouterr().err
+
+
+def test_one_tiny_run_trains_evaluates_and_tabulates(tmp_path):
+    run = sweep.get_run("cosine-huber")
+    budget = {**sweep.BUDGET, "steps": 2, "batch-size": 8, "checkpoint-every": 2}
+    card = sweep.train_run(run, tmp_path, budget)
+    assert card["step"] == 2 and card["schedule"]["name"] == "cosine" and card["train"]["loss"] == "huber"
+    assert sweep.train_run(run, tmp_path, budget)["wall_time_s"] == card["wall_time_s"]  # finished: left alone
+    result = sweep.evaluate_run(tmp_path / run.name, num=8, steps=2)
+    assert result["N"] == 8 and result["features"] == "mnist-cnn" and result["fid"] > 0
+    card = ckpt.read_card(tmp_path / run.name)
+    card["evaluation"] = result
+    ckpt.save_json(card, tmp_path / run.name / ckpt.CARD)
+    table = sweep.results_table(tmp_path)
+    assert list(table.run) == ["cosine-huber"]
+    assert table["FID (MNIST-CNN features, N=8)"].iloc[0] == result["fid"]
