@@ -31,7 +31,8 @@ from helpers.denoisers import from_checkpoint  # noqa: E402
 from helpers.metrics import compute_features, reference_features, scores  # noqa: E402
 from helpers.samplers import generate  # noqa: E402
 
-# (sampler, steps, eta), most informative first so that a partial run is already useful.
+# (sampler, steps, eta[, spacing]), most informative first so that a partial run is already useful; the spacing is
+# linspace unless given.
 GRIDS = {
     "full": [("ddim", 10, 0.0), ("dpmpp-2m", 10, None), ("ddim", 50, 0.0), ("ddpm", 1000, None),
              ("ddim", 20, 0.0), ("dpmpp-2m", 20, None), ("heun", 5, None), ("heun", 10, None),
@@ -39,18 +40,23 @@ GRIDS = {
              ("ddim", 100, 0.0), ("dpmpp-2m", 50, None), ("heun", 25, None),
              ("ddim", 10, 0.2), ("ddim", 10, 0.5), ("ddim", 10, 1.0), ("ddim", 20, 0.2), ("ddim", 20, 0.5),
              ("ddim", 20, 1.0), ("ddim", 50, 0.2), ("ddim", 50, 0.5), ("ddim", 50, 1.0),
-             ("ddim", 1000, 0.0), ("dpmpp-2m", 100, None), ("heun", 50, None)],
+             ("ddim", 1000, 0.0), ("dpmpp-2m", 100, None), ("heun", 50, None),
+             # Karras et al.'s sigma spacing (dense at low noise) for the ODE solvers at low NFE.
+             ("heun", 5, None, "karras"), ("heun", 10, None, "karras"), ("dpmpp-2m", 10, None, "karras"),
+             ("dpmpp-2m", 20, None, "karras"), ("ddim", 10, 0.0, "karras")],
     "quick": [("ddim", 10, 0.0), ("dpmpp-2m", 10, None), ("heun", 3, None), ("ddpm", 10, None)],
 }
-FIELDS = ["name", "sampler", "steps", "eta", "nfe", "num", "features", "fid", "kid", "kid_std", "s_per_image",
+FIELDS = ["name", "sampler", "steps", "eta", "spacing", "nfe", "num", "features", "fid", "kid", "kid_std", "s_per_image",
           "timed_images", "compiled", "threads", "gflop_per_call", "checkpoint", "seed"]
 
 
-def config_name(sampler: str, steps: int, eta: float | None) -> str:
-    return f"{sampler}-{steps}" + ("" if eta is None else f"-eta{eta:g}")
+def config_name(sampler: str, steps: int, eta: float | None, spacing: str = "linspace") -> str:
+    return (f"{sampler}-{steps}" + ("" if eta is None else f"-eta{eta:g}")
+            + ("" if spacing == "linspace" else f"-{spacing}"))
 
 
-def draw(denoiser, folder: Path, sampler: str, steps: int, eta, num: int, seed: int, batch_size: int) -> dict:
+def draw(denoiser, folder: Path, sampler: str, steps: int, eta, spacing: str, num: int, seed: int,
+         batch_size: int) -> dict:
     """Draw the images of `folder` that are missing (continuing from the PNGs already there); returns timing."""
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "timing.json"
@@ -59,8 +65,8 @@ def draw(denoiser, folder: Path, sampler: str, steps: int, eta, num: int, seed: 
     if have < num:
         options = {} if eta is None else {"eta": eta}
         nfe_before, start = denoiser.nfe, time.perf_counter()
-        generate(denoiser, num - have, seed, (1, 28, 28), sampler=sampler, steps=steps, batch_size=batch_size,
-                 first_index=have, on_batch=lambda i, images: save_pngs(images, folder, start=have + i), **options)
+        generate(denoiser, num - have, seed, (1, 28, 28), sampler=sampler, steps=steps, spacing=spacing,
+                 batch_size=batch_size, first_index=have, on_batch=lambda i, images: save_pngs(images, folder, start=have + i), **options)
         batches = -(-(num - have) // batch_size)
         meta = {"seconds": meta["seconds"] + time.perf_counter() - start, "images": meta["images"] + num - have,
                 "nfe": (denoiser.nfe - nfe_before) // batches}
@@ -77,7 +83,7 @@ def retime(denoiser, rows: dict, args) -> None:
         options = {} if eta is None else {"eta": eta}
         start = time.perf_counter()
         generate(denoiser, args.retime, args.seed, (1, 28, 28), sampler=row["sampler"], steps=int(row["steps"]),
-                 batch_size=args.retime, **options)
+                 spacing=row.get("spacing") or "linspace", batch_size=args.retime, **options)
         seconds = time.perf_counter() - start
         row.update(s_per_image=round(seconds / args.retime, 5), timed_images=args.retime, compiled=args.compile,
                    threads=torch.get_num_threads())
@@ -128,15 +134,16 @@ def main(argv=None) -> int:
         retime(denoiser, rows, args)
         return 0
     real = reference_features("mnist:test")
-    for sampler, steps, eta in GRIDS[args.grid]:
-        name = config_name(sampler, steps, eta)
+    for sampler, steps, eta, *rest in GRIDS[args.grid]:
+        spacing = rest[0] if rest else "linspace"
+        name = config_name(sampler, steps, eta, spacing)
         if (args.only and name != args.only) or (name in rows and int(rows[name]["num"]) == args.num):
             continue
-        timing = draw(denoiser, args.samples / f"{name}-seed{args.seed}", sampler, steps, eta, args.num, args.seed,
-                      args.batch_size)
+        timing = draw(denoiser, args.samples / f"{name}-seed{args.seed}", sampler, steps, eta, spacing, args.num,
+                      args.seed, args.batch_size)
         images = load_pngs(args.samples / f"{name}-seed{args.seed}", limit=args.num)
         s = scores(compute_features(images, "mnist-cnn"), real, "mnist-cnn", seed=args.seed)
-        rows[name] = {"name": name, "sampler": sampler, "steps": steps, "eta": "" if eta is None else eta,
+        rows[name] = {"name": name, "sampler": sampler, "steps": steps, "eta": "" if eta is None else eta, "spacing": spacing,
                       "nfe": timing["nfe"], "num": args.num, "features": "mnist-cnn", "fid": round(s.fid, 3),
                       "kid": round(s.kid, 6), "kid_std": round(s.kid_std, 6),
                       "s_per_image": round(timing["seconds"] / timing["images"], 5), "timed_images": timing["images"],

@@ -179,7 +179,7 @@ def generate(denoiser, num: int, seed: int, shape, sampler: str = "ddpm", steps:
     finished batch. `first_index` continues a set: images first_index, first_index + 1, ... of this seed.
     kwargs go to the sampler (eta for ddim, clip_x0)."""
     T = denoiser.alpha_bar.shape[0]
-    timesteps = get_timesteps(T, steps or T, spacing)
+    timesteps = get_timesteps(T, steps or T, spacing, alpha_bar=denoiser.alpha_bar)
     sample = get_sampler(sampler)
     if x_T is not None and tuple(x_T.shape) != (num, *shape):
         raise ValueError(f"the starting noise has shape {list(x_T.shape)}, expected {[num, *shape]} (N x C x H x W)")
@@ -204,7 +204,7 @@ def trajectory(denoiser, num: int, seed: int, shape, sampler: str = "ddpm", step
     x0_hat after every `every`-th step and after the last one. Returns {"t": [...], "x": [...], "x0_hat": [...],
     "x_T": x_T}, each list entry an [num x C x H x W] tensor; entry k holds x_{t_prev} and the x0_hat made at t."""
     T = denoiser.alpha_bar.shape[0]
-    timesteps = get_timesteps(T, steps or T, spacing)
+    timesteps = get_timesteps(T, steps or T, spacing, alpha_bar=denoiser.alpha_bar)
     gens = image_generators(seed, range(num), device)
     x_T = initial_noise(gens, shape, device)
     kept = {"t": [], "x": [], "x0_hat": [], "x_T": x_T.cpu()}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 SCHEDULES = ("linear", "cosine", "quadratic", "sigmoid")
-SPACINGS = ("linspace", "leading", "trailing", "quadratic")
+SPACINGS = ("linspace", "leading", "trailing", "quadratic", "karras")
 
 
 def get_betas(name: str, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
@@ -107,13 +107,28 @@ def gather(values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tens
     return out.reshape(-1, *([1] * (x.ndim - 1)))
 
 
-def get_timesteps(T: int, num_steps: int, spacing: str = "linspace") -> torch.Tensor:
+def karras_timesteps(alpha_bar: torch.Tensor | None, num_steps: int, rho: float = 7.0) -> torch.Tensor:
+    """Increasing integer timesteps nearest in log sigma to Karras et al.'s rho-spaced sigmas (see get_timesteps)."""
+    if alpha_bar is None:
+        raise ValueError("the karras spacing needs the model's alpha_bar (get_timesteps(..., alpha_bar=...))")
+    log_sigma = (0.5 * ((1 - alpha_bar) / alpha_bar).log()).double()
+    s_min, s_max = log_sigma[0].exp(), log_sigma[-1].exp()
+    ramp = torch.linspace(0, 1, num_steps, dtype=torch.float64)
+    sigmas = (s_max ** (1 / rho) + ramp * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho
+    return (sigmas.log()[:, None] - log_sigma[None, :]).abs().argmin(1).flip(0)
+
+
+def get_timesteps(T: int, num_steps: int, spacing: str = "linspace", alpha_bar: torch.Tensor | None = None) -> torch.Tensor:
     """A decreasing subsequence of 0..T-1 with `num_steps` timesteps, to sample with fewer steps than training.
 
     - linspace: round(linspace(0, T-1, n)), first and last step included (diffusers' "linspace").
     - leading: 0, T//n, 2T//n, ... (diffusers' "leading", the DDIM paper's "uniform" when T % n == 0).
     - trailing: round(arange(T, 0, -T/n)) - 1, always starting from T-1 (Lin et al. 2023).
     - quadratic: int(linspace(0, sqrt(0.8 T), n)^2), the DDIM paper's quadratic spacing (Song et al. 2021, sec. D.2).
+    - karras: the timesteps whose sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t) lie nearest (in log sigma) to
+      Karras et al.'s (2022, eq. 5) sigma_i = (s_max^(1/7) + i/(n-1) (s_min^(1/7) - s_max^(1/7)))^7 between the
+      model's largest and smallest sigma: dense at low noise (needs `alpha_bar`; diffusers' use_karras_sigmas
+      interpolates fractional timesteps instead of rounding to the nearest integer one).
     """
     if not isinstance(num_steps, int) or num_steps < 1:
         raise ValueError(f"the number of sampling steps must be a positive integer, got {num_steps!r}")
@@ -127,6 +142,8 @@ def get_timesteps(T: int, num_steps: int, spacing: str = "linspace") -> torch.Te
         ts = torch.arange(T, 0, -T / num_steps, dtype=torch.float64).round().long().flip(0) - 1
     elif spacing == "quadratic":
         ts = (torch.linspace(0, math.sqrt(T * 0.8), num_steps, dtype=torch.float64) ** 2).long()
+    elif spacing == "karras":
+        ts = karras_timesteps(alpha_bar, num_steps)
     else:
         raise ValueError(f"unknown timestep spacing {spacing!r}; known spacings: {', '.join(SPACINGS)}")
     ts = ts.flip(0)

@@ -153,3 +153,20 @@ def test_vlb_weighting_golden():
     assert w[0] > 20 * w[1]  # the bound weighs the nearly clean steps far more than L_simple does
     with pytest.raises(ValueError, match="vlb weighting is defined for eps prediction"):
         loss_weight(s, torch.tensor([0]), "vlb", "v")
+
+
+@pytest.mark.parametrize("n", [5, 10, 20, 50])
+def test_karras_spacing_matches_diffusers_rounded(n):
+    """Our karras spacing (nearest integer t in log sigma) equals diffusers' EulerDiscreteScheduler with
+    use_karras_sigmas=True, whose fractional timesteps we round (for n = 5: 999, 843, 593, 142, 0)."""
+    from diffusers import EulerDiscreteScheduler
+
+    ref = EulerDiscreteScheduler(num_train_timesteps=1000, beta_schedule="linear", use_karras_sigmas=True)
+    ref.set_timesteps(n)
+    ours = get_timesteps(1000, n, "karras", alpha_bar=Schedule.from_name("linear", 1000).alpha_bar)
+    assert ours.tolist() == ref.timesteps.round().long().tolist()
+
+
+def test_karras_spacing_needs_alpha_bar():
+    with pytest.raises(ValueError, match="karras spacing needs the model's alpha_bar"):
+        get_timesteps(1000, 10, "karras")
