@@ -61,7 +61,7 @@ evaluate-sweep: setup
 # The class-conditional MNIST model of notebook 04: warm-started from the shipped DDPM, label dropout 0.1 for CFG.
 train-ddpm-mnist-cond: setup
 	$(BIN)/python -m helpers.train --dataset mnist --out checkpoints/ddpm-mnist-cond --conditional --label-dropout 0.1 \
-		--init-from checkpoints/ddpm-mnist --steps 1200 --batch-size 128 --lr 5e-4 --warmup 100 --seed 0 \
+		--init-from checkpoints/ddpm-mnist --steps 1200 --batch-size 128 --lr 1e-3 --warmup 100 --seed 0 \
 		--checkpoint-every 250 --keep-every 400 $(if $(wildcard checkpoints/ddpm-mnist-cond/model_card.json),--resume,)
 
 # The 8x8 digits model of notebook 05.

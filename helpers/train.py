@@ -102,9 +102,11 @@ def build_model(model_cfg: UNetConfig, cfg: TrainConfig) -> UNet:
 
 
 def init_from_checkpoint(model: UNet, folder: str) -> list[str]:
-    """Warm start: copy the EMA weights of the checkpoint in `folder` into `model`; tensors the source lacks (such as
-    the label embedding of a conditional model started from an unconditional one) are set to zero, so the new model
-    starts out computing exactly what the source computed. Returns the names of the new tensors."""
+    """Warm start: copy the EMA weights of the checkpoint in `folder` into `model`. Tensors the source lacks keep
+    their fresh initialisation; for a conditional model started from an unconditional one that is the label
+    embedding, whose class rows stay random (nn.Embedding's N(0, 1), as in a model trained from scratch: zero rows
+    would get gradients too small to be learnt in a short fine-tune) while the null label's row is zeroed, so that
+    with the null label the new model computes exactly what the source computed. Returns the new tensors' names."""
     source = ckpt.read_tensors(Path(folder) / ckpt.EMA)
     own = model.state_dict()
     unknown = sorted(set(source) - set(own))
@@ -112,11 +114,12 @@ def init_from_checkpoint(model: UNet, folder: str) -> list[str]:
     if unknown or wrong:
         raise ValueError(f"cannot warm start from {folder}: the architectures differ "
                          f"(tensors only in the source: {unknown[:3]}; shapes differ: {wrong[:3]})")
-    new = sorted(set(own) - set(source))
     with torch.no_grad():
-        for name, tensor in own.items():
-            tensor.copy_(source[name] if name in source else torch.zeros_like(tensor))
-    return new
+        for name, tensor in source.items():
+            own[name].copy_(tensor)
+        if model.label_emb is not None and "label_emb.weight" not in source:
+            model.label_emb.weight[model.config.null_label].zero_()
+    return sorted(set(own) - set(source))
 
 
 def save_snapshot(out: Path, step: int, model, ema_state: dict) -> None:

@@ -123,8 +123,9 @@ def test_load_model_round_trip(straight):
 
 
 def test_warm_start_of_a_conditional_model_keeps_the_function(straight, tmp_path):
-    """--init-from an unconditional checkpoint: the label embedding starts at zero, so before any step the
-    conditional model predicts exactly what the source's EMA weights predict, for every label and the null label."""
+    """--init-from an unconditional checkpoint: the null label's embedding row starts at zero, so before any step
+    the conditional model with the null label predicts exactly what the source's EMA weights predict; the class
+    rows start random, so class labels change the prediction from the first step."""
     from helpers.train import init_from_checkpoint
     from helpers.unet import UNet, UNetConfig
 
@@ -134,7 +135,8 @@ def test_warm_start_of_a_conditional_model_keeps_the_function(straight, tmp_path
     assert new == ["label_emb.weight"]
     x, t = torch.randn(11, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(11) * 90
     with torch.no_grad():
-        assert (model(x, t, torch.arange(11)) - source(x, t)).abs().max().item() == 0.0
+        assert (model(x, t, torch.full((11,), 10)) - source(x, t)).abs().max().item() == 0.0
+        assert (model(x, t, torch.arange(11) % 10) - source(x, t)).abs().max().item() > 1e-3
     # And training it runs, with the warm start recorded in the card and snapshots kept.
     out = tmp_path / "cond"
     assert train_main(TINY + ["--out", str(out), "--steps", "4", "--conditional", "--init-from", str(straight),
