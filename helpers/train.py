@@ -43,7 +43,7 @@ class TrainConfig:
     prediction: str = "eps"
     weighting: str = "none"
     label_dropout: float = 0.1  # used by conditional models only: probability of the null label
-    ema_decay: float = 0.9999  # the cap; with warmup the decay is 1 - (1 + step)^-ema_power below it
+    ema_decay: float = 0.9999  # the cap; with warm-up the k-th update (k = 1, 2, ...) uses min(cap, 1 - k^-ema_power)
     ema_power: float = 0.75
     seed: int = 0
     checkpoint_every: int = 250
@@ -271,7 +271,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     d = TrainConfig()
     p.add_argument("--out", required=True, type=Path, help="checkpoint folder")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out (its options are reused)")
-    p.add_argument("--dataset", default=d.dataset, help="mnist, digits or imagefolder:PATH")
+    p.add_argument("--dataset", default=d.dataset, help="mnist, digits, imagefolder:PATH or hf:ID[:split] (online)")
     p.add_argument("--steps", type=int, default=d.steps, help="total optimiser steps (with --resume: the new total)")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
     p.add_argument("--seed", type=int, default=d.seed)

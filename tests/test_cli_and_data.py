@@ -103,3 +103,16 @@ def test_imagefolder_and_png_round_trip(tmp_path):
     assert ds.images.shape == (4, 3, 32, 32) and ds.num_classes == 2 and ds.labels.tolist() == [0, 0, 1, 1]
     with pytest.raises(DataUnavailableError, match="does not exist"):
         load_images(f"imagefolder:{tmp_path / 'nope'}")
+
+
+def test_hub_image_data_offline_says_so(monkeypatch):
+    """hf:ID specs go through `datasets`; with the hub unreachable the error names the data set and the offline options."""
+    import helpers.denoisers as denoisers
+    from helpers.data import DataUnavailableError, load_images, parse_spec
+
+    assert parse_spec("hf:uoft-cs/cifar10:test") == ("hf", "uoft-cs/cifar10:test")
+    monkeypatch.setattr(denoisers, "hub_reachable", lambda *a, **k: False)
+    with pytest.raises(DataUnavailableError, match="'uoft-cs/cifar10' is on the Hugging Face hub.*not reachable.*mnist"):
+        load_images("hf:uoft-cs/cifar10:test")
+    with pytest.raises(ValueError, match="hf needs a data set id"):
+        load_images("hf:")
