@@ -77,7 +77,7 @@ def draw(denoiser, folder: Path, sampler: str, steps: int, eta, spacing: str, nu
 def retime(denoiser, rows: dict, args) -> None:
     """Time drawing images 0..K-1 (one batch of K) of every row again and update its time per image."""
     for name, row in rows.items():
-        if args.only and name != args.only:
+        if args.only and name not in args.only:
             continue
         eta = None if row["eta"] in ("", None) else float(row["eta"])
         options = {} if eta is None else {"eta": eta}
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=Path, default=ROOT / "samples" / "bench")
     p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "fid_vs_nfe.csv")
     p.add_argument("--no-compile", dest="compile", action="store_false")
-    p.add_argument("--only", default=None, help="one configuration name, e.g. ddim-10-eta0")
+    p.add_argument("--only", action="append", help="a configuration name, e.g. ddim-10-eta0 (repeatable)")
     p.add_argument("--retime", type=int, default=0, help="only re-measure the time per image of the CSV's rows on K images")
     args = p.parse_args(argv)
 
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     for sampler, steps, eta, *rest in GRIDS[args.grid]:
         spacing = rest[0] if rest else "linspace"
         name = config_name(sampler, steps, eta, spacing)
-        if (args.only and name != args.only) or (name in rows and int(rows[name]["num"]) == args.num):
+        if (args.only and name not in args.only) or (name in rows and int(rows[name]["num"]) == args.num):
             continue
         timing = draw(denoiser, args.samples / f"{name}-seed{args.seed}", sampler, steps, eta, spacing, args.num,
                       args.seed, args.batch_size)
