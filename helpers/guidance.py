@@ -64,19 +64,8 @@ def check_labels(y: torch.Tensor, num_classes: int, owner: str = "the model's") 
         raise ValueError(f"class label {int(bad[0])} is outside {owner} classes 0..{num_classes - 1}")
 
 
-class CFGDenoiser(nn.Module):
-    """Classifier-free guidance, Ho & Salimans (2021) eq. (6) in diffusers' convention:
-    eps_u + w (eps_c - eps_u), with eps_u the prediction for the null label `num_classes`.
-
-    w = 1 is one plain conditional call, w = 0 one call with the null label; otherwise one batched call on
-    [x, x] ([2N x C x H x W]) with labels [y, null] (so `nfe` counts one call per step, of twice the batch)."""
-
-    def __init__(self, denoiser: nn.Module, w: float, num_classes: int | None = None, source: str = "this model"):
-        super().__init__()
-        num_classes = num_classes if num_classes is not None else model_num_classes(denoiser)
-        if num_classes is None:
-            raise ValueError(f"guidance needs a conditional model; {source} is unconditional")
-        self.denoiser, self.w, self.num_classes = denoiser, float(w), int(num_classes)
+class DenoiserWrapper(nn.Module):
+    """A denoiser around another one (`self.denoiser`): alpha_bar and the NFE count are the wrapped one's."""
 
     @property
     def alpha_bar(self) -> torch.Tensor:
@@ -89,6 +78,21 @@ class CFGDenoiser(nn.Module):
     @nfe.setter
     def nfe(self, value: int) -> None:
         self.denoiser.nfe = value
+
+
+class CFGDenoiser(DenoiserWrapper):
+    """Classifier-free guidance, Ho & Salimans (2021) eq. (6) in diffusers' convention:
+    eps_u + w (eps_c - eps_u), with eps_u the prediction for the null label `num_classes`.
+
+    w = 1 is one plain conditional call, w = 0 one call with the null label; otherwise one batched call on
+    [x, x] ([2N x C x H x W]) with labels [y, null] (so `nfe` counts one call per step, of twice the batch)."""
+
+    def __init__(self, denoiser: nn.Module, w: float, num_classes: int | None = None, source: str = "this model"):
+        super().__init__()
+        num_classes = num_classes if num_classes is not None else model_num_classes(denoiser)
+        if num_classes is None:
+            raise ValueError(f"guidance needs a conditional model; {source} is unconditional")
+        self.denoiser, self.w, self.num_classes = denoiser, float(w), int(num_classes)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if y is None:
@@ -260,7 +264,7 @@ def load_noisy_classifier(folder: str | Path | None = None, device="cpu") -> tup
     return model.to(device).eval(), card
 
 
-class ClassifierGuidedDenoiser(nn.Module):
+class ClassifierGuidedDenoiser(DenoiserWrapper):
     """Classifier guidance, Dhariwal & Nichol (2021) Algorithm 2 (their eq. 14):
 
         eps_guided = eps_theta(x_t) - s sqrt(1 - alpha_bar_t) grad_x log p_phi(y | x_t, t)
@@ -286,18 +290,6 @@ class ClassifierGuidedDenoiser(nn.Module):
                              "from the denoiser's")
         self.denoiser, self.classifier, self.scale = denoiser, classifier, float(scale)
         self.classifier_calls = 0
-
-    @property
-    def alpha_bar(self) -> torch.Tensor:
-        return self.denoiser.alpha_bar
-
-    @property
-    def nfe(self) -> int:
-        return self.denoiser.nfe
-
-    @nfe.setter
-    def nfe(self, value: int) -> None:
-        self.denoiser.nfe = value
 
     def classifier_grad(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """grad_x log p_phi(y | x_t, t), [N x C x H x W] (the log-probabilities are summed over the batch, whose

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from . import checkpoints as ckpt
+from .guidance import DenoiserWrapper
 from .metrics import compute_features, reference_features, scores
 
 SNAPSHOTS = "snapshots"
@@ -237,7 +238,7 @@ def snapshot_denoisers(folder, device="cpu") -> list[tuple[int, nn.Module, nn.Mo
             for s in snapshot_steps(folder)]
 
 
-class UnbatchedCFGDenoiser(nn.Module):
+class UnbatchedCFGDenoiser(DenoiserWrapper):
     """CFG computed with two separate network calls per step (conditional, then null label) instead of one call on
     the doubled batch: the same eps_u + w (eps_c - eps_u) as CFGDenoiser, to measure what batching saves."""
 
@@ -245,14 +246,6 @@ class UnbatchedCFGDenoiser(nn.Module):
         super().__init__()
         self.cfg = cfg_denoiser
         self.denoiser = cfg_denoiser.denoiser
-
-    @property
-    def alpha_bar(self) -> torch.Tensor:
-        return self.cfg.alpha_bar
-
-    @property
-    def nfe(self) -> int:
-        return self.cfg.nfe
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         eps_c = self.denoiser(x, t, y)
