@@ -48,7 +48,7 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 250
     keep_every: int = 0  # also keep the raw and EMA weights of every keep_every-th step in out/snapshots/ (0: never)
-    init_from: str | None = None  # warm start from this checkpoint's EMA weights (new tensors start at zero)
+    init_from: str | None = None  # warm start from this checkpoint's EMA weights (see init_from_checkpoint)
     log_every: int = 50
     channels_last: bool = True
     mixed_precision: str = "no"
@@ -170,7 +170,7 @@ def train(model_cfg: UNetConfig, cfg: TrainConfig, out: Path, resume: bool = Fal
     if cfg.init_from and not (resume and ckpt.has_checkpoint(out)):
         new = init_from_checkpoint(model, cfg.init_from)
         if accelerator.is_main_process:
-            print(f"warm start from {cfg.init_from}; zero-initialised: {', '.join(new) or 'nothing'}", flush=True)
+            print(f"warm start from {cfg.init_from}; new tensors: {', '.join(new) or 'none'}", flush=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = RunState()
     ema = EMAModel(model.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=cfg.ema_power)
@@ -289,7 +289,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--keep-every", type=int, default=d.keep_every,
                    help="keep the raw and EMA weights of every K-th step in OUT/snapshots/ (for EMA studies)")
     p.add_argument("--init-from", default=None, help="warm start from this checkpoint's EMA weights (a conditional "
-                   "model from an unconditional one: the label embedding starts at zero)")
+                   "model from an unconditional one: random class embeddings, the null label's at zero)")
     p.add_argument("--log-every", type=int, default=d.log_every)
     p.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default=d.mixed_precision)
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
