@@ -89,8 +89,7 @@ def loop_overhead(steps: int, batch_size: int, repeats: int) -> dict:
         times["ours"].append(timed(our_loop))
         times["diffusers"].append(timed(diffusers_loop))
     med = {k: statistics.median(v) for k, v in times.items()}
-    flops = gflop_per_call(unet_call := denoiser.net, x_T, torch.full((batch_size,), 500)) * batch_size * steps
-    del unet_call
+    flops = gflop_per_call(denoiser.net, x_T, torch.full((batch_size,), 500)) * batch_size * steps
     return {"steps": steps, "batch_size": batch_size, "repeats": repeats, "parameters": sum(p.numel() for p in unet.parameters()),
             "seconds_median": med, "seconds_all": times,
             "overhead_ours": med["ours"] / med["network"] - 1, "overhead_diffusers": med["diffusers"] / med["network"] - 1,

@@ -65,24 +65,23 @@ def architecture_cost(name: str, batch_size: int = 1, calls: int = 2, seed: int 
     randomly initialised UNet2DModel with the configuration HUB_UNETS[name], on the CPU."""
     from diffusers import UNet2DModel
 
+    from .denoisers import DiffusersUNet
+
     if name not in HUB_UNETS:
         raise ValueError(f"unknown architecture {name!r}; known: {', '.join(HUB_UNETS)}")
     config = HUB_UNETS[name]
     torch.manual_seed(seed)
-    unet = UNet2DModel(**config).eval()
+    net = DiffusersUNet(UNet2DModel(**config).eval())
     x = torch.randn(batch_size, config["in_channels"], config["sample_size"], config["sample_size"])
     t = torch.full((batch_size,), 500)
-    net = lambda x_t, t_: unet(x_t, t_).sample  # noqa: E731
     with torch.no_grad():
         net(x, t)
         start = time.perf_counter()
         for _ in range(calls):
             net(x, t)
         seconds = (time.perf_counter() - start) / calls / batch_size
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net(x, t)
     return {"architecture": name, "resolution": config["sample_size"],
-            "parameters (M)": sum(p.numel() for p in unet.parameters()) / 1e6,
-            "GFLOP per image per call": counter.get_total_flops() / 1e9 / batch_size,
+            "parameters (M)": sum(p.numel() for p in net.parameters()) / 1e6,
+            "GFLOP per image per call": gflop_per_call(net, x, t),
             "s per image per call": seconds, "min per image, 1000 steps": seconds * 1000 / 60,
             "min per image, 50 steps": seconds * 50 / 60}

@@ -154,7 +154,6 @@ def main(argv=None) -> int:
         for run in runs:
             print(run.name, "python -m helpers.train " + " ".join(run.train_args(args.folder / run.name)))
         return 0
-    real_feats = None
     for run in runs:
         if args.action == "train":
             card = train_run(run, args.folder)
@@ -165,11 +164,7 @@ def main(argv=None) -> int:
             print(f"error: {out} has no checkpoint; train it first with python -m helpers.sweep train --only {run.name}",
                   file=sys.stderr)
             return 2
-        if real_feats is None:
-            from .metrics import reference_features
-
-            real_feats = reference_features("mnist:test")
-        result = evaluate_run(out, real_feats, num=args.num)
+        result = evaluate_run(out, num=args.num)  # the reference features are cached on disk
         card = ckpt.read_card(out)
         card["evaluation"] = result
         ckpt.save_json(card, out / ckpt.CARD)
