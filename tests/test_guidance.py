@@ -244,3 +244,18 @@ def test_sample_cli_with_classifier_guidance(ckpts, tmp_path, capsys):
     assert info["class_label"] == [7, 7] and info["classifier_scale"] == 2.0
     assert info["classifier"] == str(ckpts / "clf")
     assert info["guidance"] is None and info["ema"] is True and len(list(out.glob("*.png"))) == 2
+
+
+def test_shipped_noisy_classifier_matches_its_card():
+    # checkpoints/noisy-classifier was made by `make train-noisy-classifier`; its card holds the test accuracy by t
+    # that noisy_accuracy measured (fixed noise, seed EVAL_SEED), so re-measuring must give the same numbers.
+    from helpers.data import load_images
+    from helpers.guidance import eval_timesteps, noisy_accuracy
+    from helpers.paths import ROOT
+
+    model, card = load_noisy_classifier(ROOT / "checkpoints" / "noisy-classifier")
+    test = load_images(card["data"]["test"])
+    schedule = Schedule.from_name(card["schedule"]["name"], card["schedule"]["T"])
+    timesteps = eval_timesteps(card["schedule"]["T"])
+    assert noisy_accuracy(model, schedule, test.images, test.labels, timesteps) == card["accuracy_by_t"]
+    assert card["accuracy_by_t"]["0"] > 0.97 and card["accuracy_by_t"]["250"] > 0.9  # it can guide at low noise
