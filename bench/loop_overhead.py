@@ -17,8 +17,8 @@ the best this CPU reaches.
 3. GFLOP/s of the network (torch.utils.flop_counter FLOPs / time) against the best this CPU reaches with PyTorch's
    own float32 kernels at the same thread count: the fastest of large matrix products (torch.mm, 1024 to 4096) and
    large 3 x 3 convolutions in channels_last (the U-Net's main kernel; oneDNN on this CPU runs them faster than
-   torch.mm). FLOPs count 2 per multiply-add, as the flop counter does, so a kernel that saves multiplications
-   (Winograd) shows as more GFLOP/s: the reference is "the best kernel here", not the silicon's FMA limit.
+   torch.mm). FLOPs count 2 per multiply-add, as the flop counter does, so a kernel that saved multiplications
+   (Winograd) would show as more GFLOP/s: the reference is "the best kernel here", not the silicon's FMA limit.
 """
 from __future__ import annotations
 
@@ -90,7 +90,8 @@ def loop_overhead(steps: int, batch_size: int, repeats: int) -> dict:
     contenders = {"network": network_only, "ours": our_loop, "diffusers": diffusers_loop}
     times = {name: [] for name in contenders}
     for r in range(repeats):  # interleaved, the order rotated each round so that no contender always goes first
-        names = list(contenders)[r % 3:] + list(contenders)[:r % 3]
+        k = r % len(contenders)
+        names = list(contenders)[k:] + list(contenders)[:k]
         for name in names:
             times[name].append(timed(contenders[name]))
     med = {k: statistics.median(v) for k, v in times.items()}

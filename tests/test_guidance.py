@@ -248,7 +248,8 @@ def test_sample_cli_with_classifier_guidance(ckpts, tmp_path, capsys):
 
 def test_shipped_noisy_classifier_matches_its_card():
     # checkpoints/noisy-classifier was made by `make train-noisy-classifier`; its card holds the test accuracy by t
-    # that noisy_accuracy measured (fixed noise, seed EVAL_SEED), so re-measuring must give the same numbers.
+    # that noisy_accuracy measured (fixed noise, seed EVAL_SEED), so re-measuring must give the same numbers (up to
+    # 3 of the 10,000 test digits, for float differences between CPU kernels and thread counts).
     from helpers.data import load_images
     from helpers.guidance import eval_timesteps, noisy_accuracy
     from helpers.paths import ROOT
@@ -257,5 +258,7 @@ def test_shipped_noisy_classifier_matches_its_card():
     test = load_images(card["data"]["test"])
     schedule = Schedule.from_name(card["schedule"]["name"], card["schedule"]["T"])
     timesteps = eval_timesteps(card["schedule"]["T"])
-    assert noisy_accuracy(model, schedule, test.images, test.labels, timesteps) == card["accuracy_by_t"]
+    measured = noisy_accuracy(model, schedule, test.images, test.labels, timesteps)
+    assert measured.keys() == card["accuracy_by_t"].keys()
+    assert all(measured[t] == pytest.approx(card["accuracy_by_t"][t], abs=3e-4) for t in measured), measured
     assert card["accuracy_by_t"]["0"] > 0.97 and card["accuracy_by_t"]["250"] > 0.9  # it can guide at low noise
