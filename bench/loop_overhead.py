@@ -35,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from helpers.cost import gflop_per_call  # noqa: E402
+from helpers.cost import gflop_per_call, seconds_per_image_per_call  # noqa: E402
 from helpers.denoisers import from_checkpoint, load_denoiser  # noqa: E402
 from helpers.samplers import sample_ddim  # noqa: E402
 
@@ -112,10 +112,7 @@ def network_variants(batch_size: int, calls: int) -> dict:
         net = torch.compile(denoiser.net) if "compile" in name else denoiser.net
         xin = x.contiguous(memory_format=torch.channels_last) if "channels_last" in name else x
         context = torch.inference_mode if "inference_mode" in name else torch.no_grad
-        with context():
-            net(xin, t)  # warm-up (and compilation)
-            seconds = timed(lambda: [net(xin, t) for _ in range(calls)])
-        results[name] = {"ms_per_image_per_call": 1e3 * seconds / calls / batch_size}
+        results[name] = {"ms_per_image_per_call": 1e3 * seconds_per_image_per_call(net, xin, t, calls, context)}
     gflop = gflop_per_call(denoiser.net, x, t)
     for row in results.values():
         row["gflops_per_s"] = gflop / (row["ms_per_image_per_call"] / 1e3)

@@ -16,6 +16,17 @@ def gflop_per_call(net: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, *args
     return counter.get_total_flops() / 1e9 / x.shape[0]
 
 
+def seconds_per_image_per_call(net, x: torch.Tensor, t: torch.Tensor, calls: int, context=torch.no_grad) -> float:
+    """Wall time of one forward pass per image of the batch x: one warm-up call (and compilation, for a compiled
+    net), then the mean of `calls` timed calls, all under `context` (no_grad, or inference_mode)."""
+    with context():
+        net(x, t)
+        start = time.perf_counter()
+        for _ in range(calls):
+            net(x, t)
+        return (time.perf_counter() - start) / calls / x.shape[0]
+
+
 def peak_memory_mb(device) -> float:
     """Peak memory so far: CUDA's max_memory_allocated, or the process's peak RSS on the CPU."""
     if torch.device(device).type == "cuda":
@@ -74,12 +85,7 @@ def architecture_cost(name: str, batch_size: int = 1, calls: int = 2, seed: int 
     net = DiffusersUNet(UNet2DModel(**config).eval())
     x = torch.randn(batch_size, config["in_channels"], config["sample_size"], config["sample_size"])
     t = torch.full((batch_size,), 500)
-    with torch.no_grad():
-        net(x, t)
-        start = time.perf_counter()
-        for _ in range(calls):
-            net(x, t)
-        seconds = (time.perf_counter() - start) / calls / batch_size
+    seconds = seconds_per_image_per_call(net, x, t, calls)
     return {"architecture": name, "resolution": config["sample_size"],
             "parameters (M)": sum(p.numel() for p in net.parameters()) / 1e6,
             "GFLOP per image per call": gflop_per_call(net, x, t),
