@@ -47,13 +47,13 @@ def sample_cases():
             y = torch.arange(NUM) % m["num_classes"] if m.get("num_classes") else None
             return generate(d, NUM, SEED, (m["in_channels"], m["image_size"], m["image_size"]), sampler="ddim",
                             steps=STEPS, y=y)
-        cases.append((f"ddim20/{rel}", run))
+        cases.append((f"ddim-20/{rel}", run))
     mnist = ROOT / "checkpoints" / "ddpm-mnist"
     for sampler, extra in (("ddpm", {}), ("ddim", {"eta": 0.5}), ("dpmpp-2m", {}), ("heun", {})):
         def run(sampler=sampler, extra=extra):
             d, _ = from_checkpoint(mnist)
             return generate(d, NUM, SEED, (1, 28, 28), sampler=sampler, steps=STEPS, **extra)
-        cases.append((f"{sampler}{'-eta0.5' if extra else ''}20/checkpoints/ddpm-mnist", run))
+        cases.append((f"{sampler}{'-eta0.5' if extra else ''}-20/checkpoints/ddpm-mnist", run))
 
     def cfg():
         d, _ = from_checkpoint(ROOT / "checkpoints" / "ddpm-mnist-cond")
@@ -72,8 +72,8 @@ def sample_cases():
         x_num, codes = tb.generate_rows(d, 64, SEED, steps=STEPS, clip_x0=transform.bounds())
         return torch.cat([x_num, codes.float()], 1)
 
-    cases += [("cfg-w2-ddim20/checkpoints/ddpm-mnist-cond", cfg),
-              ("classifier-s3-ddim20/checkpoints/ddpm-mnist", classifier_guided),
+    cases += [("cfg-w2-ddim-20/checkpoints/ddpm-mnist-cond", cfg),
+              ("classifier-s3-ddim-20/checkpoints/ddpm-mnist", classifier_guided),
               ("tabddpm-20/checkpoints/tabddpm-diamonds", tabular_rows)]
     return cases
 
