@@ -65,7 +65,7 @@ def draw(denoiser, folder: Path, sampler: str, steps: int, eta, spacing: str, nu
     if have < num:
         options = {} if eta is None else {"eta": eta}
         nfe_before, start = denoiser.nfe, time.perf_counter()
-        generate(denoiser, num - have, seed, (1, 28, 28), sampler=sampler, steps=steps, spacing=spacing,
+        generate(denoiser, num - have, seed, sampler=sampler, steps=steps, spacing=spacing,
                  batch_size=batch_size, first_index=have, on_batch=lambda i, images: save_pngs(images, folder, start=have + i), **options)
         batches = -(-(num - have) // batch_size)
         meta = {"seconds": meta["seconds"] + time.perf_counter() - start, "images": meta["images"] + num - have,
@@ -82,7 +82,7 @@ def retime(denoiser, rows: dict, args) -> None:
         eta = None if row["eta"] in ("", None) else float(row["eta"])
         options = {} if eta is None else {"eta": eta}
         start = time.perf_counter()
-        generate(denoiser, args.retime, args.seed, (1, 28, 28), sampler=row["sampler"], steps=int(row["steps"]),
+        generate(denoiser, args.retime, args.seed, sampler=row["sampler"], steps=int(row["steps"]),
                  spacing=row.get("spacing") or "linspace", batch_size=args.retime, **options)
         seconds = time.perf_counter() - start
         row.update(s_per_image=round(seconds / args.retime, 5), timed_images=args.retime, compiled=args.compile,
@@ -121,13 +121,14 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     denoiser, card = from_checkpoint(ROOT / args.checkpoint)
-    x, t = torch.randn(2, 1, 28, 28), torch.full((2,), 500)
+    shape = denoiser.sample_shape  # from the model card
+    x, t = torch.randn(2, *shape), torch.full((2,), 500)
     gflop = gflop_per_call(denoiser.net, x, t)
     if args.compile:  # compiled once, then warmed up at the batch size so that no timing includes compilation
         denoiser.net = torch.compile(denoiser.net)
         batch = args.retime or args.batch_size
         with torch.no_grad():  # as in the samplers (a different grad mode would recompile)
-            denoiser.net(torch.randn(batch, 1, 28, 28).contiguous(memory_format=torch.channels_last),
+            denoiser.net(torch.randn(batch, *shape).contiguous(memory_format=torch.channels_last),
                          torch.full((batch,), 500))
     rows = read_rows(args.csv)
     if args.retime:

@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .unet import UNet, UNetConfig
+from .models import build_model
 
 CARD = "model_card.json"
 MODEL = "model.safetensors"
@@ -97,14 +97,22 @@ def read_tensors(path: Path) -> dict:
         raise CheckpointError(f"checkpoint file {path} is corrupt: {err}") from err
 
 
-def load_model(folder: str | Path, ema: bool = True, device: str | torch.device = "cpu") -> tuple[UNet, dict]:
-    """The U-Net of a checkpoint (EMA weights by default) in eval mode, and its model card."""
+def load_model(folder: str | Path, ema: bool = True, device: str | torch.device = "cpu",
+               weights: str | Path | None = None) -> tuple[torch.nn.Module, dict]:
+    """The network of a checkpoint, of whichever registered architecture its model card names (helpers.models), in
+    eval mode, and its card. EMA weights by default where the run kept an EMA (the card has "ema"); `weights`: another
+    safetensors file of the same network (a snapshot) instead."""
     folder = Path(folder)
     card = read_card(folder)
-    model = UNet(UNetConfig(**card["model"]))
-    state = read_tensors(folder / (EMA if ema else MODEL))
     try:
-        model.load_state_dict(state)
+        model = build_model(card)
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{folder / CARD} has no valid model config: {type(err).__name__}: {err}") from err
+    path = Path(weights) if weights is not None else folder / (EMA if ema and "ema" in card else MODEL)
+    try:
+        model.load_state_dict(read_tensors(path))
     except RuntimeError as err:
-        raise CheckpointError(f"weights in {folder} do not match the config in its model card: {err}") from err
+        where = folder if weights is None else path
+        raise CheckpointError(f"weights in {where} do not match the config in the model card of {folder}: {err}"
+                              ) from err
     return model.to(device).eval(), card

@@ -13,33 +13,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from . import checkpoints as ckpt
 from .data import load_images
-
-
-class DigitCNN(nn.Module):
-    """Two conv stages (28 -> 14 -> 7) and a 128-wide penultimate layer (the feature layer); inputs in [-1, 1]."""
-
-    def __init__(self, num_classes: int = 10, feature_dim: int = 128):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * 7 * 7, feature_dim), nn.ReLU(),
-        )
-        self.dropout = nn.Dropout(0.3)
-        self.head = nn.Linear(feature_dim, num_classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """[N x 1 x 28 x 28] in [-1, 1] -> [N x feature_dim] penultimate activations."""
-        if x.ndim != 4 or x.shape[1:] != (1, 28, 28):
-            raise ValueError(f"the MNIST classifier takes [N, 1, 28, 28] images, got {list(x.shape)}")
-        return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.features(x)))
+from .models.classifier import DigitCNN
 
 
 @torch.no_grad()
@@ -68,10 +45,7 @@ def digit_report(probs: torch.Tensor, threshold: float = 0.9) -> dict:
 
 def load_classifier(folder: str | Path | None = None, device="cpu") -> DigitCNN:
     folder = Path(folder) if folder else Path(__file__).resolve().parent.parent / "checkpoints" / "mnist-cnn"
-    card = ckpt.read_card(folder)
-    model = DigitCNN(feature_dim=card["feature_dim"])
-    model.load_state_dict(ckpt.read_tensors(folder / ckpt.MODEL))
-    return model.to(device).eval()
+    return ckpt.load_model(folder, device=device)[0]
 
 
 def train_classifier(epochs: int, seed: int, batch_size: int = 128, lr: float = 1e-3) -> tuple[DigitCNN, dict]:

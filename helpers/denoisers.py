@@ -1,6 +1,9 @@
-"""One denoiser interface for every sampler: `denoiser(x_t, t, y=None) -> eps_hat`, plus `denoiser.alpha_bar`.
+"""One denoiser interface for every sampler: `denoiser(x_t, t, y=None) -> eps_hat`, plus `denoiser.alpha_bar` and
+`denoiser.sample_shape`.
 
-Adapters turn a network that predicts eps, v or x0 into that form, and count network evaluations (NFE) exactly.
+Adapters turn a network that predicts eps, v or x0 into that form, and count network evaluations (NFE) exactly;
+wrappers (`DenoiserWrapper`, e.g. the guided denoisers of helpers.guidance) pass these through. Loading: our
+checkpoints (`from_checkpoint`) and diffusers' UNet2DModel, from a folder or the hub (`from_diffusers`).
 """
 from __future__ import annotations
 
@@ -9,40 +12,83 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .schedules import Schedule, gather
+from .diffusion import eps_from_v, eps_from_x0
+from .schedules import Schedule
 
 
 class Denoiser(nn.Module):
-    """Wraps a network `net(x_t, t[, y])` trained with `prediction` in {eps, v, x0} on `schedule`."""
+    """Wraps a network `net(x_t, t[, y])` trained with `prediction` in {eps, v, x0} on `schedule`. `sample_shape` is
+    the shape of one sample (from the network's config when it has one, e.g. (C, H, W))."""
 
-    def __init__(self, net: nn.Module, schedule: Schedule, prediction: str = "eps", channels_last: bool = False):
+    def __init__(self, net: nn.Module, schedule: Schedule, prediction: str = "eps", channels_last: bool = False,
+                 sample_shape: tuple[int, ...] | None = None):
         super().__init__()
         if prediction not in ("eps", "v", "x0"):
             raise ValueError(f"unknown prediction type {prediction!r}; known types: eps, v, x0")
         self.net, self.schedule, self.prediction = net, schedule, prediction
         self.alpha_bar = schedule.alpha_bar
         self.channels_last = channels_last
+        config_shape = getattr(getattr(net, "config", None), "sample_shape", None)
+        self.sample_shape = tuple(sample_shape or config_shape or ()) or None
         self.nfe = 0  # network evaluations, counted per call (a batch counts once)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         self.nfe += 1
-        inp = x_t.contiguous(memory_format=torch.channels_last) if self.channels_last else x_t
+        # channels_last is a layout of 4-D tensors only (images); a video or a row passes as it is.
+        inp = x_t.contiguous(memory_format=torch.channels_last) if self.channels_last and x_t.ndim == 4 else x_t
         out = (self.net(inp, t) if y is None else self.net(inp, t, y)).float()
         if self.prediction == "eps":
             return out
-        ab = gather(self.alpha_bar, t, x_t)
-        if self.prediction == "v":  # eps = sqrt(1 - alpha_bar) x_t + sqrt(alpha_bar) v
-            return (1 - ab).sqrt() * x_t + ab.sqrt() * out
-        return (x_t - ab.sqrt() * out) / (1 - ab).sqrt()  # from x0
+        if self.prediction == "v":
+            return eps_from_v(self.schedule, x_t, t, out)
+        return eps_from_x0(self.schedule, x_t, t, out)
+
+
+class DenoiserWrapper(nn.Module):
+    """A denoiser around another one (`self.denoiser`): alpha_bar, sample_shape and the NFE count are the wrapped
+    one's. The guided denoisers (helpers.guidance) are wrappers."""
+
+    @property
+    def alpha_bar(self) -> torch.Tensor:
+        return self.denoiser.alpha_bar
+
+    @property
+    def sample_shape(self):
+        return getattr(self.denoiser, "sample_shape", None)
+
+    @property
+    def nfe(self) -> int:
+        return self.denoiser.nfe
+
+    @nfe.setter
+    def nfe(self, value: int) -> None:
+        self.denoiser.nfe = value
+
+
+def model_num_classes(denoiser) -> int | None:
+    """The number of classes of a conditional denoiser (its null label is this number), None if unconditional."""
+    if getattr(denoiser, "num_classes", None) is not None:
+        return denoiser.num_classes
+    config = getattr(getattr(denoiser, "net", None), "config", None)
+    return getattr(config, "num_classes", None)
+
+
+def check_labels(y: torch.Tensor, num_classes: int, owner: str = "the model's") -> None:
+    """Raise ValueError unless every label lies in [0, num_classes) (the null label num_classes is not a class)."""
+    bad = y[(y < 0) | (y >= num_classes)]
+    if len(bad):
+        raise ValueError(f"class label {int(bad[0])} is outside {owner} classes 0..{num_classes - 1}")
 
 
 def from_checkpoint(folder, ema: bool = True, device="cpu", channels_last: bool | None = None):
-    """The Denoiser of one of our checkpoints, and its model card."""
+    """The Denoiser of one of our checkpoints (any registered architecture, see helpers.models), and its model card.
+    channels_last (default: on the CPU) applies to networks of 4-D images only."""
     from .checkpoints import load_model
 
     net, card = load_model(folder, ema=ema, device=device)
     if channels_last is None:
         channels_last = torch.device(device).type == "cpu"
+    channels_last = channels_last and len(getattr(getattr(net, "config", None), "sample_shape", ())) == 3
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     schedule = Schedule.from_name(card["schedule"]["name"], card["schedule"]["T"])
@@ -100,7 +146,7 @@ def from_diffusers(name_or_path: str, device="cpu") -> tuple[Denoiser, dict]:
     schedule = Schedule(f"diffusers:{sched.config.beta_schedule}", sched.betas.double())
     info = {"shape": (unet.config.in_channels, unet.config.sample_size, unet.config.sample_size),
             "T": schedule.T, "source": name_or_path}
-    return Denoiser(DiffusersUNet(unet.to(device).eval()), schedule, prediction), info
+    return Denoiser(DiffusersUNet(unet.to(device).eval()), schedule, prediction, sample_shape=info["shape"]), info
 
 
 def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
@@ -129,6 +175,4 @@ def load_denoiser(checkpoint: str, ema: bool = True, device="cpu") -> tuple[Deno
     if diffusers_folder or is_hub_id(str(checkpoint)):
         return from_diffusers(str(checkpoint), device=device)
     denoiser, card = from_checkpoint(checkpoint, ema=ema, device=device)
-    m = card["model"]
-    return denoiser, {"shape": (m["in_channels"], m["image_size"], m["image_size"]), "T": card["schedule"]["T"],
-                      "source": str(checkpoint)}
+    return denoiser, {"shape": denoiser.sample_shape, "T": card["schedule"]["T"], "source": str(checkpoint)}

@@ -1,18 +1,18 @@
-"""The forward process q(x_t | x_0), the posterior q(x_{t-1} | x_t, x_0), conversions between the network's
-possible targets (eps, x0, v), and the training losses. Equations are from Ho et al. (2020) unless noted.
+"""The diffusion maths in one place: the forward process q(x_t | x_0), the posterior q(x_{t-1} | x_t, x_0), the
+conversions between the network's possible outputs (eps, x0, v), one sampling step of the posterior (ancestral) or of
+DDIM from x_t to x_s, and respacing. Samplers, denoisers, the tabular sampler and the distillation teacher all call
+these. Equations are from Ho et al. (2020) unless noted.
 
-Shapes: x0, x_t, eps are [N x C x H x W] (any trailing dims work); t is an [N] tensor of integer timesteps.
+Shapes: x0, x_t, eps are [N x C x ...] (images [N x C x H x W], rows [N x D], clips [N x F x C x H x W]); t is an [N]
+tensor of integer timesteps. In the single-step functions t and s are Python ints shared by the batch, s = -1 being
+the clean data (alpha_bar = 1).
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+from diffusers.utils.torch_utils import randn_tensor
 
 from .schedules import Schedule, gather
-
-LOSSES = ("l2", "l1", "huber")
-PREDICTIONS = ("eps", "v", "x0")
-WEIGHTINGS = ("none", "min-snr-5", "vlb")
 
 
 def q_sample(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -27,15 +27,29 @@ def q_posterior_mean_variance(schedule: Schedule, x0: torch.Tensor, x_t: torch.T
     return mean, gather(schedule.posterior_variance, t, x_t)
 
 
+def x0_from_eps_at(x_t: torch.Tensor, eps: torch.Tensor, ab) -> torch.Tensor:
+    """x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), eq. (4) solved for x_0 (eq. 15); `ab` is
+    alpha_bar_t as a float or as a tensor that broadcasts against x_t."""
+    return (x_t - (1 - ab) ** 0.5 * eps) / ab**0.5
+
+
+def eps_from_x0_at(x_t: torch.Tensor, x0: torch.Tensor, ab) -> torch.Tensor:
+    """eps = (x_t - sqrt(alpha_bar_t) x_0) / sqrt(1 - alpha_bar_t), eq. (4) solved for eps."""
+    return (x_t - ab**0.5 * x0) / (1 - ab) ** 0.5
+
+
+def eps_from_v_at(x_t: torch.Tensor, v: torch.Tensor, ab) -> torch.Tensor:
+    """eps = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v (Salimans & Ho 2022, sec. 4 and appendix D)."""
+    return (1 - ab) ** 0.5 * x_t + ab**0.5 * v
+
+
 def x0_from_eps(schedule: Schedule, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t), eq. (4) solved for x_0 (eq. 15)."""
-    ab = gather(schedule.alpha_bar, t, x_t)
-    return (x_t - (1 - ab).sqrt() * eps) / ab.sqrt()
+    """x0_hat of eq. (15) at a batch of timesteps t ([N])."""
+    return x0_from_eps_at(x_t, eps, gather(schedule.alpha_bar, t, x_t))
 
 
 def eps_from_x0(schedule: Schedule, x_t: torch.Tensor, t: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
-    ab = gather(schedule.alpha_bar, t, x_t)
-    return (x_t - ab.sqrt() * x0) / (1 - ab).sqrt()
+    return eps_from_x0_at(x_t, x0, gather(schedule.alpha_bar, t, x_t))
 
 
 def v_target(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -45,59 +59,7 @@ def v_target(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor, eps: torch.T
 
 
 def eps_from_v(schedule: Schedule, x_t: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """eps = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v."""
-    ab = gather(schedule.alpha_bar, t, x_t)
-    return (1 - ab).sqrt() * x_t + ab.sqrt() * v
-
-
-def elementwise_loss(pred: torch.Tensor, target: torch.Tensor, loss: str, huber_delta: float = 1.0) -> torch.Tensor:
-    if loss == "l2":
-        return F.mse_loss(pred, target, reduction="none")
-    if loss == "l1":
-        return F.l1_loss(pred, target, reduction="none")
-    if loss == "huber":
-        return F.huber_loss(pred, target, reduction="none", delta=huber_delta)
-    raise ValueError(f"unknown loss {loss!r}; known losses: {', '.join(LOSSES)}")
-
-
-def training_target(schedule: Schedule, x0, t, eps, prediction: str) -> torch.Tensor:
-    if prediction == "eps":
-        return eps
-    if prediction == "v":
-        return v_target(schedule, x0, t, eps)
-    if prediction == "x0":
-        return x0
-    raise ValueError(f"unknown prediction type {prediction!r}; known types: {', '.join(PREDICTIONS)}")
-
-
-def loss_weight(schedule: Schedule, t: torch.Tensor, weighting: str, prediction: str) -> torch.Tensor:
-    """Per-sample weight of the loss. "none" is Ho et al.'s simplified objective (eq. 14);
-    "min-snr-5" is Hang et al. (2023): min(SNR_t, 5) / SNR_t for eps, min(SNR_t, 5) / (SNR_t + 1) for v;
-    "vlb" is the weight of the variational bound's term L_{t-1} for eps prediction, Ho et al. eq. (12) with
-    sigma_t^2 = beta_t: beta_t / (2 alpha_t (1 - alpha_bar_t)), rescaled to mean 1 over t so that the learning rate
-    means the same as for the simplified objective."""
-    if weighting == "none":
-        return torch.ones(t.shape, dtype=torch.float32, device=t.device)
-    if weighting == "vlb":
-        if prediction != "eps":
-            raise ValueError(f"the vlb weighting is defined for eps prediction, not {prediction!r}")
-        lam = schedule.betas / (2 * schedule.alphas * (1 - schedule.alpha_bar))
-        return (lam / lam.mean()).to(t.device)[t].float()
-    if weighting == "min-snr-5":
-        snr = schedule.snr.to(t.device)[t]
-        denom = {"eps": snr, "v": snr + 1, "x0": torch.ones_like(snr)}[prediction]
-        return (snr.clamp(max=5.0) / denom).float()
-    raise ValueError(f"unknown loss weighting {weighting!r}; known: {', '.join(WEIGHTINGS)}")
-
-
-def diffusion_loss(model, schedule: Schedule, x0, t, eps, y=None, loss="l2", prediction="eps", weighting="none"):
-    """Per-sample training loss ([N]) of Ho et al. Algorithm 1: the network sees x_t = q_sample(x0, t, eps) and
-    regresses the target of `prediction` under the elementwise `loss`, averaged over pixels."""
-    x_t = q_sample(schedule, x0, t, eps)
-    out = model(x_t, t) if y is None else model(x_t, t, y)
-    target = training_target(schedule, x0, t, eps, prediction)
-    per_sample = elementwise_loss(out.float(), target, loss).flatten(1).mean(1)
-    return per_sample * loss_weight(schedule, t, weighting, prediction)
+    return eps_from_v_at(x_t, v, gather(schedule.alpha_bar, t, x_t))
 
 
 def p_mean_from_eps(schedule: Schedule, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -107,13 +69,66 @@ def p_mean_from_eps(schedule: Schedule, x_t: torch.Tensor, t: torch.Tensor, eps:
     return (x_t - beta / (1 - ab).sqrt() * eps) / (1 - beta).sqrt()
 
 
-@torch.no_grad()
-def loss_per_timestep(model, schedule: Schedule, x0: torch.Tensor, timesteps, generator: torch.Generator,
-                      loss: str = "l2") -> list[float]:
-    """The mean per-pixel training loss of `model` on the images x0 at each given timestep (same eps for all t)."""
-    eps = torch.randn(x0.shape, generator=generator).to(x0.device)
-    out = []
-    for t in timesteps:
-        tt = torch.full((x0.shape[0],), int(t), device=x0.device, dtype=torch.long)
-        out.append(float(diffusion_loss(model, schedule, x0, tt, eps, loss=loss).mean()))
-    return out
+def alpha_bar_at(alpha_bar: torch.Tensor, t: int) -> float:
+    """alpha_bar_t, with alpha_bar = 1 "after" the last step (t = -1): the clean data."""
+    return float(alpha_bar[t]) if t >= 0 else 1.0
+
+
+def predict_x0(denoiser, x: torch.Tensor, t: int, y, clip_x0: bool):
+    """eps_hat and x0_hat (eq. 15) of `denoiser` at timestep t, x0_hat optionally clipped to [-1, 1]; after clipping
+    eps_hat is re-derived from x0_hat so that the two stay consistent."""
+    ab = float(denoiser.alpha_bar[t])
+    eps_hat = denoiser(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long), y)
+    x0_hat = x0_from_eps_at(x, eps_hat, ab)
+    if clip_x0:
+        x0_hat = x0_hat.clamp(-1, 1)
+        eps_hat = eps_from_x0_at(x, x0_hat, ab)
+    return eps_hat, x0_hat
+
+
+def posterior_step(denoiser, x_t: torch.Tensor, t: int, s: int, y=None, clip_x0: bool = True, generator=None):
+    """One ancestral step x_t -> x_s, Ho et al. Algorithm 2 with sigma_t^2 = beta_tilde_t (eq. 7), for any s < t:
+    skipping steps is respacing (Nichol & Dhariwal 2021, sec. 4) with beta = 1 - alpha_bar_t / alpha_bar_s. No noise
+    is added when s = -1. Returns (x_s, x0_hat)."""
+    ab_t, ab_s = alpha_bar_at(denoiser.alpha_bar, t), alpha_bar_at(denoiser.alpha_bar, s)
+    beta_t = 1.0 - ab_t / ab_s
+    # 1. Predict the clean image.
+    _, x0_hat = predict_x0(denoiser, x_t, t, y, clip_x0)
+    # 2. Posterior mean mu_tilde(x_t, x0_hat), eq. (7).
+    mean = (ab_s**0.5 * beta_t / (1 - ab_t)) * x0_hat + ((1 - beta_t) ** 0.5 * (1 - ab_s) / (1 - ab_t)) * x_t
+    if s < 0:
+        return mean, x0_hat
+    # 3. Add noise with the posterior variance beta_tilde_t.
+    variance = beta_t * (1 - ab_s) / (1 - ab_t)
+    return mean + variance**0.5 * randn_tensor(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype), x0_hat
+
+
+def ddim_sigma(ab_t: float, ab_s: float, eta: float) -> float:
+    """sigma_t(eta) of DDIM, Song et al. (2021) eq. (16): eta = 0 deterministic, eta = 1 DDPM's posterior variance."""
+    return eta * ((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)) ** 0.5
+
+
+def ddim_step(denoiser, x_t: torch.Tensor, t: int, s: int, y=None, eta: float = 0.0, clip_x0: bool = True,
+              generator=None):
+    """One DDIM step x_t -> x_s, Song et al. (2021) eq. (12): x_s = sqrt(alpha_bar_s) x0_hat
+    + sqrt(1 - alpha_bar_s - sigma^2) eps_hat + sigma z, with sigma = ddim_sigma(eta) (no noise when s = -1).
+    Returns (x_s, x0_hat, eps_hat). The progressive-distillation target is built from two of these steps."""
+    ab_t, ab_s = alpha_bar_at(denoiser.alpha_bar, t), alpha_bar_at(denoiser.alpha_bar, s)
+    # 1. Predict the noise and the clean image.
+    eps_hat, x0_hat = predict_x0(denoiser, x_t, t, y, clip_x0)
+    # 2. sigma_t(eta), eq. (16).
+    sigma = ddim_sigma(ab_t, ab_s, eta)
+    # 3. Eq. (12): predicted x0, direction pointing to x_t, random noise.
+    x_s = ab_s**0.5 * x0_hat + (1 - ab_s - sigma**2) ** 0.5 * eps_hat
+    if sigma > 0 and s >= 0:
+        x_s = x_s + sigma * randn_tensor(x_s.shape, generator=generator, device=x_s.device, dtype=x_s.dtype)
+    return x_s, x0_hat, eps_hat
+
+
+def respace(alpha_bar: torch.Tensor, timesteps) -> Schedule:
+    """The Schedule of the kept steps only (Nichol & Dhariwal 2021, sec. 4): for the increasing kept timesteps
+    s_0 < s_1 < ..., beta_i = 1 - alpha_bar_{s_i} / alpha_bar_{s_{i-1}}, so its alpha_bar_i is alpha_bar_{s_i}.
+    Index i of it is the step from timesteps[-1 - i] to the next kept one."""
+    kept = alpha_bar[torch.as_tensor([int(t) for t in timesteps]).flip(0)]
+    prev = torch.cat([torch.ones(1, dtype=kept.dtype), kept[:-1]])
+    return Schedule("respaced", 1.0 - kept / prev)

@@ -23,11 +23,11 @@ from .samplers import generate
 def evaluate_checkpoint(folder, num: int, steps: int | None, seed: int, batch_size: int = 250, ema: bool = True,
                         out: Path | None = None, device="cpu") -> dict:
     denoiser, card = from_checkpoint(folder, ema=ema, device=device)
-    size = card["model"]["image_size"]
-    if (card["model"]["in_channels"], size) != (1, 28):
-        raise ValueError(f"the digit classifier judges 1 x 28 x 28 images; {folder} makes {card['model']['in_channels']} x {size} x {size}")
+    if denoiser.sample_shape != (1, 28, 28):
+        raise ValueError(f"the digit classifier judges 1 x 28 x 28 images; {folder} makes "
+                         f"{' x '.join(map(str, denoiser.sample_shape))} ones")
     start = time.time()
-    images = generate(denoiser, num, seed, (1, size, size), steps=steps, batch_size=batch_size, device=device)
+    images = generate(denoiser, num, seed, steps=steps, batch_size=batch_size, device=device)
     seconds = time.time() - start
     if out is not None:
         save_pngs(images, out)

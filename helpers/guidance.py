@@ -26,7 +26,7 @@ import argparse
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -35,10 +35,11 @@ from torch import nn
 
 from . import checkpoints as ckpt
 from .data import load_images, parse_spec
+from .denoisers import DenoiserWrapper, check_labels, model_num_classes
 from .diffusion import q_sample
+from .models.classifier import NoisyClassifier, NoisyClassifierConfig
 from .paths import checkpoints_dir
 from .schedules import SCHEDULES, Schedule, gather
-from .unet import Downsample, ResBlock, timestep_embedding
 
 KIND = "noisy-classifier"
 EVAL_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)  # timesteps t = min(int(f T), T - 1): 0, 250, 500, 750, 999 for T = 1000
@@ -47,37 +48,6 @@ EVAL_SEED = 1234  # the noise of the test accuracy, the same for every run
 
 def default_classifier_path() -> Path:
     return checkpoints_dir() / "noisy-classifier"
-
-
-def model_num_classes(denoiser) -> int | None:
-    """The number of classes of a conditional denoiser (its null label is this number), None if unconditional."""
-    if getattr(denoiser, "num_classes", None) is not None:
-        return denoiser.num_classes
-    config = getattr(getattr(denoiser, "net", None), "config", None)
-    return getattr(config, "num_classes", None)
-
-
-def check_labels(y: torch.Tensor, num_classes: int, owner: str = "the model's") -> None:
-    """Raise ValueError unless every label lies in [0, num_classes) (the null label num_classes is not a class)."""
-    bad = y[(y < 0) | (y >= num_classes)]
-    if len(bad):
-        raise ValueError(f"class label {int(bad[0])} is outside {owner} classes 0..{num_classes - 1}")
-
-
-class DenoiserWrapper(nn.Module):
-    """A denoiser around another one (`self.denoiser`): alpha_bar and the NFE count are the wrapped one's."""
-
-    @property
-    def alpha_bar(self) -> torch.Tensor:
-        return self.denoiser.alpha_bar
-
-    @property
-    def nfe(self) -> int:
-        return self.denoiser.nfe
-
-    @nfe.setter
-    def nfe(self, value: int) -> None:
-        self.denoiser.nfe = value
 
 
 class CFGDenoiser(DenoiserWrapper):
@@ -105,61 +75,6 @@ class CFGDenoiser(DenoiserWrapper):
             return self.denoiser(x, t, null)
         eps_c, eps_u = self.denoiser(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null])).chunk(2)
         return eps_u + self.w * (eps_c - eps_u)
-
-
-@dataclass
-class NoisyClassifierConfig:
-    """Hyper-parameters of :class:`NoisyClassifier`; stored in its model card. It is trained on x_t of `schedule`
-    with T steps, and guides only denoisers with the same alpha_bar."""
-
-    in_channels: int = 1
-    image_size: int = 28
-    base_channels: int = 32
-    num_classes: int = 10
-    T: int = 1000
-    schedule: str = "linear"
-    groups: int = 8
-
-    def __post_init__(self):
-        if self.image_size < 4:
-            raise ValueError(f"image_size must be at least 4, got {self.image_size}")
-        if self.base_channels % self.groups:
-            raise ValueError(f"base_channels {self.base_channels} not divisible by groups={self.groups}")
-
-
-class NoisyClassifier(nn.Module):
-    """p_phi(y | x_t, t): the encoder half of a small U-Net, Dhariwal & Nichol (2021) sec. 4 in miniature (mean
-    pooling instead of attention pooling). The time embedding enters every residual block.
-
-    conv_in -> ResBlock(ch) -> down -> ResBlock(2 ch) -> down -> ResBlock(2 ch) -> GroupNorm, SiLU -> mean -> Linear
-    (28 -> 14 -> 7 pixels for MNIST, 8 -> 4 -> 2 for the 8x8 digits)."""
-
-    def __init__(self, config: NoisyClassifierConfig):
-        super().__init__()
-        self.config = cfg = config
-        ch, emb_dim = cfg.base_channels, 4 * cfg.base_channels
-        self.time_mlp = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.conv_in = nn.Conv2d(cfg.in_channels, ch, 3, padding=1)
-        self.block1 = ResBlock(ch, ch, emb_dim, cfg.groups, 0.0)
-        self.down1 = Downsample(ch)
-        self.block2 = ResBlock(ch, 2 * ch, emb_dim, cfg.groups, 0.0)
-        self.down2 = Downsample(2 * ch)
-        self.block3 = ResBlock(2 * ch, 2 * ch, emb_dim, cfg.groups, 0.0)
-        self.norm_out = nn.GroupNorm(cfg.groups, 2 * ch)
-        self.head = nn.Linear(2 * ch, cfg.num_classes)
-
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """[N x C x H x W] noisy images and [N] timesteps -> [N x num_classes] logits."""
-        cfg = self.config
-        if x_t.ndim != 4 or tuple(x_t.shape[1:]) != (cfg.in_channels, cfg.image_size, cfg.image_size):
-            raise ValueError(f"the noisy classifier takes [N, {cfg.in_channels}, {cfg.image_size}, {cfg.image_size}] "
-                             f"images, got {list(x_t.shape)}")
-        emb = self.time_mlp(timestep_embedding(t, cfg.base_channels))  # (N, 4 ch)
-        h = self.block1(self.conv_in(x_t), emb)  # (N, ch, H, W)
-        h = self.block2(self.down1(h), emb)  # (N, 2 ch, H/2, W/2)
-        h = self.block3(self.down2(h), emb)  # (N, 2 ch, H/4, W/4)
-        h = F.silu(self.norm_out(h)).mean(dim=(2, 3))  # (N, 2 ch)
-        return self.head(h)
 
 
 def eval_timesteps(T: int) -> list[int]:
@@ -252,16 +167,7 @@ def load_noisy_classifier(folder: str | Path | None = None, device="cpu") -> tup
         raise ckpt.CheckpointError(f"noisy classifier: {err} (train one with `make train-noisy-classifier`)") from err
     if card.get("kind") != KIND:
         raise ckpt.CheckpointError(f"{folder} holds a {card.get('kind')!r} checkpoint, not a {KIND!r} one")
-    try:
-        model = NoisyClassifier(NoisyClassifierConfig(**card["config"]))
-    except (KeyError, TypeError, ValueError) as err:
-        raise ckpt.CheckpointError(f"{folder / ckpt.CARD} has no valid classifier config: {err}") from err
-    state = ckpt.read_tensors(folder / ckpt.MODEL)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise ckpt.CheckpointError(f"weights in {folder} do not match the config in its model card: {err}") from err
-    return model.to(device).eval(), card
+    return ckpt.load_model(folder, device=device)
 
 
 class ClassifierGuidedDenoiser(DenoiserWrapper):

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from . import checkpoints as ckpt
-from .guidance import DenoiserWrapper
+from .denoisers import DenoiserWrapper
 from .metrics import compute_features, reference_features, scores
 
 SNAPSHOTS = "snapshots"
@@ -121,7 +121,7 @@ def noisy_classifier_accuracy(classifier, images: torch.Tensor, labels: torch.Te
 
 
 def evaluate_guided(denoiser: nn.Module, labels: torch.Tensor, seed: int, ref: Reference, sampler: str = "ddim",
-                    steps: int = 50, shape=(1, 28, 28), batch_size: int = 250, classifier=None,
+                    steps: int = 50, shape=None, batch_size: int = 250, classifier=None,
                     device="cpu") -> tuple[dict, torch.Tensor]:
     """Draw len(labels) images, image i for labels[i] from the x_T of (seed, i) (samplers.generate), and score them.
     Returns (row, images [N x C x H x W]); the row holds FID and KID labelled with the feature network and N
@@ -219,17 +219,11 @@ def load_snapshot(folder, step: int, ema: bool, device="cpu"):
     """The Denoiser of the raw (ema=False) or EMA weights of one snapshot, built with the checkpoint's card."""
     from .denoisers import Denoiser
     from .schedules import Schedule
-    from .unet import UNet, UNetConfig
 
-    card = ckpt.read_card(folder)
     path = Path(folder) / SNAPSHOTS / f"step-{step:06d}" / (ckpt.EMA if ema else ckpt.MODEL)
-    net = UNet(UNetConfig(**card["model"]))
-    try:
-        net.load_state_dict(ckpt.read_tensors(path))
-    except RuntimeError as err:
-        raise ckpt.CheckpointError(f"weights in {path} do not match the model card of {folder}: {err}") from err
+    net, card = ckpt.load_model(folder, device=device, weights=path)
     schedule = Schedule.from_name(card["schedule"]["name"], card["schedule"]["T"])
-    return Denoiser(net.to(device).eval(), schedule, card["prediction"])
+    return Denoiser(net, schedule, card["prediction"])
 
 
 def snapshot_denoisers(folder, device="cpu") -> list[tuple[int, nn.Module, nn.Module]]:
@@ -254,7 +248,7 @@ class UnbatchedCFGDenoiser(DenoiserWrapper):
 
 
 def sampling_cost(denoisers: dict, labels: torch.Tensor, seed: int, sampler: str = "ddim", steps: int = 50,
-                  shape=(1, 28, 28), device="cpu") -> list[dict]:
+                  shape=None, device="cpu") -> list[dict]:
     """Time one call of samplers.generate on all of `labels` at once (batch = N) for each named denoiser, through
     cost.measure (after one warm-up step on 2 images); one row per name with s/image, network calls, U-Net
     passes per image and noisy-classifier calls (classifier guidance)."""

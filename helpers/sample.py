@@ -24,8 +24,7 @@ import torch
 
 from .checkpoints import CheckpointError
 from .data import save_pngs
-from .denoisers import DiffusersModelError
-from .guidance import check_labels, guided_denoiser
+from .denoisers import DiffusersModelError, check_labels, load_denoiser, model_num_classes
 from .samplers import SAMPLERS, generate
 from .schedules import SPACINGS
 
@@ -100,6 +99,19 @@ def label_tensor(labels: list[int], num: int) -> torch.Tensor:
     return torch.tensor(labels, dtype=torch.long)
 
 
+def load(args) -> tuple:
+    """The denoiser to sample, and load_denoiser's info plus "num_classes", "label_owner" and "classifier": guided
+    (helpers.guidance) only when a guidance option asks for it."""
+    if args.guidance is None and args.classifier_scale is None:
+        denoiser, info = load_denoiser(str(args.checkpoint), ema=args.ema, device=args.device)
+        return denoiser, {**info, "num_classes": model_num_classes(denoiser), "label_owner": "the model's",
+                          "classifier": None}
+    from .guidance import guided_denoiser
+
+    return guided_denoiser(str(args.checkpoint), guidance=args.guidance, classifier_scale=args.classifier_scale,
+                           classifier=args.classifier, ema=args.ema, device=args.device)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -107,9 +119,7 @@ def main(argv=None) -> int:
             raise ValueError(f"--num and --batch-size must be positive, got {args.num} and {args.batch_size}")
         check_options(args)
         labels = parse_labels(args.class_label) if args.class_label is not None else None
-        denoiser, info = guided_denoiser(str(args.checkpoint), guidance=args.guidance,
-                                         classifier_scale=args.classifier_scale, classifier=args.classifier,
-                                         ema=args.ema, device=args.device)
+        denoiser, info = load(args)
         if labels is not None and info["num_classes"] is None:
             raise ValueError(f"--class-label needs a class-conditional model (or --classifier-scale); "
                              f"{args.checkpoint} is unconditional")

@@ -1,7 +1,8 @@
 """Samplers: pure functions of (denoiser, x, timesteps) with `generator=` for every random draw and `callback=` for
 the intermediate steps, k-diffusion style. A new sampler is one more function with the same signature.
 
-- `denoiser(x_t, t, y)` returns eps_hat ([N x C x H x W]) and carries `alpha_bar` (float64 [T]); see denoisers.py.
+- `denoiser(x_t, t, y)` returns eps_hat, shaped as x_t ([N x C x H x W] images, or any [N x ...]: nothing here
+  assumes 4-D), and carries `alpha_bar` (float64 [T]); see denoisers.py. The steps themselves are in diffusion.py.
 - `timesteps` is a decreasing sequence of integer timesteps (schedules.get_timesteps), e.g. 999, 998, ..., 0.
 - `generator` is one torch.Generator or a list with one per image (so an image does not depend on the batch).
 - `callback({"x": x_prev, "i": i, "t": t, "x0_hat": x0_hat})` is called after every step.
@@ -9,32 +10,16 @@ the intermediate steps, k-diffusion style. A new sampler is one more function wi
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from importlib import import_module
 from typing import Callable
 
 import numpy as np
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from .diffusion import alpha_bar_at, ddim_step, posterior_step, predict_x0
 from .schedules import get_timesteps
-
-SAMPLERS = ("ddpm", "ddim", "dpmpp-2m", "heun")
-
-
-def alpha_bar_at(alpha_bar: torch.Tensor, t: int) -> float:
-    """alpha_bar_t, with alpha_bar = 1 "after" the last step (t = -1): the clean data."""
-    return float(alpha_bar[t]) if t >= 0 else 1.0
-
-
-def predict_x0(denoiser, x, t: int, y, clip_x0: bool):
-    """eps_hat and x0_hat = (x_t - sqrt(1 - alpha_bar_t) eps_hat) / sqrt(alpha_bar_t) (Ho et al. eq. 15), optionally
-    clipped to [-1, 1]; after clipping eps_hat is re-derived from x0_hat so that the two stay consistent."""
-    ab = float(denoiser.alpha_bar[t])
-    eps_hat = denoiser(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long), y)
-    x0_hat = (x - (1 - ab) ** 0.5 * eps_hat) / ab**0.5
-    if clip_x0:
-        x0_hat = x0_hat.clamp(-1, 1)
-        eps_hat = (x - ab**0.5 * x0_hat) / (1 - ab) ** 0.5
-    return eps_hat, x0_hat
 
 
 def next_timesteps(timesteps) -> list[tuple[int, int]]:
@@ -47,20 +32,9 @@ def next_timesteps(timesteps) -> list[tuple[int, int]]:
 def sample_ddpm(denoiser, x, timesteps, generator=None, callback: Callable | None = None, clip_x0: bool = True, y=None):
     """Ancestral sampling, Ho et al. (2020) Algorithm 2, with sigma_t^2 = beta_tilde_t (eq. 7) and x0_hat clipped to
     [-1, 1], on any decreasing subsequence of timesteps: skipping steps is respacing (Nichol & Dhariwal 2021,
-    sec. 4), with beta_t = 1 - alpha_bar_t / alpha_bar_{t_prev}."""
+    sec. 4), with beta_t = 1 - alpha_bar_t / alpha_bar_{t_prev} (diffusion.posterior_step)."""
     for i, (t, t_prev) in enumerate(next_timesteps(timesteps)):
-        ab_t, ab_prev = alpha_bar_at(denoiser.alpha_bar, t), alpha_bar_at(denoiser.alpha_bar, t_prev)
-        beta_t = 1.0 - ab_t / ab_prev
-        # 1. Predict the clean image.
-        _, x0_hat = predict_x0(denoiser, x, t, y, clip_x0)
-        # 2. Posterior mean mu_tilde(x_t, x0_hat), eq. (7).
-        mean = (ab_prev**0.5 * beta_t / (1 - ab_t)) * x0_hat + ((1 - beta_t) ** 0.5 * (1 - ab_prev) / (1 - ab_t)) * x
-        # 3. Add noise with the posterior variance beta_tilde_t, except at the last step.
-        if t_prev >= 0:
-            variance = beta_t * (1 - ab_prev) / (1 - ab_t)
-            x = mean + variance**0.5 * randn_tensor(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        else:
-            x = mean
+        x, x0_hat = posterior_step(denoiser, x, t, t_prev, y, clip_x0, generator)
         if callback is not None:
             callback({"x": x, "i": i, "t": t, "x0_hat": x0_hat})
     return x
@@ -75,15 +49,7 @@ def sample_ddim(denoiser, x, timesteps, generator=None, callback: Callable | Non
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must lie in [0, 1], got {eta}")
     for i, (t, t_prev) in enumerate(next_timesteps(timesteps)):
-        ab_t, ab_prev = alpha_bar_at(denoiser.alpha_bar, t), alpha_bar_at(denoiser.alpha_bar, t_prev)
-        # 1. Predict the noise and the clean image.
-        eps_hat, x0_hat = predict_x0(denoiser, x, t, y, clip_x0)
-        # 2. sigma_t(eta), eq. (16).
-        sigma_t = eta * ((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)) ** 0.5
-        # 3. Eq. (12): predicted x0, direction pointing to x_t, random noise.
-        x = ab_prev**0.5 * x0_hat + (1 - ab_prev - sigma_t**2) ** 0.5 * eps_hat
-        if sigma_t > 0 and t_prev >= 0:
-            x = x + sigma_t * randn_tensor(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        x, x0_hat, _ = ddim_step(denoiser, x, t, t_prev, y, eta, clip_x0, generator)
         if callback is not None:
             callback({"x": x, "i": i, "t": t, "x0_hat": x0_hat})
     return x
@@ -149,11 +115,48 @@ def sample_heun(denoiser, x, timesteps, generator=None, callback: Callable | Non
     return x  # sigma = 0: x_ve is the clean image
 
 
-def get_sampler(name: str) -> Callable:
-    samplers = {"ddpm": sample_ddpm, "ddim": sample_ddim, "dpmpp-2m": sample_dpmpp_2m, "heun": sample_heun}
-    if name not in samplers:
-        raise ValueError(f"unknown sampler {name!r}; known samplers: {', '.join(samplers)}")
-    return samplers[name]
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A registered sampler: where its function lives ("module:function", imported when first used, so that the
+    registry does not import every family's code), the options it accepts beyond (denoiser, x, timesteps, generator,
+    callback, y), and the data it samples ("image": any [N x ...] tensor of the image models; "tabular": rows)."""
+
+    target: str
+    options: tuple[str, ...] = ("clip_x0",)
+    data: str = "image"
+
+    def load(self) -> Callable:
+        module, name = self.target.split(":")
+        return getattr(import_module(module), name)
+
+
+# The one sampler registry, used by the CLI, the benchmark and the notebooks.
+SAMPLER_REGISTRY: dict[str, SamplerSpec] = {
+    "ddpm": SamplerSpec("helpers.samplers:sample_ddpm"),
+    "ddim": SamplerSpec("helpers.samplers:sample_ddim", ("clip_x0", "eta")),
+    "dpmpp-2m": SamplerSpec("helpers.samplers:sample_dpmpp_2m"),
+    "heun": SamplerSpec("helpers.samplers:sample_heun"),
+    "tabddpm": SamplerSpec("helpers.tabular.multinomial:sample_tabddpm", data="tabular"),
+}
+SAMPLERS = tuple(name for name, spec in SAMPLER_REGISTRY.items() if spec.data == "image")  # the image samplers
+
+
+def get_sampler(name: str, data: str | None = None) -> Callable:
+    """The function of a registered sampler (of the given kind of data, if `data` is given)."""
+    spec = SAMPLER_REGISTRY.get(name)
+    if spec is None or (data is not None and spec.data != data):
+        known = [n for n, sp in SAMPLER_REGISTRY.items() if data is None or sp.data == data]
+        raise ValueError(f"unknown sampler {name!r}; known samplers: {', '.join(known)}")
+    return spec.load()
+
+
+def check_options(name: str, options: dict) -> None:
+    """Refuse options that the sampler `name` does not take (e.g. eta for anything but ddim)."""
+    for key in options:
+        if key not in SAMPLER_REGISTRY[name].options:
+            takers = [n for n, spec in SAMPLER_REGISTRY.items() if key in spec.options]
+            raise ValueError(f"{key} applies to the {', '.join(takers)} sampler{'s' * (len(takers) > 1)} only, "
+                             f"not to {name!r}")
 
 
 def image_generators(seed: int, indices, device="cpu") -> list[torch.Generator]:
@@ -171,20 +174,30 @@ def initial_noise(generators: list[torch.Generator], shape, device="cpu") -> tor
     return randn_tensor((len(generators), *shape), generator=generators, device=torch.device(device), dtype=torch.float32)
 
 
-def generate(denoiser, num: int, seed: int, shape, sampler: str = "ddpm", steps: int | None = None,
+def sample_shape(denoiser, shape=None) -> tuple[int, ...]:
+    """The shape of one sample: `shape` if given, else the denoiser's (from its model card or config)."""
+    if shape is not None:
+        return tuple(shape)
+    found = getattr(denoiser, "sample_shape", None)
+    if found is None:
+        raise ValueError("this denoiser does not know the shape of its samples; pass shape=(C, H, W)")
+    return tuple(found)
+
+
+def generate(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", steps: int | None = None,
              spacing: str = "linspace", batch_size: int = 64, device="cpu", y=None, x_T: torch.Tensor | None = None,
              on_batch=None, first_index: int = 0, **kwargs):
-    """Draw `num` images of `shape` (C, H, W) in batches: x_T (unless given, [num x C x H x W]) and every later draw
+    """Draw `num` images of `shape` (default: the denoiser's sample_shape, e.g. (C, H, W)) in batches: x_T (unless given, [num x C x H x W]) and every later draw
     of image i come from its own generator. Returns an [num x C x H x W] tensor; `on_batch(start, images)` sees each
     finished batch. `first_index` continues a set: images first_index, first_index + 1, ... of this seed.
     kwargs go to the sampler (eta for ddim, clip_x0)."""
+    shape = sample_shape(denoiser, shape)
     T = denoiser.alpha_bar.shape[0]
     timesteps = get_timesteps(T, steps or T, spacing, alpha_bar=denoiser.alpha_bar)
-    sample = get_sampler(sampler)
+    sample = get_sampler(sampler, data="image")
     if x_T is not None and tuple(x_T.shape) != (num, *shape):
         raise ValueError(f"the starting noise has shape {list(x_T.shape)}, expected {[num, *shape]} (N x C x H x W)")
-    if "eta" in kwargs and sampler != "ddim":
-        raise ValueError(f"eta applies to the ddim sampler only, not to {sampler!r}")
+    check_options(sampler, kwargs)
     out = []
     for start in range(0, num, batch_size):
         idx = range(start, min(num, start + batch_size))
@@ -198,7 +211,7 @@ def generate(denoiser, num: int, seed: int, shape, sampler: str = "ddpm", steps:
     return torch.cat(out)
 
 
-def trajectory(denoiser, num: int, seed: int, shape, sampler: str = "ddpm", steps: int | None = None,
+def trajectory(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", steps: int | None = None,
                spacing: str = "linspace", every: int = 1, device="cpu", y=None, **kwargs) -> dict:
     """Run one sampler on images 0..num-1 of `seed` (the same x_T as `generate`) and keep x_t and the estimate
     x0_hat after every `every`-th step and after the last one. Returns {"t": [...], "x": [...], "x0_hat": [...],
@@ -206,7 +219,7 @@ def trajectory(denoiser, num: int, seed: int, shape, sampler: str = "ddpm", step
     T = denoiser.alpha_bar.shape[0]
     timesteps = get_timesteps(T, steps or T, spacing, alpha_bar=denoiser.alpha_bar)
     gens = image_generators(seed, range(num), device)
-    x_T = initial_noise(gens, shape, device)
+    x_T = initial_noise(gens, sample_shape(denoiser, shape), device)
     kept = {"t": [], "x": [], "x0_hat": [], "x_T": x_T.cpu()}
     last = len(timesteps) - 1
 
@@ -216,5 +229,5 @@ def trajectory(denoiser, num: int, seed: int, shape, sampler: str = "ddpm", step
             kept["x"].append(info["x"].cpu())
             kept["x0_hat"].append(info["x0_hat"].cpu())
 
-    get_sampler(sampler)(denoiser, x_T, timesteps, generator=gens, callback=keep, y=y, **kwargs)
+    get_sampler(sampler, data="image")(denoiser, x_T, timesteps, generator=gens, callback=keep, y=y, **kwargs)
     return kept

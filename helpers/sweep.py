@@ -88,7 +88,7 @@ def draw(folder: Path, num: int, steps: int = EVAL["steps"], seed: int = EVAL["s
     from .samplers import generate
 
     denoiser, _ = from_checkpoint(folder, device=device)
-    return generate(denoiser, num, seed, (1, 28, 28), sampler=EVAL["sampler"], steps=steps, batch_size=250,
+    return generate(denoiser, num, seed, sampler=EVAL["sampler"], steps=steps, batch_size=250,
                     device=device)
 
 

@@ -13,19 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import signal
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from . import checkpoints as ckpt
 from .data import DataUnavailableError, load_images
-from .diffusion import LOSSES, PREDICTIONS, WEIGHTINGS, diffusion_loss
+from .loop import BatchOrder, check_out, fit, make_accelerator, step_generator
+from .models import count_parameters
+from .models.unet import UNet, UNetConfig
+from .objectives import LOSSES, PREDICTIONS, WEIGHTINGS, diffusion_loss
 from .schedules import SCHEDULES, Schedule
-from .unet import UNet, UNetConfig, count_parameters
 
 
 @dataclass
@@ -54,19 +54,11 @@ class TrainConfig:
     mixed_precision: str = "no"
 
 
-@dataclass
-class RunState:
-    step: int = 0
-    wall_time: float = 0.0
-    losses: list = field(default_factory=list)  # [step, mean loss over the last log_every steps]
-    window: list = field(default_factory=list)  # losses since the last log entry (kept across a resume)
-
-
 def global_batch(data, order: "BatchOrder", step: int, cfg: TrainConfig, num_classes: int | None):
     """x_0, t, eps (and labels, some dropped to the null label) of global batch `step`, drawn from a generator seeded
     by (seed, step) alone: the same on every process, whatever the number of processes or where a run resumed."""
     idx = order(step)
-    g = torch.Generator().manual_seed((cfg.seed * 1_000_003 + step) * 64)
+    g = step_generator(cfg.seed, step)
     x0 = data.images[idx]
     t = torch.randint(0, cfg.T, (len(idx),), generator=g)
     eps = torch.randn(x0.shape, generator=g)
@@ -75,25 +67,6 @@ def global_batch(data, order: "BatchOrder", step: int, cfg: TrainConfig, num_cla
         drop = torch.rand(len(idx), generator=g) < cfg.label_dropout
         y = torch.where(drop, num_classes, data.labels[idx])
     return x0, t, eps, y
-
-
-class BatchOrder:
-    """Indices of global batch k: positions k*B .. (k+1)*B-1 of the endless sequence of per-epoch permutations
-    (epoch e shuffled by seed + e), so the data order never depends on where a run was resumed."""
-
-    def __init__(self, n: int, batch_size: int, seed: int):
-        self.n, self.batch_size, self.seed = n, batch_size, seed
-        self._perms: dict[int, torch.Tensor] = {}
-
-    def perm(self, epoch: int) -> torch.Tensor:
-        if epoch not in self._perms:
-            self._perms = {epoch: torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))}
-        return self._perms[epoch]
-
-    def __call__(self, k: int) -> torch.Tensor:
-        pos = torch.arange(k * self.batch_size, (k + 1) * self.batch_size)
-        epochs = pos // self.n
-        return torch.cat([self.perm(int(e))[pos[epochs == e] % self.n] for e in torch.unique(epochs)])
 
 
 def build_model(model_cfg: UNetConfig, cfg: TrainConfig) -> UNet:
@@ -122,144 +95,61 @@ def init_from_checkpoint(model: UNet, folder: str) -> list[str]:
     return sorted(set(own) - set(source))
 
 
-def save_snapshot(out: Path, step: int, model, ema_state: dict) -> None:
-    folder = out / "snapshots" / f"step-{step:06d}"
-    folder.mkdir(parents=True, exist_ok=True)
-    ckpt.save_tensors(model.state_dict(), folder / ckpt.MODEL)
-    ckpt.save_tensors(ema_state, folder / ckpt.EMA)
+def ddpm_objective(data, schedule: Schedule, cfg: TrainConfig, num_classes: int | None):
+    """Ho et al. (2020) Algorithm 1 as an objective of helpers.loop: the per-sample loss (helpers.objectives) of this
+    process's slice of global batch `step`, averaged."""
+    order = BatchOrder(len(data), cfg.batch_size, cfg.seed)
+
+    def objective(model, step: int, ctx):
+        x0, t, eps, y = global_batch(data, order, step, cfg, num_classes)
+        x0, t, eps = (ctx.local(v) for v in (x0, t, eps))
+        y = None if y is None else ctx.local(y)
+        if ctx.channels_last:
+            x0, eps = x0.contiguous(memory_format=torch.channels_last), eps.contiguous(memory_format=torch.channels_last)
+        with ctx.accelerator.autocast():
+            return diffusion_loss(model, schedule, x0, t, eps, y, cfg.loss, cfg.prediction, cfg.weighting).mean()
+
+    return objective
 
 
-def make_card(model_cfg, cfg, state, data, command, n_params) -> dict:
-    recent = [loss for _, loss in state.losses[-2:]] or state.window
+def describe(model_cfg: UNetConfig, cfg: TrainConfig, data, n_params: int) -> dict:
+    """The static part of a DDPM's model card (helpers.loop adds step, losses, EMA and the command)."""
     return {
         "kind": "ddpm",
+        "architecture": "unet",
         "model": model_cfg.to_dict(),
         "parameters": n_params,
         "schedule": {"name": cfg.schedule, "T": cfg.T},
         "prediction": cfg.prediction,
         "train": vars(cfg),
         "data": {"spec": cfg.dataset, "num_images": len(data), "shape": list(data.shape), "num_classes": data.num_classes},
-        "step": state.step,
-        "wall_time_s": round(state.wall_time, 1),
-        "final_loss": sum(recent) / len(recent) if recent else None,
-        "loss_history": state.losses,
-        "loss_window": state.window,
-        "command": command,
     }
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to cfg.lr, then constant (so that a run can be extended with --resume)."""
-    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
-
-
 def train(model_cfg: UNetConfig, cfg: TrainConfig, out: Path, resume: bool = False, command: str = "") -> dict:
-    """Train, checkpointing to `out` every cfg.checkpoint_every steps and at the end; returns the final card."""
-    from accelerate import Accelerator
-    from diffusers.training_utils import EMAModel
-    from tqdm.auto import tqdm
-
-    # cpu=True without CUDA: then `accelerate launch --multi_gpu --num_processes N` runs N CPU processes (gloo).
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=cfg.mixed_precision)
-    device = accelerator.device
+    """Train with helpers.loop.fit, checkpointing to `out` every cfg.checkpoint_every steps and at the end; returns
+    the final card."""
+    accelerator = make_accelerator(cfg)
     data = load_images(cfg.dataset)
     if model_cfg.num_classes and data.labels is None:
         raise ValueError(f"a conditional model needs labels, but {cfg.dataset} has none")
     schedule = Schedule.from_name(cfg.schedule, cfg.T)
     model = build_model(model_cfg, cfg)
-    if cfg.init_from and not (resume and ckpt.has_checkpoint(out)):
+    resuming = check_out(out, resume)
+    if cfg.init_from and not resuming:
         new = init_from_checkpoint(model, cfg.init_from)
         if accelerator.is_main_process:
             print(f"warm start from {cfg.init_from}; new tensors: {', '.join(new) or 'none'}", flush=True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    state = RunState()
-    ema = EMAModel(model.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=cfg.ema_power)
-    if resume and ckpt.has_checkpoint(out):
-        state = restore(out, model, optimizer, ema, model_cfg, cfg)
-        previous = ckpt.read_card(out)
-        command, resumed = previous["command"], previous.get("resumed_with", []) + [command]
-    elif ckpt.has_checkpoint(out):
-        raise ValueError(f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out")
-    else:
-        resumed = []
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    if accelerator.is_main_process:
-        print(f"{accelerator.num_processes} process(es) on {device}, {count_parameters(model)} parameters", flush=True)
-    ema.to(device)
-    order = BatchOrder(len(data), cfg.batch_size, cfg.seed)
-    world, rank = accelerator.num_processes, accelerator.process_index
-    if cfg.batch_size % world:
-        raise ValueError(f"batch size {cfg.batch_size} is not divisible by the {world} processes")
-
-    stop = {"now": False}
-    old_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))  # save, then stop
-
-    def save(snapshot: bool = False):
-        if accelerator.is_main_process:
-            raw = accelerator.unwrap_model(model)
-            ema_state = dict(zip([n for n, _ in raw.named_parameters()], ema.shadow_params))
-            if snapshot:
-                save_snapshot(out, state.step, raw, ema_state)
-            card = make_card(model_cfg, cfg, state, data, command, count_parameters(raw))
-            card["resumed_with"] = resumed
-            card["ema"] = {"optimization_step": ema.optimization_step, "decay_now": ema.get_decay(ema.optimization_step)}
-            ckpt.save_checkpoint(out, raw, ema_state, card, optimizer=optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer)
-        accelerator.wait_for_everyone()
-
-    bar = tqdm(total=cfg.steps, initial=state.step, disable=not accelerator.is_main_process, desc="train")
-    t_start = time.time() - state.wall_time
-    model.train()
-    while state.step < cfg.steps and not stop["now"]:
-        x0, t, eps, y = global_batch(data, order, state.step, cfg, model_cfg.num_classes)
-        x0, t, eps = (v.chunk(world)[rank].to(device) for v in (x0, t, eps))  # this process's slice
-        y = None if y is None else y.chunk(world)[rank].to(device)
-        if cfg.channels_last:
-            x0, eps = x0.contiguous(memory_format=torch.channels_last), eps.contiguous(memory_format=torch.channels_last)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(state.step, cfg)
-        with accelerator.autocast():
-            loss = diffusion_loss(model, schedule, x0, t, eps, y, cfg.loss, cfg.prediction, cfg.weighting).mean()
-        optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        if cfg.grad_clip:
-            accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        ema.step(accelerator.unwrap_model(model).parameters())
-        state.step += 1
-        state.window.append(accelerator.gather(loss.detach()[None]).mean().item())
-        bar.update(1)
-        if state.step % cfg.log_every == 0:
-            state.losses.append([state.step, sum(state.window) / len(state.window)])
-            bar.set_postfix(loss=f"{state.losses[-1][1]:.4f}")
-            state.window = []
-        state.wall_time = time.time() - t_start
-        keep = bool(cfg.keep_every) and state.step % cfg.keep_every == 0
-        if (state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps) or keep:
-            save(snapshot=keep)
-    bar.close()
-    save()
-    signal.signal(signal.SIGTERM, old_handler)
-    return ckpt.read_card(out) if accelerator.is_main_process else {}
-
-
-def load_training_state(out: Path, card: dict, model, optimizer, ema) -> None:
-    """Weights, EMA weights and optimiser state of the checkpoint in `out` (whose card is `card`), in place."""
-    model.load_state_dict(ckpt.read_tensors(out / ckpt.MODEL))
-    ema_tensors = ckpt.read_tensors(out / ckpt.EMA)
-    ema.shadow_params = [ema_tensors[n].clone() for n, _ in model.named_parameters()]
-    ema.optimization_step = card["ema"]["optimization_step"]
-    ckpt.load_optimizer_state(optimizer, ckpt.read_tensors(out / ckpt.OPTIMIZER), card["optimizer"])
-
-
-def restore(out: Path, model, optimizer, ema, model_cfg: UNetConfig, cfg: TrainConfig) -> RunState:
-    card = ckpt.read_card(out)
-    if card["model"] != json.loads(json.dumps(model_cfg.to_dict())):
-        raise ValueError(f"the model options differ from the checkpoint in {out}: {card['model']}")
-    load_training_state(out, card, model, optimizer, ema)
-    return RunState(step=card["step"], wall_time=card["wall_time_s"], losses=card["loss_history"],
-                    window=card.get("loss_window", []))
+    if resuming:
+        card = ckpt.read_card(out)
+        if card["model"] != json.loads(json.dumps(model_cfg.to_dict())):
+            raise ValueError(f"the model options differ from the checkpoint in {out}: {card['model']}")
+    if cfg.batch_size % accelerator.num_processes:
+        raise ValueError(f"batch size {cfg.batch_size} is not divisible by the {accelerator.num_processes} processes")
+    channels_last = cfg.channels_last and len(data.shape) == 3  # a layout of 4-D image batches only
+    info = describe(model_cfg, cfg, data, count_parameters(model))
+    return fit(model, ddpm_objective(data, schedule, cfg, model_cfg.num_classes), cfg, out, lambda: info,
+               resume=resume, command=command, channels_last=channels_last, accelerator=accelerator)
 
 
 def ints(text: str) -> tuple[int, ...]:

@@ -3,7 +3,7 @@ import torch
 
 from helpers.denoisers import Denoiser
 from helpers.schedules import Schedule
-from helpers.unet import UNet, UNetConfig
+from helpers.models.unet import UNet, UNetConfig
 
 
 def tiny_unet(seed: int = 0, **overrides) -> UNet:

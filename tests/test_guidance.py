@@ -11,14 +11,8 @@ from torch import nn
 from helpers import checkpoints as ckpt
 from helpers import guidance
 from helpers.denoisers import Denoiser
-from helpers.guidance import (
-    CFGDenoiser,
-    ClassifierGuidedDenoiser,
-    NoisyClassifier,
-    NoisyClassifierConfig,
-    load_noisy_classifier,
-    train_noisy_classifier,
-)
+from helpers.guidance import CFGDenoiser, ClassifierGuidedDenoiser, load_noisy_classifier, train_noisy_classifier
+from helpers.models.classifier import NoisyClassifier, NoisyClassifierConfig
 from helpers.sample import main as sample_main
 from helpers.samplers import generate
 from helpers.schedules import Schedule

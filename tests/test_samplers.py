@@ -146,3 +146,40 @@ def test_trajectory_ends_where_generate_ends(tiny_denoiser, sampler):
     final = generate(tiny_denoiser, 3, 7, (1, 8, 8), sampler=sampler, steps=10)
     assert torch.equal(kept["x"][-1], final)
     assert all(x.shape == (3, 1, 8, 8) for x in kept["x"] + kept["x0_hat"])
+
+
+class VideoNet(torch.nn.Module):
+    """A toy network on clips [N x F x C x H x W] with a 3-D convolution (whose 5-D weight cannot be channels_last)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv3d(2, 2, 3, padding=1)
+
+    def forward(self, x, t, y=None):
+        return 0.1 * self.conv(x.transpose(1, 2)).transpose(1, 2) + 0.5 * x * (t.float() / 1000).reshape(-1, 1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp-2m", "heun"])
+def test_samplers_run_on_clips_unchanged(sampler):
+    """No sampler assumes 4-D images: a 5-D clip [N x F x C x H x W] samples like an image, and channels_last (a
+    layout of 4-D tensors only) is skipped, so it may stay on."""
+    schedule = Schedule.from_name("linear", 1000)
+    denoiser = Denoiser(VideoNet(), schedule, channels_last=True, sample_shape=(3, 2, 4, 4))
+    clips = generate(denoiser, 2, 0, sampler=sampler, steps=5, batch_size=1)
+    assert clips.shape == (2, 3, 2, 4, 4) and torch.isfinite(clips).all()
+    # Clip i has its own noise at any batch size (up to the 3-D convolution's batch-dependent rounding).
+    assert torch.allclose(clips, generate(denoiser, 2, 0, sampler=sampler, steps=5, batch_size=2), rtol=1e-5, atol=1e-5)
+
+
+def test_sampler_registry():
+    from helpers.samplers import SAMPLER_REGISTRY, SAMPLERS, check_options
+
+    assert SAMPLERS == ("ddpm", "ddim", "dpmpp-2m", "heun")  # the image samplers
+    for name, spec in SAMPLER_REGISTRY.items():
+        assert callable(get_sampler(name)) and "clip_x0" in spec.options, name
+    assert SAMPLER_REGISTRY["tabddpm"].data == "tabular"
+    with pytest.raises(ValueError, match="unknown sampler 'tabddpm'; known samplers: ddpm, ddim, dpmpp-2m, heun"):
+        get_sampler("tabddpm", data="image")
+    with pytest.raises(ValueError, match="eta applies to the ddim sampler only, not to 'heun'"):
+        check_options("heun", {"eta": 0.5})

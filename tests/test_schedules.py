@@ -5,8 +5,8 @@ import pytest
 import torch
 from diffusers import DDPMScheduler
 
-from helpers.diffusion import (eps_from_v, q_posterior_mean_variance, q_sample, v_target, x0_from_eps,
-                               diffusion_loss, elementwise_loss, loss_weight)
+from helpers.diffusion import eps_from_v, q_posterior_mean_variance, q_sample, v_target, x0_from_eps
+from helpers.objectives import diffusion_loss, elementwise_loss, loss_weight
 from helpers.schedules import SCHEDULES, Schedule, get_betas, get_timesteps
 
 DIFFUSERS_NAME = {"linear": "linear", "cosine": "squaredcos_cap_v2", "quadratic": "scaled_linear", "sigmoid": "sigmoid"}

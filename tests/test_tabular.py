@@ -1,4 +1,4 @@
-"""The tabular DDPM (helpers/tabular.py) and its metrics and baselines (helpers/tabular_metrics.py): the transforms'
+"""The tabular DDPM (helpers/tabular/) and its metrics and baselines (helpers/tabular/metrics.py): the transforms'
 round trips, multinomial diffusion against a direct computation with transition matrices, the joint sampler against
 helpers.samplers.sample_ddpm, shapes and seeds, exact resume, the CLI's errors, and the metrics against SDMetrics."""
 import numpy as np
@@ -9,7 +9,8 @@ from sklearn.preprocessing import QuantileTransformer
 
 from helpers import checkpoints as ckpt
 from helpers import tabular as tb
-from helpers import tabular_metrics as tm
+from helpers.diffusion import respace
+from helpers.tabular import metrics as tm
 from helpers.data import DataUnavailableError
 from helpers.denoisers import Denoiser
 from helpers.samplers import image_generators, initial_noise, sample_ddpm
@@ -177,7 +178,7 @@ def test_respaced_posterior_is_bayes_rule_over_the_skipped_steps():
     skipped transition matrices Q_{s+1} ... Q_t, so sampling with fewer steps stays exact for the categories."""
     schedule, K = Schedule.from_name("cosine", 1000), 3
     timesteps = get_timesteps(1000, 10)  # 999, 888, ..., 0
-    resp = tb.respace(schedule.alpha_bar, timesteps)
+    resp = respace(schedule.alpha_bar, timesteps)
     assert torch.allclose(resp.alpha_bar, schedule.alpha_bar[timesteps.flip(0)], rtol=1e-12)
     i = 5  # the step from timesteps[-1 - 5] = t down to s = timesteps[-1 - 4]
     t, s = int(timesteps[-1 - i]), int(timesteps[-i])

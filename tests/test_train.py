@@ -127,7 +127,7 @@ def test_warm_start_of_a_conditional_model_keeps_the_function(straight, tmp_path
     the conditional model with the null label predicts exactly what the source's EMA weights predict; the class
     rows start random, so class labels change the prediction from the first step."""
     from helpers.train import init_from_checkpoint
-    from helpers.unet import UNet, UNetConfig
+    from helpers.models.unet import UNet, UNetConfig
 
     source, card = ckpt.load_model(straight)
     model = UNet(UNetConfig(**{**card["model"], "num_classes": 10})).eval()
@@ -147,7 +147,7 @@ def test_warm_start_of_a_conditional_model_keeps_the_function(straight, tmp_path
 
 def test_warm_start_from_another_architecture_is_refused(straight):
     from helpers.train import init_from_checkpoint
-    from helpers.unet import UNet, UNetConfig
+    from helpers.models.unet import UNet, UNetConfig
 
     card = ckpt.read_card(straight)
     model = UNet(UNetConfig(**{**card["model"], "base_channels": 32}))

@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from helpers.paths import ROOT
-from helpers.unet import UNet, UNetConfig, count_parameters, timestep_embedding
+from helpers.models import count_parameters
+from helpers.models.layers import timestep_embedding
+from helpers.models.unet import UNet, UNetConfig
 from tests.conftest import tiny_unet
 
 

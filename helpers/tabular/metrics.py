@@ -284,7 +284,7 @@ def generate_all(denoiser, transform, data, num: int | None = None, seed: int = 
                  batch_size: int = 2048):
     """The held-out rows (`num` of them, drawn by `seed`; all by default) and as many synthetic rows from the DDPM
     and from each baseline: (holdout, {name: frame}, seconds the DDPM took)."""
-    from .tabular import sample_frame
+    from .train import sample_frame
 
     num = num or len(data.test)
     holdout = data.test.sample(n=num, random_state=seed).reset_index(drop=True) if num < len(data.test) else data.test
@@ -299,7 +299,7 @@ def evaluate_checkpoint(folder, num: int | None = None, seed: int = 0, steps: in
                         batch_size: int = 2048) -> dict:
     """The comparison table of a tabular checkpoint against the baselines (see generate_all and
     evaluate_generators), as records and text, with the settings and timings."""
-    from .tabular import checkpoint_data, load_checkpoint
+    from .train import checkpoint_data, load_checkpoint
 
     denoiser, transform, card = load_checkpoint(folder)
     data = checkpoint_data(card)

@@ -1,0 +1,86 @@
+"""The command line of the tabular DDPM: `python -m helpers.tabular train / sample / evaluate` (see helpers.tabular)."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from .. import checkpoints as ckpt
+from ..data import DataUnavailableError
+from ..schedules import SCHEDULES
+from .data import DATASETS, TRANSFORMS
+from .train import TabularTrainConfig, load_checkpoint, sample_frame, train
+
+
+def words(text: str) -> list[str]:
+    return [w for w in text.split(",") if w]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m helpers.tabular", description="A tabular DDPM (TabDDPM-style)")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = TabularTrainConfig()
+    tr = sub.add_parser("train", help="train (or --resume) a tabular DDPM")
+    tr.add_argument("--out", required=True, type=Path, help="checkpoint folder")
+    tr.add_argument("--resume", action="store_true", help="continue the checkpoint in --out (its options are reused)")
+    tr.add_argument("--data", default=d.data, help=f"one of {', '.join(DATASETS)}")
+    tr.add_argument("--columns", type=words, default=None, help="comma-separated columns to model (default: all)")
+    tr.add_argument("--categorical", type=words, default=None, help="numeric columns to treat as categorical")
+    tr.add_argument("--transform", choices=TRANSFORMS, default=d.transform)
+    tr.add_argument("--steps", type=int, default=d.steps, help="total optimiser steps (with --resume: the new total)")
+    tr.add_argument("--seed", type=int, default=d.seed)
+    for name in ("batch_size", "checkpoint_every", "log_every", "T", "warmup", "split_seed", "n_quantiles"):
+        tr.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
+    for name in ("lr", "weight_decay", "grad_clip", "ema_decay", "test_fraction"):
+        tr.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
+    tr.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
+    tr.add_argument("--hidden", type=int, default=256)
+    tr.add_argument("--layers", type=int, default=3)
+    tr.add_argument("--no-progress", dest="progress", action="store_false")
+    sa = sub.add_parser("sample", help="draw synthetic rows into a CSV")
+    ev = sub.add_parser("evaluate", help="fidelity, utility and privacy of the DDPM against the baselines")
+    for s in (sa, ev):
+        s.add_argument("--checkpoint", required=True, type=Path)
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--steps", type=int, default=None, help="sampling steps (default: all T)")
+        s.add_argument("--batch-size", type=int, default=2048)
+    sa.add_argument("--num", type=int, required=True)
+    sa.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    ev.add_argument("--num", type=int, default=None, help="rows per generator (default: the held-out set's size)")
+    ev.add_argument("--write-card", action="store_true", help="store the table in the model card")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    argv = list(argv if argv is not None else sys.argv[1:])
+    command = "python -m helpers.tabular " + " ".join(shlex.quote(a) for a in argv)
+    try:
+        if args.command == "train":
+            fields = TabularTrainConfig.__dataclass_fields__
+            cfg = TabularTrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+            card = train(cfg, args.out, args.resume, command, {"hidden": args.hidden, "layers": args.layers},
+                         progress=args.progress)
+            print(f"step {card['step']}, loss {card['final_loss']:.4f}, "
+                  f"wall time {card['wall_time_s']:.0f} s -> {args.out}")
+        elif args.command == "sample":
+            denoiser, transform, _ = load_checkpoint(args.checkpoint)
+            frame = sample_frame(denoiser, transform, args.num, args.seed, args.steps, args.batch_size)
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_csv(args.out, index=False)
+            print(f"{len(frame)} rows -> {args.out}")
+        else:
+            from .metrics import evaluate_checkpoint
+
+            result = evaluate_checkpoint(args.checkpoint, args.num, args.seed, args.steps, args.batch_size)
+            result["command"] = command
+            print(result["text"])
+            if args.write_card:
+                card = ckpt.read_card(args.checkpoint)
+                card["evaluation"] = {k: v for k, v in result.items() if k != "text"}
+                ckpt.save_json(card, args.checkpoint / ckpt.CARD)
+    except (ValueError, ckpt.CheckpointError, DataUnavailableError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
