@@ -175,4 +175,5 @@ def load_denoiser(checkpoint: str, ema: bool = True, device="cpu") -> tuple[Deno
     if diffusers_folder or is_hub_id(str(checkpoint)):
         return from_diffusers(str(checkpoint), device=device)
     denoiser, card = from_checkpoint(checkpoint, ema=ema, device=device)
-    return denoiser, {"shape": denoiser.sample_shape, "T": card["schedule"]["T"], "source": str(checkpoint)}
+    return denoiser, {"shape": denoiser.sample_shape, "T": card["schedule"]["T"], "source": str(checkpoint),
+                      "sampling": card.get("sampling", {})}

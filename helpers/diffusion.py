@@ -69,20 +69,31 @@ def p_mean_from_eps(schedule: Schedule, x_t: torch.Tensor, t: torch.Tensor, eps:
     return (x_t - beta / (1 - ab).sqrt() * eps) / (1 - beta).sqrt()
 
 
-def alpha_bar_at(alpha_bar: torch.Tensor, t: int) -> float:
-    """alpha_bar_t, with alpha_bar = 1 "after" the last step (t = -1): the clean data."""
+def alpha_bar_at(alpha_bar: torch.Tensor, t):
+    """alpha_bar_t, with alpha_bar = 1 "after" the last step (t = -1): the clean data. t is an int (a float comes
+    back) or an [N] tensor of timesteps, one per sample (an [N] float64 tensor comes back)."""
+    if torch.is_tensor(t):
+        one = torch.ones((), dtype=torch.float64, device=t.device)
+        return torch.where(t >= 0, alpha_bar.to(t.device)[t.clamp(min=0)], one)
     return float(alpha_bar[t]) if t >= 0 else 1.0
 
 
-def predict_x0(denoiser, x: torch.Tensor, t: int, y, clip_x0: bool):
-    """eps_hat and x0_hat (eq. 15) of `denoiser` at timestep t, x0_hat optionally clipped to [-1, 1]; after clipping
-    eps_hat is re-derived from x0_hat so that the two stay consistent."""
-    ab = float(denoiser.alpha_bar[t])
-    eps_hat = denoiser(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long), y)
-    x0_hat = x0_from_eps_at(x, eps_hat, ab)
+def per_sample(value, x: torch.Tensor):
+    """A coefficient that broadcasts against x: a float as it is, an [N] tensor as [N x 1 x ...] (float64)."""
+    return value.to(x.device).reshape(-1, *([1] * (x.ndim - 1))) if torch.is_tensor(value) else value
+
+
+def predict_x0(denoiser, x: torch.Tensor, t, y, clip_x0: bool):
+    """eps_hat and x0_hat (eq. 15) of `denoiser` at timestep t (an int, or an [N] tensor with one per sample),
+    x0_hat optionally clipped to [-1, 1]; after clipping eps_hat is re-derived from x0_hat so that the two stay
+    consistent."""
+    t_vec = t if torch.is_tensor(t) else torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
+    ab = per_sample(alpha_bar_at(denoiser.alpha_bar, t), x)
+    eps_hat = denoiser(x, t_vec, y)
+    x0_hat = x0_from_eps_at(x, eps_hat, ab).to(x.dtype)
     if clip_x0:
         x0_hat = x0_hat.clamp(-1, 1)
-        eps_hat = eps_from_x0_at(x, x0_hat, ab)
+        eps_hat = eps_from_x0_at(x, x0_hat, ab).to(x.dtype)
     return eps_hat, x0_hat
 
 
@@ -103,24 +114,27 @@ def posterior_step(denoiser, x_t: torch.Tensor, t: int, s: int, y=None, clip_x0:
     return mean + variance**0.5 * randn_tensor(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype), x0_hat
 
 
-def ddim_sigma(ab_t: float, ab_s: float, eta: float) -> float:
+def ddim_sigma(ab_t, ab_s, eta: float):
     """sigma_t(eta) of DDIM, Song et al. (2021) eq. (16): eta = 0 deterministic, eta = 1 DDPM's posterior variance."""
     return eta * ((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)) ** 0.5
 
 
-def ddim_step(denoiser, x_t: torch.Tensor, t: int, s: int, y=None, eta: float = 0.0, clip_x0: bool = True,
-              generator=None):
+def ddim_step(denoiser, x_t: torch.Tensor, t, s, y=None, eta: float = 0.0, clip_x0: bool = True, generator=None):
     """One DDIM step x_t -> x_s, Song et al. (2021) eq. (12): x_s = sqrt(alpha_bar_s) x0_hat
     + sqrt(1 - alpha_bar_s - sigma^2) eps_hat + sigma z, with sigma = ddim_sigma(eta) (no noise when s = -1).
-    Returns (x_s, x0_hat, eps_hat). The progressive-distillation target is built from two of these steps."""
-    ab_t, ab_s = alpha_bar_at(denoiser.alpha_bar, t), alpha_bar_at(denoiser.alpha_bar, s)
+    t and s are ints, or [N] tensors with one pair per sample (then eta must be 0). Returns (x_s, x0_hat, eps_hat).
+    The progressive-distillation target is built from two of these steps (helpers.distill)."""
+    if torch.is_tensor(t) and eta != 0:
+        raise ValueError("per-sample timesteps are supported for the deterministic DDIM step (eta = 0) only")
+    ab_t = per_sample(alpha_bar_at(denoiser.alpha_bar, t), x_t)
+    ab_s = per_sample(alpha_bar_at(denoiser.alpha_bar, s), x_t)
     # 1. Predict the noise and the clean image.
     eps_hat, x0_hat = predict_x0(denoiser, x_t, t, y, clip_x0)
     # 2. sigma_t(eta), eq. (16).
     sigma = ddim_sigma(ab_t, ab_s, eta)
     # 3. Eq. (12): predicted x0, direction pointing to x_t, random noise.
-    x_s = ab_s**0.5 * x0_hat + (1 - ab_s - sigma**2) ** 0.5 * eps_hat
-    if sigma > 0 and s >= 0:
+    x_s = (ab_s**0.5 * x0_hat + (1 - ab_s - sigma**2) ** 0.5 * eps_hat).to(x_t.dtype)
+    if not torch.is_tensor(sigma) and sigma > 0 and s >= 0:
         x_s = x_s + sigma * randn_tensor(x_s.shape, generator=generator, device=x_s.device, dtype=x_s.dtype)
     return x_s, x0_hat, eps_hat
 

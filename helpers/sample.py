@@ -33,16 +33,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m helpers.sample", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True, type=Path,
                    help="a checkpoint folder written by helpers.train, a diffusers model folder, or a hub id")
-    p.add_argument("--sampler", default="ddpm", help=f"one of: {', '.join(SAMPLERS)}")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: all T of the model)")
-    p.add_argument("--spacing", default="linspace", help=f"timestep spacing for fewer steps: {', '.join(SPACINGS)}")
+    p.add_argument("--sampler", default=None, help=f"one of: {', '.join(SAMPLERS)} (default: the checkpoint's own "
+                   "sampling, e.g. a distilled student's grid; else ddpm)")
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the checkpoint's own, else all T)")
+    p.add_argument("--spacing", default=None,
+                   help=f"timestep spacing for fewer steps: {', '.join(SPACINGS)} (default: the checkpoint's, else linspace)")
     p.add_argument("--num", type=int, default=None, help="number of images (default 64, or the rows of --noise)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", required=True, type=Path, help="folder for the PNGs")
     p.add_argument("--eta", type=float, default=None, help="DDIM's eta in [0, 1] (0: deterministic; ddim only)")
     p.add_argument("--noise", type=Path, default=None, help="x_T as a .npy array of shape N x C x H x W")
-    p.add_argument("--no-clip", dest="clip", action="store_false", help="do not clip x0_hat to [-1, 1]")
+    p.add_argument("--no-clip", dest="clip", action="store_false", default=None,
+                   help="do not clip x0_hat to [-1, 1] (default: clip, unless the checkpoint's sampling says not to)")
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
                    help="use the EMA weights (default); --no-ema uses the raw ones")
     p.add_argument("--class-label", default=None,
@@ -99,6 +102,18 @@ def label_tensor(labels: list[int], num: int) -> torch.Tensor:
     return torch.tensor(labels, dtype=torch.long)
 
 
+DEFAULTS = {"sampler": "ddpm", "steps": None, "spacing": "linspace", "clip": True, "eta": None}
+
+
+def sampling_options(args, sampling: dict) -> None:
+    """Fill the sampling options not given on the command line: from the checkpoint's card ("sampling", e.g. a
+    distilled student's sampler and grid) when --sampler is not given or is the card's, else the defaults."""
+    own = sampling if sampling and args.sampler in (None, sampling.get("sampler")) else {}
+    for name, default in DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, own.get("clip_x0" if name == "clip" else name, default))
+
+
 def load(args) -> tuple:
     """The denoiser to sample, and load_denoiser's info plus "num_classes", "label_owner" and "classifier": guided
     (helpers.guidance) only when a guidance option asks for it."""
@@ -123,6 +138,7 @@ def main(argv=None) -> int:
         if labels is not None and info["num_classes"] is None:
             raise ValueError(f"--class-label needs a class-conditional model (or --classifier-scale); "
                              f"{args.checkpoint} is unconditional")
+        sampling_options(args, info.get("sampling", {}))
         x_T = load_noise(args.noise) if args.noise else None
         num = args.num or (len(x_T) if x_T is not None else len(labels) if labels and len(labels) > 1 else 64)
         y = None

@@ -1,0 +1,235 @@
+"""Progressive distillation, Salimans & Ho (ICLR 2022) Algorithm 2: a student learns to make one DDIM step land where
+two DDIM steps of its teacher land, then becomes the next teacher, halving the number of sampling steps each round.
+
+    python -m helpers.distill --teacher checkpoints/ddpm-mnist --teacher-steps 128 --convert \
+        --out checkpoints/distill/v-128 --steps 1000                      # round 0: eps -> v on the teacher's grid
+    python -m helpers.distill --teacher checkpoints/distill/v-128 --out checkpoints/distill/v-64 --steps 1000
+    python -m helpers.distill --out checkpoints/distill/v-64 --steps 2000 --resume       # continue a round
+
+Notation (alpha_t = sqrt(alpha_bar_t), sigma_t = sqrt(1 - alpha_bar_t), z_t = alpha_t x + sigma_t eps):
+- The student's grid has N timesteps t_0 > t_1 > ... > t_{N-1} ("trailing" spacing: t_0 = T - 1) and a last step
+  to t_N = -1 (clean data, alpha = 1, sigma = 0); the teacher's grid of 2N steps holds it and the midpoints t'.
+- One DDIM step (eta = 0) from t to s with a prediction x_hat: z_s = alpha_s x_hat + (sigma_s / sigma_t)(z_t - alpha_t x_hat).
+- The target: the teacher takes two steps z_t -> z_t' -> z_t''; the x_tilde for which one student step from t lands
+  exactly on z_t'' solves the step above for x_hat:
+      x_tilde = (z_t'' - (sigma_t'' / sigma_t) z_t) / (alpha_t'' - (sigma_t'' / sigma_t) alpha_t),
+  which for the last step (sigma_t'' = 0) is z_t'' itself, the teacher's clean image.
+- The student predicts v = alpha_t eps - sigma_t x (Salimans & Ho sec. 4): x_hat = alpha_t z_t - sigma_t v_hat stays
+  bounded where alpha_t -> 0, unlike x_hat = (z_t - sigma_t eps_hat) / alpha_t, which multiplies eps_hat's error by
+  sigma_t / alpha_t (about 160 at t = 999 of the linear schedule). Its loss ||v_tilde - v_hat||^2 equals
+  (1 + SNR_t) ||x_tilde - x_hat||^2: the paper's "SNR+1" weighting.
+- `--convert` (round 0) keeps the teacher's grid and regresses the teacher's own x_hat: it turns the eps-network into
+  a v-network before any halving, so that the first halving round does not also have to learn a new output.
+
+The linear schedule's alpha_bar_{999} = 4e-5 is not 0: sampling starts from x_T ~ N(0, I) as if it were z_999
+(as DDIM and DDPM here do); the student is trained on z_999 = alpha_999 x + sigma_999 eps, which differs from pure
+noise by 0.6% of x's scale. Every student is trained and sampled without clipping x_hat (clip_x0 = False), so that
+the identity above holds for its own sampler; its card records its grid, and `python -m helpers.sample` uses it.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from . import checkpoints as ckpt
+from .data import DataUnavailableError, load_images
+from .denoisers import from_checkpoint
+from .diffusion import alpha_bar_at, ddim_step, per_sample
+from .loop import BatchOrder, check_out, fit, make_accelerator, step_generator
+from .models import build_model, count_parameters
+from .schedules import get_timesteps
+
+SPACING = "trailing"  # t_0 = T - 1; the grid of N steps is every other point of the grid of 2N steps
+
+
+@dataclass
+class DistillConfig:
+    teacher: str = "checkpoints/ddpm-mnist"
+    teacher_steps: int = 128  # the teacher's grid; the student's has half (the same with convert)
+    convert: bool = False  # round 0: regress the teacher's x_hat on its own grid (eps -> v), no halving
+    dataset: str = "mnist"
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 1e-4
+    warmup: int = 50
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    ema_power: float = 0.75
+    seed: int = 0
+    checkpoint_every: int = 100
+    keep_every: int = 0
+    log_every: int = 25
+    channels_last: bool = True
+
+    @property
+    def student_steps(self) -> int:
+        return self.teacher_steps if self.convert else self.teacher_steps // 2
+
+
+def grid(T: int, num_steps: int) -> list[int]:
+    """The decreasing timesteps of a sampling grid of `num_steps` steps, followed by -1 (the clean data)."""
+    return [int(t) for t in get_timesteps(T, num_steps, SPACING)] + [-1]
+
+
+def check_nested(T: int, teacher_steps: int) -> None:
+    """The student's grid (N steps) must be every other point of the teacher's (2N steps)."""
+    if teacher_steps < 2 or teacher_steps % 2:
+        raise ValueError(f"--teacher-steps must be an even number of at least 2 to halve, got {teacher_steps}")
+    if grid(T, teacher_steps)[::2] != grid(T, teacher_steps // 2):
+        raise ValueError(f"the {SPACING} grids of {teacher_steps} and {teacher_steps // 2} steps of T = {T} are not "
+                         "nested; choose another --teacher-steps")
+
+
+def x_tilde(z_t: torch.Tensor, z_s: torch.Tensor, alpha_bar: torch.Tensor, t, s) -> torch.Tensor:
+    """The x_hat for which one DDIM step (eta = 0) from z_t at t lands on z_s at s < t (Algorithm 2's target); t and s
+    are ints or [N] tensors of timesteps (s = -1: the clean data)."""
+    ab_t, ab_s = (per_sample(alpha_bar_at(alpha_bar, u), z_t) for u in (t, s))
+    ratio = (1 - ab_s) ** 0.5 / (1 - ab_t) ** 0.5  # sigma_s / sigma_t
+    return ((z_s - ratio * z_t) / (ab_s**0.5 - ratio * ab_t**0.5)).to(z_t.dtype)
+
+
+@torch.no_grad()
+def distillation_target(teacher, z_t: torch.Tensor, t, t_mid, t_next, y=None) -> torch.Tensor:
+    """x_tilde of Algorithm 2: two teacher DDIM steps t -> t_mid -> t_next (no clipping), solved for the x_hat of one
+    step t -> t_next; the timesteps are ints or [N] tensors (one per sample, one batched network call per step).
+    t_mid = None: the teacher's own x_hat at t (the conversion round)."""
+    if t_mid is None:
+        return ddim_step(teacher, z_t, t, t_next, y, clip_x0=False)[1]
+    z_mid, _, _ = ddim_step(teacher, z_t, t, t_mid, y, clip_x0=False)
+    z_next, _, _ = ddim_step(teacher, z_mid, t_mid, t_next, y, clip_x0=False)
+    return x_tilde(z_t, z_next, teacher.alpha_bar, t, t_next)
+
+
+def distill_batch(data, order: BatchOrder, step: int, cfg: DistillConfig, T: int):
+    """x_0, the index i of the student's step (uniform over its grid) and eps of global batch `step`, from the
+    generator of (seed, step)."""
+    g = step_generator(cfg.seed, step)
+    x0 = data.images[order(step)]
+    i = torch.randint(0, cfg.student_steps, (len(x0),), generator=g)
+    eps = torch.randn(x0.shape, generator=g)
+    return x0, i, eps
+
+
+def distill_objective(teacher, data, cfg: DistillConfig):
+    """The student's loss ||v_tilde - v_hat||^2 on this process's slice of global batch `step` (helpers.loop); each
+    image has its own step i of the student's grid, and the teacher's steps are batched over them."""
+    alpha_bar = teacher.alpha_bar
+    T = alpha_bar.shape[0]
+    student_grid = torch.tensor(grid(T, cfg.student_steps))
+    teacher_grid = torch.tensor(grid(T, cfg.teacher_steps))
+    order = BatchOrder(len(data), cfg.batch_size, cfg.seed)
+
+    def objective(model, step: int, ctx):
+        x0, i, eps = (ctx.local(v) for v in distill_batch(data, order, step, cfg, T))
+        t, t_next = student_grid.to(i.device)[i], student_grid.to(i.device)[i + 1]
+        t_mid = None if cfg.convert else teacher_grid.to(i.device)[2 * i + 1]
+        ab = per_sample(alpha_bar_at(alpha_bar, t), x0)
+        a, s = ab.sqrt().to(x0.dtype), (1 - ab).sqrt().to(x0.dtype)  # alpha_t, sigma_t
+        z_t = a * x0 + s * eps
+        target = distillation_target(teacher, z_t, t, t_mid, t_next)
+        v_tilde = a * ((z_t - a * target) / s) - s * target  # v = alpha eps - sigma x, eps from (z_t, x_tilde)
+        if ctx.channels_last:
+            z_t = z_t.contiguous(memory_format=torch.channels_last)
+        v_hat = model(z_t, t).float()
+        return (v_hat - v_tilde).pow(2).flatten(1).mean(1).mean()
+
+    return objective
+
+
+def load_teacher(folder: str, device) -> tuple[torch.nn.Module, dict]:
+    """The teacher's Denoiser (EMA weights) and card; a student of an earlier round is a teacher like any other."""
+    teacher, card = from_checkpoint(folder, device=device)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher, card
+
+
+def describe(card: dict, cfg: DistillConfig, n_params: int) -> dict:
+    """The student's model card (static part): the teacher's network and schedule, v prediction, its own grid."""
+    return {
+        "kind": "ddpm",
+        "architecture": card.get("architecture", "unet"),
+        "model": card["model"],
+        "parameters": n_params,
+        "schedule": card["schedule"],
+        "prediction": "v",
+        "sampling": {"sampler": "ddim", "steps": cfg.student_steps, "spacing": SPACING, "eta": 0.0, "clip_x0": False},
+        "distillation": {"teacher": cfg.teacher, "teacher_steps": cfg.teacher_steps, "student_steps": cfg.student_steps,
+                         "convert": cfg.convert, "teacher_prediction": card["prediction"],
+                         "lineage": card.get("distillation", {}).get("lineage", []) + [cfg.teacher]},
+        "train": asdict(cfg),
+        "data": {"spec": cfg.dataset},
+    }
+
+
+def distill(cfg: DistillConfig, out: Path, resume: bool = False, command: str = "") -> dict:
+    """One round of progressive distillation with helpers.loop.fit; returns the student's final card."""
+    accelerator = make_accelerator(cfg)
+    resuming = check_out(out, resume)
+    teacher, card = load_teacher(cfg.teacher, accelerator.device)
+    T = teacher.alpha_bar.shape[0]
+    if not cfg.convert:
+        check_nested(T, cfg.teacher_steps)
+    data = load_images(cfg.dataset)
+    if tuple(data.shape) != tuple(teacher.sample_shape):
+        raise ValueError(f"{cfg.dataset} has {list(data.shape)} images but the teacher makes {list(teacher.sample_shape)}")
+    torch.manual_seed(cfg.seed)
+    student = build_model(card)  # the teacher's architecture, initialised from its (EMA) weights
+    student.load_state_dict(teacher.net.state_dict())
+    info = describe(card, cfg, count_parameters(student))
+    if resuming and ckpt.read_card(out)["model"] != card["model"]:
+        raise ValueError(f"the teacher's network differs from the student's in {out}")
+    channels_last = cfg.channels_last and len(data.shape) == 3
+    return fit(student, distill_objective(teacher, data, cfg), cfg, out, lambda: info, resume=resume,
+               command=command, channels_last=channels_last, accelerator=accelerator)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m helpers.distill", description=__doc__.split("\n")[0])
+    d = DistillConfig()
+    p.add_argument("--out", required=True, type=Path, help="the student's checkpoint folder")
+    p.add_argument("--resume", action="store_true", help="continue the round in --out (its options are reused)")
+    p.add_argument("--teacher", default=d.teacher, help="the teacher's checkpoint folder")
+    p.add_argument("--teacher-steps", type=int, default=None,
+                   help="the teacher's grid (default: its own card's sampling steps, e.g. a student's; 128 for a DDPM)")
+    p.add_argument("--convert", action="store_true", help="round 0: eps -> v on the teacher's grid, no halving")
+    p.add_argument("--dataset", default=d.dataset)
+    for name in ("steps", "batch_size", "warmup", "seed", "checkpoint_every", "log_every", "keep_every"):
+        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
+    for name in ("lr", "weight_decay", "grad_clip", "ema_decay", "ema_power"):
+        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
+    return p.parse_args(argv)
+
+
+def config_from_args(args) -> DistillConfig:
+    if args.resume and ckpt.has_checkpoint(args.out):
+        return DistillConfig(**{**ckpt.read_card(args.out)["train"], "steps": args.steps})
+    teacher_steps = args.teacher_steps
+    if teacher_steps is None:
+        teacher_steps = ckpt.read_card(args.teacher).get("sampling", {}).get("steps", 128)
+    fields = DistillConfig.__dataclass_fields__
+    return DistillConfig(**{**{k: v for k, v in vars(args).items() if k in fields}, "teacher_steps": teacher_steps})
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    command = "python -m helpers.distill " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    try:
+        card = distill(config_from_args(args), args.out, resume=args.resume, command=command)
+    except (ValueError, ckpt.CheckpointError, DataUnavailableError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if card:
+        print(f"{card['distillation']['student_steps']}-step student: step {card['step']}, loss {card['final_loss']:.4f}, "
+              f"wall time {card['wall_time_s']:.0f} s -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

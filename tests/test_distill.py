@@ -1,0 +1,99 @@
+"""Progressive distillation (helpers.distill): the target x_tilde, the grids, the objective and a short round."""
+import pytest
+import torch
+
+from helpers import checkpoints as ckpt
+from helpers.denoisers import Denoiser
+from helpers.diffusion import ddim_step, eps_from_x0_at
+from helpers.distill import check_nested, distillation_target, grid, main as distill_main, x_tilde
+from helpers.schedules import Schedule
+from tests.test_train import TINY
+
+
+class FixedX0(torch.nn.Module):
+    """A 'student' whose x0_hat at timestep t is a given tensor: eps = (z_t - sqrt(alpha_bar_t) x0) / sqrt(1 - alpha_bar_t)."""
+
+    def __init__(self, x0, alpha_bar):
+        super().__init__()
+        self.x0, self.alpha_bar = x0, alpha_bar
+
+    def forward(self, z, t, y=None):
+        return eps_from_x0_at(z, self.x0, float(self.alpha_bar[int(t[0])]))
+
+
+@pytest.mark.parametrize("t,t_mid,t_next", [(999, 600, 200), (500, 300, 100), (15, 7, -1)])
+def test_one_student_step_on_the_target_lands_on_two_teacher_steps(tiny_denoiser, t, t_mid, t_next):
+    """Algorithm 2's identity on a toy teacher: one DDIM step whose x0_hat is x_tilde reproduces the teacher's two
+    DDIM steps t -> t_mid -> t_next (to float32 rounding; exactly the clean image when t_next = -1)."""
+    z_t = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(t))
+    z_mid, _, _ = ddim_step(tiny_denoiser, z_t, t, t_mid, clip_x0=False)
+    z_next, _, _ = ddim_step(tiny_denoiser, z_mid, t_mid, t_next, clip_x0=False)
+    target = distillation_target(tiny_denoiser, z_t, t, t_mid, t_next)
+    student = Denoiser(FixedX0(target, tiny_denoiser.alpha_bar), Schedule.from_name("linear", 1000))
+    z_student, x0_student, _ = ddim_step(student, z_t, t, t_next, clip_x0=False)
+    scale = z_next.abs().max().item()
+    assert (z_student - z_next).abs().max().item() <= 1e-5 * max(1.0, scale)
+    if t_next == -1:  # the last step: the target is the teacher's clean image itself
+        assert torch.equal(target, z_next)
+    # A plain (non-distilled) single step of the teacher from t to t_next lands elsewhere.
+    assert (ddim_step(tiny_denoiser, z_t, t, t_next, clip_x0=False)[0] - z_next).abs().max().item() > 1e-3
+
+
+def test_x_tilde_inverts_a_ddim_step():
+    ab = Schedule.from_name("linear", 1000).alpha_bar
+    x0, eps = torch.randn(3, 5, generator=torch.Generator().manual_seed(0)).chunk(1)[0], torch.randn(3, 5)
+    a_t, s_t = ab[700].sqrt().item(), (1 - ab[700]).sqrt().item()
+    a_s, s_s = ab[300].sqrt().item(), (1 - ab[300]).sqrt().item()
+    z_t = a_t * x0 + s_t * eps
+    z_s = a_s * x0 + s_s * (z_t - a_t * x0) / s_t  # DDIM (eta = 0) with x_hat = x0
+    assert torch.allclose(x_tilde(z_t, z_s, ab, 700, 300), x0, atol=1e-5)
+
+
+def test_grids_halve_and_nest():
+    assert grid(1000, 4) == [999, 749, 499, 249, -1]
+    assert grid(1000, 1) == [999, -1]
+    for n in (256, 128, 64, 32, 16, 8, 4, 2):
+        check_nested(1000, n)
+        assert grid(1000, n)[::2] == grid(1000, n // 2)
+    with pytest.raises(ValueError, match="--teacher-steps must be an even number"):
+        check_nested(1000, 7)
+
+
+def test_a_short_round_runs_resumes_and_samples_with_its_own_grid(tmp_path):
+    """Train a tiny teacher, convert it to v (round 0), halve 4 -> 2, resume; the student's card names its grid,
+    and helpers.sample uses it with no option."""
+    from helpers.train import main as train_main
+    from helpers.sample import main as sample_main
+
+    teacher = tmp_path / "teacher"
+    assert train_main(TINY + ["--out", str(teacher), "--steps", "4"]) == 0
+    common = ["--dataset", "digits", "--batch-size", "8", "--checkpoint-every", "2", "--log-every", "2"]
+    v4 = tmp_path / "v4"
+    assert distill_main(["--teacher", str(teacher), "--teacher-steps", "4", "--convert", "--out", str(v4),
+                         "--steps", "2", *common]) == 0
+    card = ckpt.read_card(v4)
+    assert card["prediction"] == "v" and card["sampling"]["steps"] == 4 and card["distillation"]["convert"]
+    v2 = tmp_path / "v2"
+    assert distill_main(["--teacher", str(v4), "--out", str(v2), "--steps", "2", *common]) == 0  # 4 -> 2 from v4's card
+    assert distill_main(["--out", str(v2), "--steps", "3", "--resume"]) == 0
+    card = ckpt.read_card(v2)
+    assert card["step"] == 3 and card["sampling"] == {"sampler": "ddim", "steps": 2, "spacing": "trailing", "eta": 0.0,
+                                                      "clip_x0": False}
+    assert card["distillation"]["lineage"] == [str(teacher), str(v4)]
+    out = tmp_path / "samples"
+    assert sample_main(["--checkpoint", str(v2), "--num", "3", "--out", str(out)]) == 0
+    import json
+
+    record = json.loads((out / "sampling.json").read_text())
+    assert (record["sampler"], record["steps"], record["spacing"], record["clip_x0"], record["nfe"]) == \
+        ("ddim", 2, "trailing", False, 2)
+
+
+def test_batched_target_equals_the_target_of_each_sample(tiny_denoiser):
+    """Per-sample timesteps (one batched teacher call per step) give each image the target of its own steps."""
+    z_t = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    t, t_mid, t_next = torch.tensor([999, 500, 15]), torch.tensor([600, 300, 7]), torch.tensor([200, 100, -1])
+    batched = distillation_target(tiny_denoiser, z_t, t, t_mid, t_next)
+    single = torch.cat([distillation_target(tiny_denoiser, z_t[k : k + 1], int(t[k]), int(t_mid[k]), int(t_next[k]))
+                        for k in range(3)])
+    assert (batched - single).abs().max().item() < 1e-5
