@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .models import build_model
+from .schedules import Schedule
 
 CARD = "model_card.json"
 MODEL = "model.safetensors"
@@ -77,6 +78,8 @@ def save_checkpoint(folder, model, ema_state: dict, card: dict, optimizer=None) 
 
 def read_card(folder: str | Path) -> dict:
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise CheckpointError(f"{folder} is a file; a checkpoint is a folder with {CARD} and safetensors files")
     if not folder.is_dir():
         raise CheckpointError(f"checkpoint folder {folder} does not exist")
     path = folder / CARD
@@ -108,6 +111,11 @@ def load_model(folder: str | Path, ema: bool = True, device: str | torch.device 
         model = build_model(card)
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{folder / CARD} has no valid model config: {type(err).__name__}: {err}") from err
+    shape = getattr(getattr(model, "config", None), "sample_shape", None)
+    trained_on = card.get("data", {}).get("shape") if isinstance(card.get("data"), dict) else None
+    if shape is not None and trained_on is not None and list(shape) != list(trained_on):
+        raise CheckpointError(f"{folder / CARD} describes {list(shape)} samples but the model was trained on "
+                              f"{list(trained_on)} data; the card was edited or belongs to another model")
     path = Path(weights) if weights is not None else folder / (EMA if ema and "ema" in card else MODEL)
     try:
         model.load_state_dict(read_tensors(path))
@@ -116,3 +124,21 @@ def load_model(folder: str | Path, ema: bool = True, device: str | torch.device 
         raise CheckpointError(f"weights in {where} do not match the config in the model card of {folder}: {err}"
                               ) from err
     return model.to(device).eval(), card
+
+
+def card_schedule(card: dict, folder: str | Path) -> Schedule:
+    """The Schedule a diffusion model's card names, checked: a "schedule" with a known name and a positive integer T
+    and, where the card has one, the fingerprint of alpha_bar stored at training time (an edited name or T no longer
+    matches it)."""
+    path = Path(folder) / CARD
+    sched = card.get("schedule")
+    if not isinstance(sched, dict) or "name" not in sched or "T" not in sched:
+        raise CheckpointError(f"{path} has no \"schedule\" with a \"name\" and \"T\"; it is not a diffusion model's card")
+    try:
+        schedule = Schedule.from_name(sched["name"], sched["T"])
+    except ValueError as err:
+        raise CheckpointError(f"{path}: {err}") from err
+    if "fingerprint" in sched and sched["fingerprint"] != schedule.fingerprint():
+        raise CheckpointError(f"{path} names the {sched['name']!r} schedule with T = {sched['T']}, but the model was "
+                              "trained with another one (the card's schedule fingerprint differs); restore the card")
+    return schedule

@@ -211,10 +211,21 @@ def load_pngs(folder: str | Path, limit: int | None = None) -> torch.Tensor:
     """The PNGs of a folder (sorted by name) as a [-1, 1] tensor [N x C x H x W]."""
     from PIL import Image
 
+    from PIL import UnidentifiedImageError
+
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder of PNG images")
     files = sorted(Path(folder).glob("*.png"))[:limit]
     if not files:
         raise FileNotFoundError(f"no PNG images in {folder}")
-    arrays = [np.asarray(Image.open(f)) for f in files]
+    arrays = []
+    for f in files:
+        try:
+            arrays.append(np.asarray(Image.open(f)))
+        except (UnidentifiedImageError, OSError) as err:
+            raise ValueError(f"{f} is not a readable PNG image: {err}") from err
+    if len({a.shape for a in arrays}) > 1:
+        raise ValueError(f"the PNGs in {folder} differ in size or channels: {sorted({a.shape for a in arrays})}")
     x = torch.from_numpy(np.stack(arrays)).float() / 127.5 - 1.0
     return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
 

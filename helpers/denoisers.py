@@ -33,6 +33,7 @@ class Denoiser(nn.Module):
         self.nfe = 0  # network evaluations, counted per call (a batch counts once)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        check_inputs(self.net, x_t, y)
         self.nfe += 1
         # channels_last is a layout of 4-D tensors only (images); a video or a row passes as it is.
         inp = x_t.contiguous(memory_format=torch.channels_last) if self.channels_last and x_t.ndim == 4 else x_t
@@ -73,8 +74,24 @@ def model_num_classes(denoiser) -> int | None:
     return getattr(config, "num_classes", None)
 
 
+def check_inputs(net: nn.Module, x_t: torch.Tensor, y: torch.Tensor | None) -> None:
+    """x_t of the network's floating-point dtype; labels (if any) integers, one per sample."""
+    param = next(net.parameters(), None)
+    if param is not None and x_t.dtype != param.dtype:
+        raise ValueError(f"x_t has dtype {x_t.dtype} but the network's weights are {param.dtype}; convert it with "
+                         f".to({param.dtype})")
+    if y is not None:
+        if y.is_floating_point() or y.dtype == torch.bool:
+            raise ValueError(f"class labels must be integers (an [N] LongTensor), got dtype {y.dtype}")
+        if y.shape != (x_t.shape[0],):
+            raise ValueError(f"got labels of shape {list(y.shape)} for {x_t.shape[0]} samples; give one label per sample")
+
+
 def check_labels(y: torch.Tensor, num_classes: int, owner: str = "the model's") -> None:
-    """Raise ValueError unless every label lies in [0, num_classes) (the null label num_classes is not a class)."""
+    """Raise ValueError unless every label is an integer in [0, num_classes) (the null label num_classes is not a
+    class)."""
+    if y.is_floating_point() or y.dtype == torch.bool:
+        raise ValueError(f"class labels must be integers (an [N] LongTensor), got dtype {y.dtype}")
     bad = y[(y < 0) | (y >= num_classes)]
     if len(bad):
         raise ValueError(f"class label {int(bad[0])} is outside {owner} classes 0..{num_classes - 1}")
@@ -83,16 +100,16 @@ def check_labels(y: torch.Tensor, num_classes: int, owner: str = "the model's") 
 def from_checkpoint(folder, ema: bool = True, device="cpu", channels_last: bool | None = None):
     """The Denoiser of one of our checkpoints (any registered architecture, see helpers.models), and its model card.
     channels_last (default: on the CPU) applies to networks of 4-D images only."""
-    from .checkpoints import load_model
+    from .checkpoints import card_schedule, load_model
 
     net, card = load_model(folder, ema=ema, device=device)
+    schedule = card_schedule(card, folder)
     if channels_last is None:
         channels_last = torch.device(device).type == "cpu"
     channels_last = channels_last and len(getattr(getattr(net, "config", None), "sample_shape", ())) == 3
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    schedule = Schedule.from_name(card["schedule"]["name"], card["schedule"]["T"])
-    return Denoiser(net, schedule, card["prediction"], channels_last=channels_last), card
+    return Denoiser(net, schedule, card.get("prediction"), channels_last=channels_last), card
 
 
 class DiffusersModelError(RuntimeError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from .checks import check_generators
 from .schedules import Schedule, gather
 
 
@@ -75,6 +76,9 @@ def alpha_bar_at(alpha_bar: torch.Tensor, t):
     if torch.is_tensor(t):
         one = torch.ones((), dtype=torch.float64, device=t.device)
         return torch.where(t >= 0, alpha_bar.to(t.device)[t.clamp(min=0)], one)
+    if t >= alpha_bar.shape[0] or t < -1:
+        T = alpha_bar.shape[0]
+        raise ValueError(f"timestep {t} is outside 0..{T - 1} (the model has T = {T} diffusion steps)")
     return float(alpha_bar[t]) if t >= 0 else 1.0
 
 
@@ -87,6 +91,9 @@ def predict_x0(denoiser, x: torch.Tensor, t, y, clip_x0: bool):
     """eps_hat and x0_hat (eq. 15) of `denoiser` at timestep t (an int, or an [N] tensor with one per sample),
     x0_hat optionally clipped to [-1, 1]; after clipping eps_hat is re-derived from x0_hat so that the two stay
     consistent."""
+    if not torch.is_tensor(t) and t < 0:
+        raise ValueError(f"timestep {t} is outside 0..{denoiser.alpha_bar.shape[0] - 1}: the network is not called at "
+                         "the clean data (t = -1)")
     t_vec = t if torch.is_tensor(t) else torch.full((x.shape[0],), t, device=x.device, dtype=torch.long)
     ab = per_sample(alpha_bar_at(denoiser.alpha_bar, t), x)
     eps_hat = denoiser(x, t_vec, y)
@@ -95,6 +102,12 @@ def predict_x0(denoiser, x: torch.Tensor, t, y, clip_x0: bool):
         x0_hat = x0_hat.clamp(-1, 1)
         eps_hat = eps_from_x0_at(x, x0_hat, ab).to(x.dtype)
     return eps_hat, x0_hat
+
+
+def noise_like(x: torch.Tensor, generator=None) -> torch.Tensor:
+    """z ~ N(0, I) shaped as x; with a list of generators, sample i is drawn from generator i (one per sample)."""
+    check_generators(generator, x.shape[0])
+    return randn_tensor(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
 def posterior_step(denoiser, x_t: torch.Tensor, t: int, s: int, y=None, clip_x0: bool = True, generator=None):
@@ -111,7 +124,7 @@ def posterior_step(denoiser, x_t: torch.Tensor, t: int, s: int, y=None, clip_x0:
         return mean, x0_hat
     # 3. Add noise with the posterior variance beta_tilde_t.
     variance = beta_t * (1 - ab_s) / (1 - ab_t)
-    return mean + variance**0.5 * randn_tensor(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype), x0_hat
+    return mean + variance**0.5 * noise_like(x_t, generator), x0_hat
 
 
 def ddim_sigma(ab_t, ab_s, eta: float):
@@ -135,7 +148,7 @@ def ddim_step(denoiser, x_t: torch.Tensor, t, s, y=None, eta: float = 0.0, clip_
     # 3. Eq. (12): predicted x0, direction pointing to x_t, random noise.
     x_s = (ab_s**0.5 * x0_hat + (1 - ab_s - sigma**2) ** 0.5 * eps_hat).to(x_t.dtype)
     if not torch.is_tensor(sigma) and sigma > 0 and s >= 0:
-        x_s = x_s + sigma * randn_tensor(x_s.shape, generator=generator, device=x_s.device, dtype=x_s.dtype)
+        x_s = x_s + sigma * noise_like(x_s, generator)
     return x_s, x0_hat, eps_hat
 
 

@@ -37,6 +37,8 @@ from pathlib import Path
 import torch
 
 from . import checkpoints as ckpt
+from .checks import (INTERRUPTED, ArgumentParser, check_resume, given_options, non_negative_float, non_negative_int,
+                     positive_float, positive_int, unit_float)
 from .data import DataUnavailableError, load_images
 from .denoisers import from_checkpoint
 from .diffusion import alpha_bar_at, ddim_step, per_sample
@@ -191,25 +193,33 @@ def distill(cfg: DistillConfig, out: Path, resume: bool = False, command: str = 
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m helpers.distill", description=__doc__.split("\n")[0])
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m helpers.distill", description=__doc__.split("\n")[0])
     d = DistillConfig()
     p.add_argument("--out", required=True, type=Path, help="the student's checkpoint folder")
     p.add_argument("--resume", action="store_true", help="continue the round in --out (its options are reused)")
     p.add_argument("--teacher", default=d.teacher, help="the teacher's checkpoint folder")
-    p.add_argument("--teacher-steps", type=int, default=None,
+    p.add_argument("--teacher-steps", type=positive_int, default=None,
                    help="the teacher's grid (default: its own card's sampling steps, e.g. a student's; 128 for a DDPM)")
     p.add_argument("--convert", action="store_true", help="round 0: eps -> v on the teacher's grid, no halving")
     p.add_argument("--dataset", default=d.dataset)
-    for name in ("steps", "batch_size", "warmup", "seed", "checkpoint_every", "log_every", "keep_every"):
-        p.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    for name in ("lr", "weight_decay", "grad_clip", "ema_decay", "ema_power"):
-        p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
-    return p.parse_args(argv)
+    types = {"steps": positive_int, "batch_size": positive_int, "checkpoint_every": positive_int,
+             "log_every": positive_int, "warmup": non_negative_int, "seed": non_negative_int,
+             "keep_every": non_negative_int, "lr": positive_float, "weight_decay": non_negative_float,
+             "grad_clip": non_negative_float, "ema_decay": unit_float, "ema_power": positive_float}
+    for name, kind in types.items():
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(d, name))
+    return p
 
 
-def config_from_args(args) -> DistillConfig:
-    if args.resume and ckpt.has_checkpoint(args.out):
-        return DistillConfig(**{**ckpt.read_card(args.out)["train"], "steps": args.steps})
+def config_from_args(args, given: dict | None = None) -> DistillConfig:
+    if args.resume:
+        saved = ckpt.read_card(args.out)["train"] if ckpt.has_checkpoint(args.out) else {}
+        check_resume(args.out, True, given or {}, saved)
+        return DistillConfig(**{**saved, "steps": args.steps})
     teacher_steps = args.teacher_steps
     if teacher_steps is None:
         teacher_steps = ckpt.read_card(args.teacher).get("sampling", {}).get("steps", 128)
@@ -218,16 +228,22 @@ def config_from_args(args) -> DistillConfig:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    command = "python -m helpers.distill " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    command = "python -m helpers.distill " + " ".join(shlex.quote(a) for a in argv)
     try:
-        card = distill(config_from_args(args), args.out, resume=args.resume, command=command)
+        cfg = config_from_args(args, given_options(build_parser(), argv))
+        card = distill(cfg, args.out, resume=args.resume, command=command)
     except (ValueError, ckpt.CheckpointError, DataUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if card:
         print(f"{card['distillation']['student_steps']}-step student: step {card['step']}, loss {card['final_loss']:.4f}, "
               f"wall time {card['wall_time_s']:.0f} s -> {args.out}")
+        if card["step"] < cfg.steps:
+            print(f"stopped by SIGTERM at step {card['step']} of {cfg.steps}, saved; continue with --resume",
+                  file=sys.stderr)
+            return INTERRUPTED
     return 0
 
 

@@ -7,13 +7,13 @@ confidence >= 0.9 and the share of each digit.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
 from . import checkpoints as ckpt
+from .checks import ArgumentParser, non_negative_int, positive_int, prepare_out_dir
 from .classifier import digit_report, load_classifier, predict
 from .data import save_pngs
 from .denoisers import from_checkpoint
@@ -38,17 +38,20 @@ def evaluate_checkpoint(folder, num: int, steps: int | None, seed: int, batch_si
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m helpers.evaluate", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m helpers.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("--num", type=int, default=500)
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: all T)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--num", type=positive_int, default=500)
+    p.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default: all T)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=250)
     p.add_argument("--no-ema", dest="ema", action="store_false")
-    p.add_argument("--out", type=Path, default=None, help="also write the samples as PNGs here")
+    p.add_argument("--out", type=Path, default=None, help="also write the samples as PNGs here (a new or empty folder)")
+    p.add_argument("--overwrite", action="store_true", help="empty --out first if it already holds files")
     p.add_argument("--write-card", action="store_true", help="store the result in the model card")
     args = p.parse_args(argv)
     try:
+        if args.out is not None:
+            prepare_out_dir(args.out, args.overwrite)
         result = evaluate_checkpoint(args.checkpoint, args.num, args.steps, args.seed, args.batch_size, args.ema, args.out)
     except (ValueError, ckpt.CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -8,24 +8,24 @@ The workbook scores samples at N = 1000 (metrics.EVAL_N): there the floor is abo
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from .checks import ArgumentParser, non_negative_int, positive_int
 from .data import DataUnavailableError, load_pngs
 from .metrics import EVAL_N, FEATURES, FeaturesUnavailableError, compute_features, reference_features, scores
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m helpers.fid", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m helpers.fid", description=__doc__.split("\n")[0])
     p.add_argument("--fake", type=Path, help="folder of generated PNGs")
     p.add_argument("--sanity", action="store_true", help="print the real-vs-real floor by N and corruption scores")
-    p.add_argument("--boot", type=int, default=10, help="bootstrap draws per N for --sanity")
+    p.add_argument("--boot", type=positive_int, default=10, help="bootstrap draws per N for --sanity")
     p.add_argument("--real", default="mnist:test", help="a data set spec (mnist:test, digits:test) or a folder of PNGs")
     p.add_argument("--features", choices=FEATURES, default="mnist-cnn")
-    p.add_argument("--num", type=int, default=None, help="use the first N fake images (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="seed of KID's random subsets")
+    p.add_argument("--num", type=positive_int, default=None, help="use the first N fake images (default: all)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of KID's random subsets")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     args = p.parse_args(argv)
     if args.sanity:
@@ -39,6 +39,10 @@ def main(argv=None) -> int:
         p.error("--fake is required (or --sanity)")
     try:
         fake = compute_features(load_pngs(args.fake, limit=args.num), args.features)
+        if len(fake) <= fake.shape[1]:
+            raise ValueError(f"FID needs more images than feature dimensions (the covariance of N <= {fake.shape[1]} "
+                             f"{args.features} features is singular, and FID's bias grows as 1/N); got N = {len(fake)}. "
+                             f"Use at least {fake.shape[1] + 1} images; notebook 03 shows the floor by N")
         real = reference_features(args.real, args.features)
         result = scores(fake, real, args.features, seed=args.seed)
     except (ValueError, FileNotFoundError, FeaturesUnavailableError, DataUnavailableError) as err:

@@ -22,7 +22,7 @@ Both wrappers are denoisers (`denoiser(x_t, t, y) -> eps_hat`, `alpha_bar`, `nfe
 """
 from __future__ import annotations
 
-import argparse
+import math
 import shlex
 import sys
 import time
@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoints as ckpt
+from .checks import ArgumentParser, non_negative_int, positive_float, positive_int
 from .data import load_images, parse_spec
 from .denoisers import DenoiserWrapper, check_labels, model_num_classes
 from .diffusion import q_sample
@@ -62,12 +63,16 @@ class CFGDenoiser(DenoiserWrapper):
         num_classes = num_classes if num_classes is not None else model_num_classes(denoiser)
         if num_classes is None:
             raise ValueError(f"guidance needs a conditional model; {source} is unconditional")
+        if not math.isfinite(float(w)):
+            raise ValueError(f"the guidance scale w must be a finite number, got {w}")
         self.denoiser, self.w, self.num_classes = denoiser, float(w), int(num_classes)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if y is None:
             raise ValueError("classifier-free guidance needs class labels y (an [N] LongTensor); got None")
         check_labels(y, self.num_classes)
+        if y.shape != (x.shape[0],):
+            raise ValueError(f"got labels of shape {list(y.shape)} for {x.shape[0]} images; give one label per image")
         if self.w == 1:
             return self.denoiser(x, t, y)
         null = torch.full_like(y, self.num_classes)
@@ -194,6 +199,8 @@ class ClassifierGuidedDenoiser(DenoiserWrapper):
         if not torch.allclose(ref, ab.detach().cpu().double(), rtol=1e-5, atol=1e-8):
             raise ValueError(f"the classifier was trained on the {cfg.schedule!r} schedule, whose alpha_bar differs "
                              "from the denoiser's")
+        if not math.isfinite(float(scale)):
+            raise ValueError(f"the classifier guidance scale must be a finite number, got {scale}")
         self.denoiser, self.classifier, self.scale = denoiser, classifier, float(scale)
         self.classifier_calls = 0
 
@@ -211,6 +218,8 @@ class ClassifierGuidedDenoiser(DenoiserWrapper):
         if y is None:
             raise ValueError("classifier guidance needs class labels y (an [N] LongTensor); got None")
         check_labels(y, self.classifier.config.num_classes, "the classifier's")
+        if y.shape != (x.shape[0],):
+            raise ValueError(f"got labels of shape {list(y.shape)} for {x.shape[0]} images; give one label per image")
         # 1. The unconditional prediction.
         eps_hat = self.denoiser(x, t, None)
         if self.scale == 0:
@@ -259,24 +268,22 @@ def class_accuracy(images: torch.Tensor, labels: torch.Tensor, classifier=None) 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m helpers.guidance", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m helpers.guidance", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     tc = sub.add_parser("train-classifier", help="train a noise-aware classifier for classifier guidance")
     tc.add_argument("--out", type=Path, default=default_classifier_path())
-    tc.add_argument("--steps", type=int, default=1500)
-    tc.add_argument("--seed", type=int, default=0)
+    tc.add_argument("--steps", type=positive_int, default=1500)
+    tc.add_argument("--seed", type=non_negative_int, default=0)
     tc.add_argument("--schedule", choices=SCHEDULES, default="linear")
-    tc.add_argument("--T", type=int, default=1000, help="diffusion steps (must match the models it guides)")
+    tc.add_argument("--T", type=positive_int, default=1000, help="diffusion steps (must match the models it guides)")
     tc.add_argument("--dataset", default="mnist", help="mnist or digits (train split; tested on the test split)")
-    tc.add_argument("--batch-size", type=int, default=128)
-    tc.add_argument("--lr", type=float, default=1e-3)
-    tc.add_argument("--base-channels", type=int, default=32)
+    tc.add_argument("--batch-size", type=positive_int, default=128)
+    tc.add_argument("--lr", type=positive_float, default=1e-3)
+    tc.add_argument("--base-channels", type=positive_int, default=32)
     args = p.parse_args(argv)
     from .data import DataUnavailableError
 
     try:
-        if args.steps < 1 or args.batch_size < 1:
-            raise ValueError(f"--steps and --batch-size must be positive, got {args.steps} and {args.batch_size}")
         model, info = train_noisy_classifier(args.schedule, args.T, args.steps, args.batch_size, args.lr, args.seed,
                                              args.dataset, base_channels=args.base_channels)
     except (ValueError, DataUnavailableError) as err:

@@ -218,11 +218,10 @@ def snapshot_steps(folder) -> list[int]:
 def load_snapshot(folder, step: int, ema: bool, device="cpu"):
     """The Denoiser of the raw (ema=False) or EMA weights of one snapshot, built with the checkpoint's card."""
     from .denoisers import Denoiser
-    from .schedules import Schedule
 
     path = Path(folder) / SNAPSHOTS / f"step-{step:06d}" / (ckpt.EMA if ema else ckpt.MODEL)
     net, card = ckpt.load_model(folder, device=device, weights=path)
-    schedule = Schedule.from_name(card["schedule"]["name"], card["schedule"]["T"])
+    schedule = ckpt.card_schedule(card, folder)
     return Denoiser(net, schedule, card["prediction"])
 
 

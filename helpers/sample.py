@@ -23,6 +23,8 @@ import numpy as np
 import torch
 
 from .checkpoints import CheckpointError
+from .checks import (ArgumentParser, device, finite_float, non_negative_int, positive_int, prepare_out_dir,
+                     unit_float)
 from .data import save_pngs
 from .denoisers import DiffusersModelError, check_labels, load_denoiser, model_num_classes
 from .samplers import SAMPLERS, generate
@@ -30,19 +32,20 @@ from .schedules import SPACINGS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m helpers.sample", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m helpers.sample", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True, type=Path,
                    help="a checkpoint folder written by helpers.train, a diffusers model folder, or a hub id")
     p.add_argument("--sampler", default=None, help=f"one of: {', '.join(SAMPLERS)} (default: the checkpoint's own "
                    "sampling, e.g. a distilled student's grid; else ddpm)")
-    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the checkpoint's own, else all T)")
+    p.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default: the checkpoint's own, else all T)")
     p.add_argument("--spacing", default=None,
                    help=f"timestep spacing for fewer steps: {', '.join(SPACINGS)} (default: the checkpoint's, else linspace)")
-    p.add_argument("--num", type=int, default=None, help="number of images (default 64, or the rows of --noise)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--out", required=True, type=Path, help="folder for the PNGs")
-    p.add_argument("--eta", type=float, default=None, help="DDIM's eta in [0, 1] (0: deterministic; ddim only)")
+    p.add_argument("--num", type=positive_int, default=None, help="number of images (default 64, or the rows of --noise)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--out", required=True, type=Path, help="folder for the PNGs (new or empty)")
+    p.add_argument("--overwrite", action="store_true", help="empty --out first if it already holds files")
+    p.add_argument("--eta", type=unit_float, default=None, help="DDIM's eta in [0, 1] (0: deterministic; ddim only)")
     p.add_argument("--noise", type=Path, default=None, help="x_T as a .npy array of shape N x C x H x W")
     p.add_argument("--no-clip", dest="clip", action="store_false", default=None,
                    help="do not clip x0_hat to [-1, 1] (default: clip, unless the checkpoint's sampling says not to)")
@@ -51,25 +54,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--class-label", default=None,
                    help="a class for every image, or a comma-separated list with one per image (then --num defaults "
                         "to its length); needs a conditional model or --classifier-scale")
-    p.add_argument("--guidance", type=float, default=None,
+    p.add_argument("--guidance", type=finite_float, default=None,
                    help="classifier-free guidance scale w: eps_u + w (eps_c - eps_u); needs a conditional model and "
                         "--class-label")
-    p.add_argument("--classifier-scale", type=float, default=None,
+    p.add_argument("--classifier-scale", type=finite_float, default=None,
                    help="classifier guidance scale s (Dhariwal & Nichol 2021); needs --class-label; not together with "
                         "--guidance")
     p.add_argument("--classifier", type=Path, default=None,
                    help="noisy-classifier checkpoint for --classifier-scale (default checkpoints/noisy-classifier)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", type=device, default="cuda" if torch.cuda.is_available() else "cpu")
     return p.parse_args(argv)
 
 
 def load_noise(path: Path) -> torch.Tensor:
-    if not path.exists():
-        raise FileNotFoundError(f"noise file {path} does not exist")
+    """x_T from a .npy file of floating-point numbers, all finite."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--noise {path} is not a file")
     try:
-        return torch.from_numpy(np.load(path)).float()
-    except ValueError as err:
-        raise ValueError(f"{path} is not a .npy array: {err}") from err
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"--noise {path} is not a .npy array: {err}") from err
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"--noise {path} holds {array.dtype} values; expected floating-point numbers")
+    if not np.isfinite(array).all():
+        raise ValueError(f"--noise {path} holds NaN or inf values")
+    return torch.from_numpy(array).float()
 
 
 def parse_labels(text: str) -> list[int]:
@@ -130,8 +139,6 @@ def load(args) -> tuple:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        if (args.num is not None and args.num < 1) or args.batch_size < 1:
-            raise ValueError(f"--num and --batch-size must be positive, got {args.num} and {args.batch_size}")
         check_options(args)
         labels = parse_labels(args.class_label) if args.class_label is not None else None
         denoiser, info = load(args)
@@ -145,12 +152,13 @@ def main(argv=None) -> int:
         if labels is not None:
             y = label_tensor(labels, num)
             check_labels(y, info["num_classes"], info["label_owner"])
+        prepare_out_dir(args.out, args.overwrite)
         options = {"clip_x0": args.clip, **({"eta": args.eta} if args.eta is not None else {})}
         start = time.time()
         generate(denoiser, num, args.seed, info["shape"], sampler=args.sampler, steps=args.steps, spacing=args.spacing,
                  batch_size=args.batch_size, device=args.device, y=y, x_T=x_T,
                  on_batch=lambda i, images: save_pngs(images, args.out, start=i), **options)
-    except (ValueError, CheckpointError, DiffusersModelError, FileNotFoundError) as err:
+    except (ValueError, CheckpointError, DiffusersModelError, FileNotFoundError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     seconds = time.time() - start

@@ -18,13 +18,15 @@ import numpy as np
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
+from .checks import check_count, check_finite, check_timesteps
 from .diffusion import alpha_bar_at, ddim_step, posterior_step, predict_x0
 from .schedules import get_timesteps
 
 
 def next_timesteps(timesteps) -> list[tuple[int, int]]:
-    """Pairs (t, t_prev) along a decreasing sequence, the last t_prev being -1 (clean data)."""
-    ts = [int(t) for t in timesteps]
+    """Pairs (t, t_prev) along a strictly decreasing sequence of integer timesteps (checked), the last t_prev being -1
+    (clean data)."""
+    ts = check_timesteps(timesteps)
     return list(zip(ts, ts[1:] + [-1]))
 
 
@@ -174,6 +176,24 @@ def initial_noise(generators: list[torch.Generator], shape, device="cpu") -> tor
     return randn_tensor((len(generators), *shape), generator=generators, device=torch.device(device), dtype=torch.float32)
 
 
+def check_starting_noise(x_T: torch.Tensor, shape: tuple) -> None:
+    if not torch.is_tensor(x_T) or not x_T.is_floating_point():
+        raise ValueError(f"the starting noise must be a floating-point tensor, got {getattr(x_T, 'dtype', type(x_T))}")
+    if tuple(x_T.shape) != tuple(shape):
+        raise ValueError(f"the starting noise has shape {list(x_T.shape)}, expected {list(shape)} (N x sample shape)")
+    if not torch.isfinite(x_T).all():
+        raise ValueError("the starting noise holds NaN or inf values")
+
+
+def finite_guard(callback=None):
+    """A sampler callback that stops the sampler at the first step whose x is not finite (then calls `callback`)."""
+    def guard(info):
+        check_finite(info["x"], info["i"], info["t"])
+        if callback is not None:
+            callback(info)
+    return guard
+
+
 def sample_shape(denoiser, shape=None) -> tuple[int, ...]:
     """The shape of one sample: `shape` if given, else the denoiser's (from its model card or config)."""
     if shape is not None:
@@ -192,11 +212,16 @@ def generate(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", s
     finished batch. `first_index` continues a set: images first_index, first_index + 1, ... of this seed.
     kwargs go to the sampler (eta for ddim, clip_x0)."""
     shape = sample_shape(denoiser, shape)
+    num, batch_size = check_count(num, "the number of images"), check_count(batch_size, "the batch size")
     T = denoiser.alpha_bar.shape[0]
-    timesteps = get_timesteps(T, steps or T, spacing, alpha_bar=denoiser.alpha_bar)
+    steps = T if steps is None else check_count(steps, "the number of sampling steps")
+    timesteps = get_timesteps(T, steps, spacing, alpha_bar=denoiser.alpha_bar)
     sample = get_sampler(sampler, data="image")
-    if x_T is not None and tuple(x_T.shape) != (num, *shape):
-        raise ValueError(f"the starting noise has shape {list(x_T.shape)}, expected {[num, *shape]} (N x C x H x W)")
+    if x_T is not None:
+        check_starting_noise(x_T, (num, *shape))
+    if y is not None and len(y) != num:
+        raise ValueError(f"got {len(y)} labels for {num} images; give one label per image")
+    callback = finite_guard(kwargs.pop("callback", None))
     check_options(sampler, kwargs)
     out = []
     for start in range(0, num, batch_size):
@@ -204,7 +229,7 @@ def generate(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", s
         gens = image_generators(seed, [first_index + i for i in idx], device)
         x = initial_noise(gens, shape, device) if x_T is None else x_T[start : start + len(idx)].to(device).float()
         yb = None if y is None else y[start : start + len(idx)].to(device)
-        images = sample(denoiser, x, timesteps, generator=gens, y=yb, **kwargs)
+        images = sample(denoiser, x, timesteps, generator=gens, y=yb, callback=callback, **kwargs)
         if on_batch is not None:
             on_batch(start, images)
         out.append(images.cpu())

@@ -13,6 +13,7 @@ Timesteps are 0-based: t = 0 .. T-1, where t = 0 is the first noising step.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -29,8 +30,11 @@ def get_betas(name: str, T: int = 1000, beta_start: float = 1e-4, beta_end: floa
     - quadratic: sqrt(beta) linear between the same end points (diffusers' "scaled_linear").
     - sigmoid: beta_start + (beta_end - beta_start) * sigmoid(linspace(-6, 6, T)) (diffusers' "sigmoid", GeoDiff).
     """
-    if not isinstance(T, int) or T < 1:
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
         raise ValueError(f"the number of diffusion steps T must be a positive integer, got {T!r}")
+    if not (0 < beta_start <= beta_end < 1):  # also false for NaN
+        raise ValueError(f"beta_start and beta_end must satisfy 0 < beta_start <= beta_end < 1 (so that every alpha_t "
+                         f"lies in (0, 1)), got {beta_start!r} and {beta_end!r}")
     if name == "linear":
         return torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
     if name == "cosine":
@@ -67,6 +71,13 @@ class Schedule:
     @property
     def T(self) -> int:
         return self.betas.shape[0]
+
+    def fingerprint(self) -> str:
+        """A short hash of alpha_bar (float64): model cards store it at training time, and loading checks that the
+        schedule a card names is still the one the weights were trained with."""
+        import hashlib
+
+        return hashlib.sha256(self.alpha_bar.contiguous().numpy().tobytes()).hexdigest()[:16]
 
     @property
     def alphas(self) -> torch.Tensor:
@@ -130,8 +141,9 @@ def get_timesteps(T: int, num_steps: int, spacing: str = "linspace", alpha_bar: 
       model's largest and smallest sigma: dense at low noise (needs `alpha_bar`; diffusers' use_karras_sigmas
       interpolates fractional timesteps instead of rounding to the nearest integer one).
     """
-    if not isinstance(num_steps, int) or num_steps < 1:
+    if isinstance(num_steps, bool) or not isinstance(num_steps, numbers.Integral) or num_steps < 1:
         raise ValueError(f"the number of sampling steps must be a positive integer, got {num_steps!r}")
+    num_steps = int(num_steps)
     if num_steps > T:
         raise ValueError(f"asked for {num_steps} sampling steps but the model has only T = {T} diffusion steps")
     if spacing == "linspace":

@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 
 from . import checkpoints as ckpt
+from .checks import (INTERRUPTED, ArgumentParser, check_resume, given_options, non_negative_float, non_negative_int,
+                     positive_float, positive_int, unit_float)
 from .data import DataUnavailableError, load_images
 from .loop import BatchOrder, check_out, fit, make_accelerator, step_generator
 from .models import count_parameters
@@ -119,7 +121,8 @@ def describe(model_cfg: UNetConfig, cfg: TrainConfig, data, n_params: int) -> di
         "architecture": "unet",
         "model": model_cfg.to_dict(),
         "parameters": n_params,
-        "schedule": {"name": cfg.schedule, "T": cfg.T},
+        "schedule": {"name": cfg.schedule, "T": cfg.T,
+                     "fingerprint": Schedule.from_name(cfg.schedule, cfg.T).fingerprint()},
         "prediction": cfg.prediction,
         "train": vars(cfg),
         "data": {"spec": cfg.dataset, "num_images": len(data), "shape": list(data.shape), "num_classes": data.num_classes},
@@ -153,48 +156,70 @@ def train(model_cfg: UNetConfig, cfg: TrainConfig, out: Path, resume: bool = Fal
 
 
 def ints(text: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in text.split(",") if v)
+    """A comma-separated list of positive integers, e.g. 1,2,4."""
+    try:
+        values = tuple(int(v) for v in text.split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 1,2,4, got {text!r}"
+                                         ) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 1,2,4, got {text!r}")
+    return values
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m helpers.train", description=__doc__.split("\n")[0])
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m helpers.train", description=__doc__.split("\n")[0])
     d = TrainConfig()
     p.add_argument("--out", required=True, type=Path, help="checkpoint folder")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out (its options are reused)")
     p.add_argument("--dataset", default=d.dataset, help="mnist, digits, imagefolder:PATH or hf:ID[:split] (online)")
-    p.add_argument("--steps", type=int, default=d.steps, help="total optimiser steps (with --resume: the new total)")
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--warmup", type=int, default=d.warmup)
-    p.add_argument("--grad-clip", type=float, default=d.grad_clip)
+    p.add_argument("--steps", type=positive_int, default=d.steps, help="total optimiser steps (with --resume: the new total)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=d.checkpoint_every)
+    p.add_argument("--seed", type=non_negative_int, default=d.seed)
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--lr", type=positive_float, default=d.lr)
+    p.add_argument("--warmup", type=non_negative_int, default=d.warmup)
+    p.add_argument("--grad-clip", type=non_negative_float, default=d.grad_clip)
     p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
-    p.add_argument("--T", type=int, default=d.T, help="number of diffusion steps")
+    p.add_argument("--T", type=positive_int, default=d.T, help="number of diffusion steps")
     p.add_argument("--loss", choices=LOSSES, default=d.loss)
     p.add_argument("--prediction", choices=PREDICTIONS, default=d.prediction)
     p.add_argument("--weighting", choices=WEIGHTINGS, default=d.weighting)
-    p.add_argument("--ema-decay", type=float, default=d.ema_decay)
-    p.add_argument("--ema-power", type=float, default=d.ema_power)
-    p.add_argument("--keep-every", type=int, default=d.keep_every,
+    p.add_argument("--ema-decay", type=unit_float, default=d.ema_decay)
+    p.add_argument("--ema-power", type=positive_float, default=d.ema_power)
+    p.add_argument("--keep-every", type=non_negative_int, default=d.keep_every,
                    help="keep the raw and EMA weights of every K-th step in OUT/snapshots/ (for EMA studies)")
     p.add_argument("--init-from", default=None, help="warm start from this checkpoint's EMA weights (a conditional "
                    "model from an unconditional one: random class embeddings, the null label's at zero)")
-    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--log-every", type=positive_int, default=d.log_every)
     p.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default=d.mixed_precision)
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false")
-    p.add_argument("--base-channels", type=int, default=32)
+    p.add_argument("--base-channels", type=positive_int, default=32)
     p.add_argument("--channel-mults", type=ints, default=(1, 2, 4), help="comma-separated, e.g. 1,2,4")
-    p.add_argument("--num-res-blocks", type=int, default=1)
+    p.add_argument("--num-res-blocks", type=positive_int, default=1)
     p.add_argument("--attention-resolutions", type=ints, default=(7,), help="comma-separated feature-map sizes")
-    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--dropout", type=unit_float, default=0.0)
     p.add_argument("--conditional", action="store_true", help="class-conditional, with a null label for CFG")
-    p.add_argument("--label-dropout", type=float, default=d.label_dropout)
-    return p.parse_args(argv)
+    p.add_argument("--label-dropout", type=unit_float, default=d.label_dropout)
+    return p
 
 
-def configs_from_args(args) -> tuple[UNetConfig, TrainConfig]:
-    if args.resume and ckpt.has_checkpoint(args.out):
+def saved_options(card: dict) -> dict:
+    """A run's options by their command-line names, from its model card (for --resume)."""
+    model = card["model"]
+    return {**card["train"], **{k: model[k] for k in ("base_channels", "channel_mults", "num_res_blocks",
+                                                     "attention_resolutions", "dropout")},
+            "conditional": model.get("num_classes") is not None}
+
+
+def configs_from_args(args, given: dict | None = None) -> tuple[UNetConfig, TrainConfig]:
+    if args.resume:
+        check_resume(args.out, args.resume, given or {}, saved_options(ckpt.read_card(args.out))
+                     if ckpt.has_checkpoint(args.out) else {})
         card = ckpt.read_card(args.out)
         cfg = TrainConfig(**{**card["train"], "steps": args.steps})
         return UNetConfig(**card["model"]), cfg
@@ -211,9 +236,10 @@ def configs_from_args(args) -> tuple[UNetConfig, TrainConfig]:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     try:
-        model_cfg, cfg = configs_from_args(args)
+        model_cfg, cfg = configs_from_args(args, given_options(build_parser(), argv))
         command = "python -m helpers.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
         card = train(model_cfg, cfg, args.out, resume=args.resume, command=command)
     except (ValueError, ckpt.CheckpointError, DataUnavailableError) as err:
@@ -221,6 +247,10 @@ def main(argv=None) -> int:
         return 2
     if card:
         print(f"step {card['step']}, loss {card['final_loss']:.4f}, wall time {card['wall_time_s']:.0f} s -> {args.out}")
+        if card["step"] < cfg.steps:
+            print(f"stopped by SIGTERM at step {card['step']} of {cfg.steps}, saved; continue with --resume",
+                  file=sys.stderr)
+            return INTERRUPTED
     return 0
 
 

@@ -42,7 +42,7 @@ def test_sample_writes_pngs_independent_of_batch_size(tiny_ckpt, tmp_path):
     (["--sampler", "ddpn"], "error: unknown sampler 'ddpn'; known samplers: ddpm"),
     (["--steps", "5000"], "error: asked for 5000 sampling steps but the model has only T = 1000 diffusion steps"),
     (["--spacing", "even", "--steps", "10"], "error: unknown timestep spacing 'even'"),
-    (["--num", "0"], "error: --num and --batch-size must be positive"),
+    (["--num", "0"], "error: argument --num: expected a positive integer, got 0"),
 ])
 def test_sample_bad_input_is_one_line(tiny_ckpt, tmp_path, args, message):
     res = run_sample("--checkpoint", str(tiny_ckpt), "--out", str(tmp_path / "x"), *args)

@@ -95,6 +95,10 @@ def test_fid_cli_on_real_folders(tmp_path):
     assert fid_of(tmp_path / "real") < fid_of(tmp_path / "noise") / 10
     res = subprocess.run([sys.executable, "-m", "helpers.fid", "--fake", str(tmp_path / "none")], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and res.stderr.startswith("error: ") and "is not a folder of PNG images" in res.stderr
+    (tmp_path / "empty").mkdir()
+    res = subprocess.run([sys.executable, "-m", "helpers.fid", "--fake", str(tmp_path / "empty")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and res.stderr.startswith("error: no PNG images in")
 
 

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from .. import checkpoints as ckpt
+from ..checks import (INTERRUPTED, ArgumentParser, check_out_file, check_resume, given_options, non_negative_float,
+                      non_negative_int, positive_float, positive_int, unit_float)
 from ..data import DataUnavailableError
 from ..schedules import SCHEDULES
 from .data import DATASETS, TRANSFORMS
@@ -18,7 +20,11 @@ def words(text: str) -> list[str]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m helpers.tabular", description="A tabular DDPM (TabDDPM-style)")
+    return build_parser().parse_args(argv)
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="python -m helpers.tabular", description="A tabular DDPM (TabDDPM-style)")
     sub = p.add_subparsers(dest="command", required=True)
     d = TabularTrainConfig()
     tr = sub.add_parser("train", help="train (or --resume) a tabular DDPM")
@@ -28,28 +34,32 @@ def parse_args(argv=None) -> argparse.Namespace:
     tr.add_argument("--columns", type=words, default=None, help="comma-separated columns to model (default: all)")
     tr.add_argument("--categorical", type=words, default=None, help="numeric columns to treat as categorical")
     tr.add_argument("--transform", choices=TRANSFORMS, default=d.transform)
-    tr.add_argument("--steps", type=int, default=d.steps, help="total optimiser steps (with --resume: the new total)")
-    tr.add_argument("--seed", type=int, default=d.seed)
-    for name in ("batch_size", "checkpoint_every", "log_every", "T", "warmup", "split_seed", "n_quantiles"):
-        tr.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    for name in ("lr", "weight_decay", "grad_clip", "ema_decay", "test_fraction"):
-        tr.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
+    tr.add_argument("--steps", type=positive_int, default=d.steps,
+                    help="total optimiser steps (with --resume: the new total)")
+    types = {"batch_size": positive_int, "checkpoint_every": positive_int, "log_every": positive_int, "T": positive_int,
+             "n_quantiles": positive_int, "warmup": non_negative_int, "split_seed": non_negative_int,
+             "seed": non_negative_int, "lr": positive_float, "weight_decay": non_negative_float,
+             "grad_clip": non_negative_float, "ema_decay": unit_float, "test_fraction": unit_float}
+    for name, kind in types.items():
+        tr.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(d, name))
     tr.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
-    tr.add_argument("--hidden", type=int, default=256)
-    tr.add_argument("--layers", type=int, default=3)
+    tr.add_argument("--hidden", type=positive_int, default=256)
+    tr.add_argument("--layers", type=positive_int, default=3)
     tr.add_argument("--no-progress", dest="progress", action="store_false")
     sa = sub.add_parser("sample", help="draw synthetic rows into a CSV")
     ev = sub.add_parser("evaluate", help="fidelity, utility and privacy of the DDPM against the baselines")
     for s in (sa, ev):
         s.add_argument("--checkpoint", required=True, type=Path)
-        s.add_argument("--seed", type=int, default=0)
-        s.add_argument("--steps", type=int, default=None, help="sampling steps (default: all T)")
-        s.add_argument("--batch-size", type=int, default=2048)
-    sa.add_argument("--num", type=int, required=True)
-    sa.add_argument("--out", type=Path, required=True, help="CSV file to write")
-    ev.add_argument("--num", type=int, default=None, help="rows per generator (default: the held-out set's size)")
+        s.add_argument("--seed", type=non_negative_int, default=0)
+        s.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default: all T)")
+        s.add_argument("--batch-size", type=positive_int, default=2048)
+    sa.add_argument("--num", type=positive_int, required=True)
+    sa.add_argument("--out", type=Path, required=True, help="CSV file to write (new, unless --overwrite)")
+    sa.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    ev.add_argument("--num", type=positive_int, default=None, help="rows per generator (default: the held-out set's size)")
     ev.add_argument("--write-card", action="store_true", help="store the table in the model card")
-    return p.parse_args(argv)
+    p.train_parser = tr  # for given_options: a subparser parses into a fresh namespace
+    return p
 
 
 def main(argv=None) -> int:
@@ -58,13 +68,23 @@ def main(argv=None) -> int:
     command = "python -m helpers.tabular " + " ".join(shlex.quote(a) for a in argv)
     try:
         if args.command == "train":
+            if args.resume:
+                saved = ckpt.read_card(args.out) if ckpt.has_checkpoint(args.out) else {}
+                check_resume(args.out, True, given_options(build_parser().train_parser, argv[1:]),
+                             {**saved.get("train", {}), **{k: saved.get("model", {}).get(k) for k in ("hidden", "layers")}},
+                             keep=("out", "resume", "steps", "progress"))
             fields = TabularTrainConfig.__dataclass_fields__
             cfg = TabularTrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
             card = train(cfg, args.out, args.resume, command, {"hidden": args.hidden, "layers": args.layers},
                          progress=args.progress)
             print(f"step {card['step']}, loss {card['final_loss']:.4f}, "
                   f"wall time {card['wall_time_s']:.0f} s -> {args.out}")
+            if card["step"] < args.steps:
+                print(f"stopped by SIGTERM at step {card['step']} of {args.steps}, saved; continue with --resume",
+                      file=sys.stderr)
+                return INTERRUPTED
         elif args.command == "sample":
+            check_out_file(args.out, args.overwrite)
             denoiser, transform, _ = load_checkpoint(args.checkpoint)
             frame = sample_frame(denoiser, transform, args.num, args.seed, args.steps, args.batch_size)
             args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -100,7 +100,8 @@ def describe(model_cfg: MLPConfig, cfg: TabularTrainConfig, data: TabularData, n
         "architecture": "mlp",
         "model": model_cfg.to_dict(),
         "parameters": n_params,
-        "schedule": {"name": cfg.schedule, "T": cfg.T},
+        "schedule": {"name": cfg.schedule, "T": cfg.T,
+                     "fingerprint": Schedule.from_name(cfg.schedule, cfg.T).fingerprint()},
         "prediction": "eps (numerical), x0 logits (categorical)",
         "categorical_diffusion": "multinomial (Hoogeboom et al. 2021)",
         "train": asdict(cfg),
@@ -153,7 +154,7 @@ def load_checkpoint(folder, ema: bool = True, device="cpu") -> tuple[Denoiser, T
         raise ckpt.CheckpointError(f"{folder} is not a tabular DDPM checkpoint (kind {card.get('kind')!r})")
     net, _ = ckpt.load_model(folder, ema=ema, device=device)
     transform = TabularTransform.from_saved(card["transform"], ckpt.read_tensors(folder / TRANSFORM_FILE))
-    schedule = Schedule.from_name(card["schedule"]["name"], card["schedule"]["T"])
+    schedule = ckpt.card_schedule(card, folder)
     return Denoiser(net, schedule, "eps"), transform, card
 
 
