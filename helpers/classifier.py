@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 import time
@@ -15,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoints as ckpt
+from .checks import ArgumentParser, check_new_checkpoint, non_negative_int, positive_int
 from .data import load_images
 from .models.classifier import DigitCNN
 
@@ -71,11 +71,17 @@ def train_classifier(epochs: int, seed: int, batch_size: int = 128, lr: float = 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m helpers.classifier", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m helpers.classifier", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=Path("checkpoints/mnist-cnn"))
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
+    p.add_argument("--epochs", type=positive_int, default=4)
+    p.add_argument("--seed", type=non_negative_int, default=0)
     args = p.parse_args(argv)
+    try:
+        check_new_checkpoint(args.out, args.overwrite)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     model, info = train_classifier(args.epochs, args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt.save_tensors(model.state_dict(), args.out / ckpt.MODEL)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoints as ckpt
-from .checks import ArgumentParser, non_negative_int, positive_float, positive_int
+from .checks import ArgumentParser, check_new_checkpoint, non_negative_int, positive_float, positive_int
 from .data import load_images, parse_spec
 from .denoisers import DenoiserWrapper, check_labels, model_num_classes
 from .diffusion import q_sample
@@ -272,6 +272,7 @@ def main(argv=None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     tc = sub.add_parser("train-classifier", help="train a noise-aware classifier for classifier guidance")
     tc.add_argument("--out", type=Path, default=default_classifier_path())
+    tc.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
     tc.add_argument("--steps", type=positive_int, default=1500)
     tc.add_argument("--seed", type=non_negative_int, default=0)
     tc.add_argument("--schedule", choices=SCHEDULES, default="linear")
@@ -284,6 +285,7 @@ def main(argv=None) -> int:
     from .data import DataUnavailableError
 
     try:
+        check_new_checkpoint(args.out, args.overwrite)
         model, info = train_noisy_classifier(args.schedule, args.T, args.steps, args.batch_size, args.lr, args.seed,
                                              args.dataset, base_channels=args.base_channels)
     except (ValueError, DataUnavailableError) as err:

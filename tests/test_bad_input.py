@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from helpers import checkpoints as ckpt
-from helpers import distill, evaluate, fid, guidance, sample, tabular, train
+from helpers import classifier, distill, evaluate, fid, guidance, sample, tabular, train
 from helpers.denoisers import Denoiser
 from helpers.guidance import CFGDenoiser
 from helpers.samplers import generate, image_generators, sample_ddim, sample_ddpm
@@ -53,7 +53,7 @@ def files(tmp_path_factory):
 
 
 MAINS = {"sample": sample.main, "train": train.main, "tabular": tabular.main, "evaluate": evaluate.main,
-         "fid": fid.main, "distill": distill.main, "guidance": guidance.main}
+         "fid": fid.main, "distill": distill.main, "guidance": guidance.main, "classifier": classifier.main}
 
 # (id, tool, argv with {root} for the fixture's folder, expected exit status, fragment of the error line)
 CLI = [
@@ -124,6 +124,8 @@ CLI = [
     ("evaluate num 0", "evaluate", "--checkpoint {root}/ckpt --num 0", 2, "argument --num: expected a positive integer"),
     ("evaluate steps 0", "evaluate", "--checkpoint {root}/ckpt --steps 0", 2, "argument --steps: expected a positive"),
     ("evaluate out not empty", "evaluate", "--checkpoint {root}/ckpt --num 2 --out {root}/full", 2, "is not empty"),
+    ("evaluate out is a file", "evaluate", "--checkpoint {root}/ckpt --num 2 --out {root}/afile", 2, "is a file"),
+    ("evaluate checkpoint file", "evaluate", "--checkpoint {root}/afile --num 2", 2, "is a file; a checkpoint is a folder"),
     ("fid num -1", "fid", "--fake {root}/two --num -1", 2, "argument --num: expected a positive integer, got -1"),
     ("fid num 0", "fid", "--fake {root}/two --num 0", 2, "argument --num: expected a positive integer, got 0"),
     ("fid one image", "fid", "--fake {root}/one", 2, "FID needs more images than feature dimensions"),
@@ -136,6 +138,12 @@ CLI = [
     ("distill resume nothing", "distill", "--out {root}/d --resume", 2, "holds no checkpoint to continue"),
     ("classifier steps 0", "guidance", "train-classifier --out {root}/c --steps 0", 2,
      "argument --steps: expected a positive integer"),
+    ("classifier out holds one", "guidance", "train-classifier --out {root}/ckpt --steps 1", 2,
+     "already holds a checkpoint; choose another folder, or pass --overwrite"),
+    ("classifier out is a file", "guidance", "train-classifier --out {root}/afile --steps 1", 2,
+     "afile is a file; give a folder for the checkpoint"),
+    ("mnist classifier out holds one", "classifier", "--out {root}/ckpt --epochs 1", 2,
+     "already holds a checkpoint"),
 ]
 
 

@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from helpers import checkpoints as ckpt
 from helpers.paths import ROOT
+from helpers.schedules import Schedule
 from helpers.train import main as train_main
 
 TINY = ["--dataset", "digits", "--batch-size", "32", "--base-channels", "16", "--channel-mults", "1,2",
@@ -34,7 +35,8 @@ def straight(tmp_path_factory):
 
 def test_card_records_the_run(straight):
     card = ckpt.read_card(straight)
-    assert card["step"] == 30 and card["train"]["seed"] == 3 and card["schedule"] == {"name": "linear", "T": 1000}
+    assert card["step"] == 30 and card["train"]["seed"] == 3
+    assert card["schedule"] == {"name": "linear", "T": 1000, "fingerprint": Schedule.from_name("linear", 1000).fingerprint()}
     assert [s for s, _ in card["loss_history"]] == [10, 20, 30]
     assert card["command"].startswith("python -m helpers.train --dataset digits")
     assert card["data"]["num_images"] == 1437 and card["data"]["shape"] == [1, 8, 8]
@@ -153,3 +155,27 @@ def test_warm_start_from_another_architecture_is_refused(straight):
     model = UNet(UNetConfig(**{**card["model"], "base_channels": 32}))
     with pytest.raises(ValueError, match="architectures differ"):
         init_from_checkpoint(model, straight)
+
+
+def test_sigterm_saves_and_exits_143(straight, tmp_path):
+    """SIGTERM: the run saves the step it reached and exits with 143 (128 + 15), so that a scheduler can tell it was
+    interrupted; --resume then continues to the same weights as an uninterrupted run."""
+    import signal
+    import time
+
+    out = tmp_path / "term"
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    proc = subprocess.Popen([sys.executable, "-m", "helpers.train", *TINY, "--out", str(out), "--steps", "100000"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (ckpt.has_checkpoint(out) and ckpt.read_card(out)["step"] >= 10):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    step = ckpt.read_card(out)["step"]
+    assert step >= 10 and f"stopped by SIGTERM at step {step} of 100000" in err
+    if step > 30:
+        pytest.skip(f"the run had passed step 30 ({step}) before SIGTERM arrived")
+    assert train_main(["--out", str(out), "--steps", "30", "--resume"]) == 0
+    assert max_diff(weights(straight), weights(out)) == 0.0
