@@ -212,3 +212,12 @@ def check_new_checkpoint(out: Path, overwrite: bool = False, option: str = "--ou
         raise ValueError(f"{option} {out} already holds a checkpoint; choose another folder, or pass --overwrite "
                          "to replace it")
     return out
+
+
+def run_status(card: dict, steps: int) -> int:
+    """The exit status of a training command: 0 when its run reached `steps`; INTERRUPTED (143) when SIGTERM stopped
+    it early (it saved first), which is said on stderr."""
+    if card and card["step"] < steps:
+        print(f"stopped by SIGTERM at step {card['step']} of {steps}, saved; continue with --resume", file=sys.stderr)
+        return INTERRUPTED
+    return 0

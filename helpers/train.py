@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from . import checkpoints as ckpt
-from .checks import (INTERRUPTED, ArgumentParser, check_resume, given_options, non_negative_float, non_negative_int,
-                     positive_float, positive_int, unit_float)
+from .checks import (ArgumentParser, check_resume, given_options, non_negative_float, non_negative_int,
+                     positive_float, positive_int, run_status, unit_float)
 from .data import DataUnavailableError, load_images
 from .loop import BatchOrder, check_out, fit, make_accelerator, step_generator
 from .models import count_parameters
@@ -247,11 +247,7 @@ def main(argv=None) -> int:
         return 2
     if card:
         print(f"step {card['step']}, loss {card['final_loss']:.4f}, wall time {card['wall_time_s']:.0f} s -> {args.out}")
-        if card["step"] < cfg.steps:
-            print(f"stopped by SIGTERM at step {card['step']} of {cfg.steps}, saved; continue with --resume",
-                  file=sys.stderr)
-            return INTERRUPTED
-    return 0
+    return run_status(card, cfg.steps)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from .. import checkpoints as ckpt
-from ..checks import (INTERRUPTED, ArgumentParser, check_out_file, check_resume, given_options, non_negative_float,
-                      non_negative_int, positive_float, positive_int, unit_float)
+from ..checks import (ArgumentParser, check_out_file, check_resume, given_options, non_negative_float,
+                      non_negative_int, positive_float, positive_int, run_status, unit_float)
 from ..data import DataUnavailableError
 from ..schedules import SCHEDULES
 from .data import DATASETS, TRANSFORMS
@@ -79,10 +79,7 @@ def main(argv=None) -> int:
                          progress=args.progress)
             print(f"step {card['step']}, loss {card['final_loss']:.4f}, "
                   f"wall time {card['wall_time_s']:.0f} s -> {args.out}")
-            if card["step"] < args.steps:
-                print(f"stopped by SIGTERM at step {card['step']} of {args.steps}, saved; continue with --resume",
-                      file=sys.stderr)
-                return INTERRUPTED
+            return run_status(card, args.steps)
         elif args.command == "sample":
             check_out_file(args.out, args.overwrite)
             denoiser, transform, _ = load_checkpoint(args.checkpoint)
