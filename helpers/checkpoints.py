@@ -61,19 +61,43 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict, meta: 
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+COMMIT = "commit.json"  # present only while a checkpoint's new files are being moved into place
+NEXT = ".next"
+
+
 def save_checkpoint(folder, model, ema_state: dict, card: dict, optimizer=None) -> None:
-    """Write the checkpoint; each file is replaced atomically and the card last, so a kill mid-save leaves the
-    previous card pointing at complete files of either the old or the new step."""
+    """Write the checkpoint as one transaction, so that a run killed at any moment resumes from a consistent set of
+    files (weights, EMA, optimiser and card of one step): 1. every new file is written as NAME.next; 2. commit.json,
+    listing them, is written atomically; 3. each NAME.next replaces NAME; 4. commit.json is removed. A kill before 2
+    leaves the previous checkpoint (its .next files are discarded on resume); after 2, `recover` completes step 3."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    save_tensors(model.state_dict(), folder / MODEL)
-    save_tensors(ema_state, folder / EMA)
+    names = [MODEL, EMA]
+    save_tensors(model.state_dict(), folder / (MODEL + NEXT))
+    save_tensors(ema_state, folder / (EMA + NEXT))
     card = dict(card)
     if optimizer is not None:
         tensors, meta = optimizer_tensors(optimizer)
-        save_tensors(tensors, folder / OPTIMIZER)
+        save_tensors(tensors, folder / (OPTIMIZER + NEXT))
         card["optimizer"] = meta
-    save_json(card, folder / CARD)
+        names.append(OPTIMIZER)
+    save_json(card, folder / (CARD + NEXT))
+    save_json({"files": names + [CARD]}, folder / COMMIT)
+    recover(folder)
+
+
+def recover(folder: str | Path) -> None:
+    """Finish or discard an interrupted save_checkpoint (see there): with commit.json, move its files into place;
+    without it, delete leftover NAME.next files. Call it only when no process is writing to the folder."""
+    folder = Path(folder)
+    commit = folder / COMMIT
+    if commit.exists():
+        for name in json.loads(commit.read_text())["files"]:
+            if (folder / (name + NEXT)).exists():
+                os.replace(folder / (name + NEXT), folder / name)
+        commit.unlink()
+    for leftover in folder.glob("*" + NEXT):
+        leftover.unlink()
 
 
 def read_card(folder: str | Path) -> dict:

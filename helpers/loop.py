@@ -90,6 +90,8 @@ def make_accelerator(cfg):
 
 def check_out(out: Path, resume: bool) -> bool:
     """Whether `out` holds a run to resume; refuses a checkpoint there unless resuming."""
+    if Path(out).is_dir():
+        ckpt.recover(out)  # a run killed in the middle of a save: complete or discard that save
     if ckpt.has_checkpoint(out):
         if not resume:
             raise ValueError(f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out")

@@ -120,3 +120,26 @@ def test_warmup_and_final_loss():
     assert RunState(losses=[[5, 1.0], [10, 3.0]]).final_loss() == 2.0
     assert RunState(window=[[1.0, 9.0], [3.0, 9.0]]).final_loss() == 2.0  # no log entry yet: the window's losses
     assert RunState().final_loss() is None
+
+
+def test_a_save_killed_midway_is_completed_or_discarded(straight, tmp_path):
+    """save_checkpoint is a transaction: a kill after its commit record is rolled forward on resume, a kill before it
+    leaves the previous checkpoint; either way the resumed run ends bit-identical."""
+    import shutil
+
+    for stage in ("before commit", "after commit"):
+        out = tmp_path / stage.replace(" ", "-")
+        train(out, 10)
+        later = tmp_path / f"{out.name}-20"
+        shutil.copytree(out, later)
+        train(later, 20, resume=True)  # the files a save at step 20 would write
+        for name in ("model.safetensors", "ema.safetensors", "optimizer.safetensors", "model_card.json"):
+            shutil.copy(later / name, out / (name + ckpt.NEXT))
+        if stage == "after commit":  # the commit record was written and one file already moved into place
+            (out / ckpt.COMMIT).write_text('{"files": ["model.safetensors", "ema.safetensors", '
+                                           '"optimizer.safetensors", "model_card.json"]}')
+            (out / "model.safetensors.next").replace(out / "model.safetensors")
+        card = train(out, 30, resume=True)
+        assert_identical(tensors(straight[0]), tensors(out))
+        assert not list(out.glob("*.next")) and not (out / ckpt.COMMIT).exists()
+        assert card["loss_history"] == straight[1]["loss_history"]
