@@ -71,7 +71,7 @@ train-ddpm-digits8: setup
 
 # Notebook 06's students: progressive distillation of checkpoints/ddpm-mnist, a conversion round (eps -> v on the
 # 128-step grid), then halving 128 -> 64 -> ... -> 1 (each round resumable: an unfinished round is continued).
-DISTILL_ROUNDS := v-128:600 v-64:600 v-32:600 v-16:800 v-8:1000 v-4:1200 v-2:1500 v-1:2000
+DISTILL_ROUNDS := v-128:600 v-64:600 v-32:600 v-16:600 v-8:600 v-4:800 v-2:800 v-1:1000
 distill-mnist: setup
 	@teacher=checkpoints/ddpm-mnist; for stage in $(DISTILL_ROUNDS); do \
 	  name=$${stage%%:*}; steps=$${stage##*:}; out=checkpoints/distill/$$name; \

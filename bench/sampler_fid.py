@@ -1,8 +1,13 @@
-"""FID against network evaluations (NFE) for every sampler on the shipped MNIST model, written to a CSV that
-notebook 05 reads.
+"""FID against network evaluations (NFE) for every sampler on the shipped MNIST model, and for the distilled
+students of notebook 06, written to CSVs that notebooks 05 and 06 read.
 
     python bench/sampler_fid.py                       # the full grid, N = 1000 (hours of CPU; resumable)
+    python bench/sampler_fid.py --grid distill --no-compile --csv bench/results/distill_fid.csv   # notebook 06
     python bench/sampler_fid.py --grid quick --num 50 --csv /tmp/quick.csv
+
+A grid entry is (sampler, steps, eta[, spacing[, clip]]) on --checkpoint, or ("student", K): the distilled student
+checkpoints/distill/v-K sampled as its model card says (its own grid of K steps, no clipping). Every row has a 95%
+interval for its FID (metrics.fid_interval: a bootstrap over the generated images).
 
 Every configuration draws images 0..N-1 of seed 0 (image i starts from the same x_T in every configuration) from the
 EMA weights of checkpoints/ddpm-mnist, keeps them as PNGs under samples/bench/NAME/ (reused and continued if a run was
@@ -28,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from helpers.cost import gflop_per_call  # noqa: E402
 from helpers.data import load_pngs, save_pngs  # noqa: E402
 from helpers.denoisers import from_checkpoint  # noqa: E402
-from helpers.metrics import compute_features, reference_features, scores  # noqa: E402
+from helpers.metrics import compute_features, fid_interval, reference_features, scores  # noqa: E402
 from helpers.samplers import generate  # noqa: E402
 
 # (sampler, steps, eta[, spacing]), most informative first so that a partial run is already useful; the spacing is
@@ -45,25 +50,56 @@ GRIDS = {
              ("heun", 5, None, "karras"), ("heun", 10, None, "karras"), ("dpmpp-2m", 10, None, "karras"),
              ("dpmpp-2m", 20, None, "karras"), ("ddim", 10, 0.0, "karras")],
     "quick": [("ddim", 10, 0.0), ("dpmpp-2m", 10, None), ("heun", 3, None), ("ddpm", 10, None)],
+    # Notebook 06: the students against the teacher's samplers at the same NFE (on the students' "trailing" grids,
+    # which start at t = 999; linspace's one-step grid would be t = 0), DDIM-50 and DDPM-1000 as in notebook 05, and
+    # the teacher's own deterministic sampler on the grid the first student distils (DDIM-128, no clipping).
+    "distill": [("student", 4), ("student", 8), ("student", 2), ("student", 1), ("ddim", 50, 0.0),
+                *[("ddim", k, 0.0, "trailing") for k in (1, 2, 4, 8)],
+                *[("dpmpp-2m", k, None, "trailing") for k in (2, 4, 8)],
+                *[("ddpm", k, None, "trailing") for k in (1, 2, 4, 8)],
+                ("student", 16), ("student", 32), ("student", 64), ("student", 128),
+                ("ddim", 128, 0.0, "trailing", False), ("ddpm", 1000, None)],
+    "distill-quick": [("student", 4), ("ddim", 4, 0.0, "trailing")],
 }
+STUDENTS = "checkpoints/distill/v-{}"  # ("student", K) rows
 FIELDS = ["name", "sampler", "steps", "eta", "spacing", "nfe", "num", "features", "fid", "kid", "kid_std", "s_per_image",
-          "timed_images", "compiled", "threads", "gflop_per_call", "checkpoint", "seed"]
+          "timed_images", "compiled", "threads", "gflop_per_call", "checkpoint", "seed", "clip_x0", "fid_lo", "fid_hi"]
 
 
-def config_name(sampler: str, steps: int, eta: float | None, spacing: str = "linspace") -> str:
+def config_name(sampler: str, steps: int, eta: float | None, spacing: str = "linspace", clip: bool | None = None) -> str:
     return (f"{sampler}-{steps}" + ("" if eta is None else f"-eta{eta:g}")
-            + ("" if spacing == "linspace" else f"-{spacing}"))
+            + ("" if spacing == "linspace" else f"-{spacing}") + ("" if clip in (None, True) else "-noclip"))
+
+
+def resolve(entry: tuple, checkpoint: str) -> dict:
+    """A grid entry as (name, checkpoint, sampler, steps, eta, spacing, clip); a student's options come from its card
+    (None for a student whose round has not finished)."""
+    if entry[0] == "student":
+        folder = STUDENTS.format(entry[1])
+        card_path = ROOT / folder / "model_card.json"
+        card = json.loads(card_path.read_text()) if card_path.exists() else None
+        if card is None or card["step"] < card["train"]["steps"]:
+            return None  # not trained yet, or its round is unfinished: a later run adds the row
+        sampling = card["sampling"]
+        return {"name": f"student-{entry[1]}", "checkpoint": folder, "sampler": sampling["sampler"],
+                "steps": sampling["steps"], "eta": sampling.get("eta"), "spacing": sampling["spacing"],
+                "clip": sampling.get("clip_x0", True)}
+    sampler, steps, eta, *rest = entry
+    spacing = rest[0] if rest else "linspace"
+    clip = rest[1] if len(rest) > 1 else None
+    return {"name": config_name(sampler, steps, eta, spacing, clip), "checkpoint": checkpoint, "sampler": sampler,
+            "steps": steps, "eta": eta, "spacing": spacing, "clip": clip}
 
 
 def draw(denoiser, folder: Path, sampler: str, steps: int, eta, spacing: str, num: int, seed: int,
-         batch_size: int) -> dict:
+         batch_size: int, clip: bool | None = None) -> dict:
     """Draw the images of `folder` that are missing (continuing from the PNGs already there); returns timing."""
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "timing.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {"seconds": 0.0, "images": 0, "nfe": None}
     have = len(list(folder.glob("*.png"))) // batch_size * batch_size
     if have < num:
-        options = {} if eta is None else {"eta": eta}
+        options = ({} if eta is None else {"eta": eta}) | ({} if clip is None else {"clip_x0": clip})
         nfe_before, start = denoiser.nfe, time.perf_counter()
         generate(denoiser, num - have, seed, sampler=sampler, steps=steps, spacing=spacing,
                  batch_size=batch_size, first_index=have, on_batch=lambda i, images: save_pngs(images, folder, start=have + i), **options)
@@ -74,15 +110,16 @@ def draw(denoiser, folder: Path, sampler: str, steps: int, eta, spacing: str, nu
     return meta
 
 
-def retime(denoiser, rows: dict, args) -> None:
+def retime(denoisers, rows: dict, args) -> None:
     """Time drawing images 0..K-1 (one batch of K) of every row again and update its time per image."""
     for name, row in rows.items():
         if args.only and name not in args.only:
             continue
         eta = None if row["eta"] in ("", None) else float(row["eta"])
-        options = {} if eta is None else {"eta": eta}
+        clip = {"True": True, "False": False}.get(row.get("clip_x0") or "")
+        options = ({} if eta is None else {"eta": eta}) | ({} if clip is None else {"clip_x0": clip})
         start = time.perf_counter()
-        generate(denoiser, args.retime, args.seed, sampler=row["sampler"], steps=int(row["steps"]),
+        generate(denoisers(row["checkpoint"]), args.retime, args.seed, sampler=row["sampler"], steps=int(row["steps"]),
                  spacing=row.get("spacing") or "linspace", batch_size=args.retime, **options)
         seconds = time.perf_counter() - start
         row.update(s_per_image=round(seconds / args.retime, 5), timed_images=args.retime, compiled=args.compile,
@@ -106,6 +143,26 @@ def write_rows(path: Path, rows: dict) -> None:
         writer.writerows(rows.values())
 
 
+def denoiser_cache(args):
+    """checkpoint -> its denoiser (EMA weights), loaded once; compiled (and warmed up at the batch size, so that no
+    timing includes compilation) unless --no-compile."""
+    cache = {}
+
+    def get(checkpoint: str):
+        if checkpoint not in cache:
+            denoiser, _ = from_checkpoint(ROOT / checkpoint)
+            if args.compile:
+                denoiser.net = torch.compile(denoiser.net)
+                batch = args.retime or args.batch_size
+                with torch.no_grad():  # as in the samplers (a different grad mode would recompile)
+                    denoiser.net(torch.randn(batch, *denoiser.sample_shape).contiguous(memory_format=torch.channels_last),
+                                 torch.full((batch,), 500))
+            cache[checkpoint] = denoiser
+        return cache[checkpoint]
+
+    return get
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", default="checkpoints/ddpm-mnist")
@@ -113,6 +170,7 @@ def main(argv=None) -> int:
     p.add_argument("--num", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the FID's 95%% interval")
     p.add_argument("--samples", type=Path, default=ROOT / "samples" / "bench")
     p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "fid_vs_nfe.csv")
     p.add_argument("--no-compile", dest="compile", action="store_false")
@@ -120,38 +178,39 @@ def main(argv=None) -> int:
     p.add_argument("--retime", type=int, default=0, help="only re-measure the time per image of the CSV's rows on K images")
     args = p.parse_args(argv)
 
-    denoiser, card = from_checkpoint(ROOT / args.checkpoint)
-    shape = denoiser.sample_shape  # from the model card
-    x, t = torch.randn(2, *shape), torch.full((2,), 500)
-    gflop = gflop_per_call(denoiser.net, x, t)
-    if args.compile:  # compiled once, then warmed up at the batch size so that no timing includes compilation
-        denoiser.net = torch.compile(denoiser.net)
-        batch = args.retime or args.batch_size
-        with torch.no_grad():  # as in the samplers (a different grad mode would recompile)
-            denoiser.net(torch.randn(batch, *shape).contiguous(memory_format=torch.channels_last),
-                         torch.full((batch,), 500))
+    denoisers = denoiser_cache(args)
     rows = read_rows(args.csv)
     if args.retime:
-        retime(denoiser, rows, args)
+        retime(denoisers, rows, args)
         return 0
     real = reference_features("mnist:test")
-    for sampler, steps, eta, *rest in GRIDS[args.grid]:
-        spacing = rest[0] if rest else "linspace"
-        name = config_name(sampler, steps, eta, spacing)
+    for entry in GRIDS[args.grid]:
+        c = resolve(entry, args.checkpoint)
+        if c is None:
+            print(f"{entry}: skipped, {STUDENTS.format(entry[1])} is not a finished student yet", flush=True)
+            continue
+        name = c["name"]
         if (args.only and name not in args.only) or (name in rows and int(rows[name]["num"]) == args.num):
             continue
-        timing = draw(denoiser, args.samples / f"{name}-seed{args.seed}", sampler, steps, eta, spacing, args.num,
-                      args.seed, args.batch_size)
-        images = load_pngs(args.samples / f"{name}-seed{args.seed}", limit=args.num)
-        s = scores(compute_features(images, "mnist-cnn"), real, "mnist-cnn", seed=args.seed)
-        rows[name] = {"name": name, "sampler": sampler, "steps": steps, "eta": "" if eta is None else eta, "spacing": spacing,
-                      "nfe": timing["nfe"], "num": args.num, "features": "mnist-cnn", "fid": round(s.fid, 3),
-                      "kid": round(s.kid, 6), "kid_std": round(s.kid_std, 6),
+        denoiser = denoisers(c["checkpoint"])
+        shape = denoiser.sample_shape  # from the model card
+        gflop = gflop_per_call(getattr(denoiser.net, "_orig_mod", denoiser.net), torch.randn(2, *shape), torch.full((2,), 500))
+        folder = args.samples / f"{name}-seed{args.seed}"
+        timing = draw(denoiser, folder, c["sampler"], c["steps"], c["eta"], c["spacing"], args.num, args.seed,
+                      args.batch_size, c["clip"])
+        feats = compute_features(load_pngs(folder, limit=args.num), "mnist-cnn")
+        s = scores(feats, real, "mnist-cnn", seed=args.seed)
+        _, lo, hi = fid_interval(feats, real, num_boot=args.bootstrap, seed=args.seed)
+        clip = c["clip"] if c["clip"] is not None else c["sampler"] in ("ddpm", "ddim")  # the samplers' defaults
+        rows[name] = {"name": name, "sampler": c["sampler"], "steps": c["steps"], "eta": "" if c["eta"] is None else c["eta"],
+                      "spacing": c["spacing"], "nfe": timing["nfe"], "num": args.num, "features": "mnist-cnn",
+                      "fid": round(s.fid, 3), "kid": round(s.kid, 6), "kid_std": round(s.kid_std, 6),
                       "s_per_image": round(timing["seconds"] / timing["images"], 5), "timed_images": timing["images"],
                       "compiled": args.compile, "threads": torch.get_num_threads(), "gflop_per_call": round(gflop, 4),
-                      "checkpoint": args.checkpoint, "seed": args.seed}
+                      "checkpoint": c["checkpoint"], "seed": args.seed, "clip_x0": clip, "fid_lo": round(lo, 3),
+                      "fid_hi": round(hi, 3)}
         write_rows(args.csv, rows)
-        print(f"{name}: NFE {timing['nfe']}, {s}, {rows[name]['s_per_image']} s/image", flush=True)
+        print(f"{name}: NFE {timing['nfe']}, {s}, 95% [{lo:.2f}, {hi:.2f}], {rows[name]['s_per_image']} s/image", flush=True)
     return 0
 
 
