@@ -7,7 +7,9 @@ students of notebook 06, written to CSVs that notebooks 05 and 06 read.
 
 A grid entry is (sampler, steps, eta[, spacing[, clip]]) on --checkpoint, or ("student", K): the distilled student
 checkpoints/distill/v-K sampled as its model card says (its own grid of K steps, no clipping). Every row has a 95%
-interval for its FID (metrics.fid_interval: a bootstrap over the generated images).
+interval for its FID: with --blocks K (for configurations of at most --blocks-max-nfe network calls per image), K
+disjoint sets of N images are drawn and the row gives the mean FID at N over them with its t-interval
+(metrics.fid_blocks); otherwise one set and a bootstrap interval over its images (metrics.fid_interval).
 
 Every configuration draws images 0..N-1 of seed 0 (image i starts from the same x_T in every configuration) from the
 EMA weights of checkpoints/ddpm-mnist, keeps them as PNGs under samples/bench/NAME/ (reused and continued if a run was
@@ -33,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from helpers.cost import gflop_per_call  # noqa: E402
 from helpers.data import load_pngs, save_pngs  # noqa: E402
 from helpers.denoisers import from_checkpoint  # noqa: E402
-from helpers.metrics import compute_features, fid_interval, reference_features, scores  # noqa: E402
+from helpers.metrics import compute_features, fid_blocks, reference_features, scores  # noqa: E402
 from helpers.samplers import generate  # noqa: E402
 
 # (sampler, steps, eta[, spacing]), most informative first so that a partial run is already useful; the spacing is
@@ -63,7 +65,7 @@ GRIDS = {
 }
 STUDENTS = "checkpoints/distill/v-{}"  # ("student", K) rows
 FIELDS = ["name", "sampler", "steps", "eta", "spacing", "nfe", "num", "features", "fid", "kid", "kid_std", "s_per_image",
-          "timed_images", "compiled", "threads", "gflop_per_call", "checkpoint", "seed", "clip_x0", "fid_lo", "fid_hi"]
+          "timed_images", "compiled", "threads", "gflop_per_call", "checkpoint", "seed", "clip_x0", "fid_lo", "fid_hi", "blocks", "fid_sd", "interval"]
 
 
 def config_name(sampler: str, steps: int, eta: float | None, spacing: str = "linspace", clip: bool | None = None) -> str:
@@ -170,7 +172,8 @@ def main(argv=None) -> int:
     p.add_argument("--num", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=250)
-    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the FID's 95%% interval")
+    p.add_argument("--blocks", type=int, default=1, help="disjoint sets of --num images per configuration")
+    p.add_argument("--blocks-max-nfe", type=int, default=64, help="configurations with more steps draw one set")
     p.add_argument("--samples", type=Path, default=ROOT / "samples" / "bench")
     p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "fid_vs_nfe.csv")
     p.add_argument("--no-compile", dest="compile", action="store_false")
@@ -190,27 +193,30 @@ def main(argv=None) -> int:
             print(f"{entry}: skipped, {STUDENTS.format(entry[1])} is not a finished student yet", flush=True)
             continue
         name = c["name"]
-        if (args.only and name not in args.only) or (name in rows and int(rows[name]["num"]) == args.num):
+        blocks = args.blocks if c["steps"] <= args.blocks_max_nfe else 1
+        if (args.only and name not in args.only) or (name in rows and int(rows[name]["num"]) == args.num
+                                                     and int(rows[name].get("blocks") or 1) == blocks):
             continue
         denoiser = denoisers(c["checkpoint"])
         shape = denoiser.sample_shape  # from the model card
         gflop = gflop_per_call(getattr(denoiser.net, "_orig_mod", denoiser.net), torch.randn(2, *shape), torch.full((2,), 500))
         folder = args.samples / f"{name}-seed{args.seed}"
-        timing = draw(denoiser, folder, c["sampler"], c["steps"], c["eta"], c["spacing"], args.num, args.seed,
+        timing = draw(denoiser, folder, c["sampler"], c["steps"], c["eta"], c["spacing"], blocks * args.num, args.seed,
                       args.batch_size, c["clip"])
-        feats = compute_features(load_pngs(folder, limit=args.num), "mnist-cnn")
-        s = scores(feats, real, "mnist-cnn", seed=args.seed)
-        _, lo, hi = fid_interval(feats, real, num_boot=args.bootstrap, seed=args.seed)
+        feats = compute_features(load_pngs(folder, limit=blocks * args.num), "mnist-cnn")
+        s = scores(feats, real, "mnist-cnn", seed=args.seed)  # KID (unbiased at any N) on all the images
+        f = fid_blocks(feats, real, args.num)
         clip = c["clip"] if c["clip"] is not None else c["sampler"] in ("ddpm", "ddim")  # the samplers' defaults
         rows[name] = {"name": name, "sampler": c["sampler"], "steps": c["steps"], "eta": "" if c["eta"] is None else c["eta"],
                       "spacing": c["spacing"], "nfe": timing["nfe"], "num": args.num, "features": "mnist-cnn",
-                      "fid": round(s.fid, 3), "kid": round(s.kid, 6), "kid_std": round(s.kid_std, 6),
+                      "fid": round(f["fid"], 3), "kid": round(s.kid, 6), "kid_std": round(s.kid_std, 6),
                       "s_per_image": round(timing["seconds"] / timing["images"], 5), "timed_images": timing["images"],
                       "compiled": args.compile, "threads": torch.get_num_threads(), "gflop_per_call": round(gflop, 4),
-                      "checkpoint": c["checkpoint"], "seed": args.seed, "clip_x0": clip, "fid_lo": round(lo, 3),
-                      "fid_hi": round(hi, 3)}
+                      "checkpoint": c["checkpoint"], "seed": args.seed, "clip_x0": clip, "fid_lo": round(f["lo"], 3),
+                      "fid_hi": round(f["hi"], 3), "blocks": f["blocks"], "fid_sd": round(f["sd"], 3), "interval": f["interval"]}
         write_rows(args.csv, rows)
-        print(f"{name}: NFE {timing['nfe']}, {s}, 95% [{lo:.2f}, {hi:.2f}], {rows[name]['s_per_image']} s/image", flush=True)
+        print(f"{name}: NFE {timing['nfe']}, FID at N={args.num} {f['fid']:.2f} [{f['lo']:.2f}, {f['hi']:.2f}] ({f['interval']}), "
+              f"KID {s.kid:.3f} +- {s.kid_std:.3f}, {rows[name]['s_per_image']} s/image", flush=True)
     return 0
 
 

@@ -108,6 +108,24 @@ def distillation_target(teacher, z_t: torch.Tensor, t, t_mid, t_next, y=None) ->
     return x_tilde(z_t, z_next, teacher.alpha_bar, t, t_next)
 
 
+@torch.no_grad()
+def step_errors(teacher, student, z_t: torch.Tensor, t, t_mid, t_next) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where two teacher steps t -> t_mid -> t_next land (eta = 0, no clipping), against one student step and one
+    teacher step from t to t_next: the per-image RMS distances ([N] tensors). A round trains the first to 0; the
+    second is what the student would miss without training."""
+    z_mid, _, _ = ddim_step(teacher, z_t, t, t_mid, clip_x0=False)
+    z_two, _, _ = ddim_step(teacher, z_mid, t_mid, t_next, clip_x0=False)
+    rms = lambda z: (z - z_two).flatten(1).pow(2).mean(1).sqrt()
+    return rms(ddim_step(student, z_t, t, t_next, clip_x0=False)[0]), rms(ddim_step(teacher, z_t, t, t_next, clip_x0=False)[0])
+
+
+def rounds(folder) -> list[dict]:
+    """The model cards of the students under `folder` (one sub-folder each), from the most steps to the fewest:
+    the rounds of one distillation chain."""
+    cards = [ckpt.read_card(card.parent) for card in Path(folder).glob("*/model_card.json")]
+    return sorted((c for c in cards if "distillation" in c), key=lambda c: -c["distillation"]["student_steps"])
+
+
 def distill_batch(data, order: BatchOrder, step: int, cfg: DistillConfig, T: int):
     """x_0, the index i of the student's step (uniform over its grid) and eps of global batch `step`, from the
     generator of (seed, step)."""

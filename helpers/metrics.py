@@ -193,6 +193,24 @@ def fid_interval(fake_feats: np.ndarray, real_feats: np.ndarray, num_boot: int =
     return value, value - z * sd, value + z * sd
 
 
+def fid_blocks(fake_feats: np.ndarray, real_feats: np.ndarray, n: int, level: float = 0.95) -> dict:
+    """FID at N = n over the disjoint blocks of n rows of `fake_feats` (e.g. images 0..Kn-1 of one seed, each image
+    from its own generator, so the blocks are independent draws): the mean over the K blocks and its `level`
+    t-interval, mean -/+ t_{K-1} sd / sqrt(K). With one block, the interval is fid_interval's bootstrap."""
+    from scipy import stats
+
+    k = len(fake_feats) // n
+    if k < 1:
+        raise ValueError(f"need at least n = {n} rows for one block, got {len(fake_feats)}")
+    if k == 1:
+        value, lo, hi = fid_interval(fake_feats[:n], real_feats)
+        return {"fid": value, "lo": lo, "hi": hi, "blocks": 1, "sd": (hi - value) / 1.96, "interval": "bootstrap"}
+    values = np.array([frechet_distance(fake_feats[i * n:(i + 1) * n], real_feats) for i in range(k)])
+    mean, sd = float(values.mean()), float(values.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, k - 1)) * sd / k**0.5
+    return {"fid": mean, "lo": mean - half, "hi": mean + half, "blocks": k, "sd": sd, "interval": f"t over {k} blocks"}
+
+
 def fid_by_sample_size(fake_pool: np.ndarray, real: np.ndarray, ns, num_boot: int = 10, seed: int = 0):
     """FID's dependence on the number of fake samples N: for each N, `num_boot` draws of N rows (without
     replacement) from `fake_pool`, each scored against all of `real`. With real images as the pool this is the floor

@@ -5,7 +5,7 @@ import torch
 from helpers import checkpoints as ckpt
 from helpers.denoisers import Denoiser
 from helpers.diffusion import ddim_step, eps_from_x0_at
-from helpers.distill import check_nested, distillation_target, grid, main as distill_main, x_tilde
+from helpers.distill import check_nested, distillation_target, grid, main as distill_main, step_errors, x_tilde
 from helpers.schedules import Schedule
 from tests.test_train import TINY
 
@@ -97,3 +97,14 @@ def test_batched_target_equals_the_target_of_each_sample(tiny_denoiser):
     single = torch.cat([distillation_target(tiny_denoiser, z_t[k : k + 1], int(t[k]), int(t_mid[k]), int(t_next[k]))
                         for k in range(3)])
     assert (batched - single).abs().max().item() < 1e-5
+
+
+def test_step_errors_vanish_for_a_student_that_lands_on_the_target(tiny_denoiser):
+    """step_errors on the FixedX0 student built from the target: 0 (float rounding) for the student, and the teacher's
+    own single step misses."""
+    z_t = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    target = distillation_target(tiny_denoiser, z_t, 700, 400, 100)
+    student = Denoiser(FixedX0(target, tiny_denoiser.alpha_bar), Schedule.from_name("linear", 1000))
+    err_student, err_teacher = step_errors(tiny_denoiser, student, z_t, 700, 400, 100)
+    assert err_student.shape == (3,) and err_student.max().item() < 1e-5
+    assert err_teacher.min().item() > 1e-3
