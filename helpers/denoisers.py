@@ -7,6 +7,8 @@ checkpoints (`from_checkpoint`) and diffusers' UNet2DModel, from a folder or the
 """
 from __future__ import annotations
 
+import warnings
+
 from pathlib import Path
 
 import torch
@@ -130,25 +132,32 @@ class DiffusersUNet(nn.Module):
 DIFFUSERS_PREDICTION = {"epsilon": "eps", "v_prediction": "v", "sample": "x0"}
 
 
+def load_unet_and_scheduler(name_or_path: str, sub: tuple, opts: dict):
+    """diffusers' UNet2DModel and DDPMScheduler from a pipeline layout (unet/, scheduler/) or a model folder."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    try:
+        return (UNet2DModel.from_pretrained(name_or_path, subfolder=sub[0], **opts),
+                DDPMScheduler.from_pretrained(name_or_path, subfolder=sub[1], **opts))
+    except (OSError, EnvironmentError):
+        if sub[0] is None:
+            raise
+        # a hub model repo with files at its root
+        return UNet2DModel.from_pretrained(name_or_path, **opts), DDPMScheduler.from_pretrained(name_or_path, **opts)
+
+
 def from_diffusers(name_or_path: str, device="cpu") -> tuple[Denoiser, dict]:
     """A Denoiser around a diffusers UNet2DModel and its DDPMScheduler's betas: a local folder in save_pretrained
     layout (a pipeline with unet/ and scheduler/, or a model folder with its scheduler_config.json) or a hub id such
     as google/ddpm-cifar10-32 (needs the internet the first time)."""
-    from diffusers import DDPMScheduler, UNet2DModel
-
     local = Path(name_or_path)
     sub = ("unet", "scheduler") if (local / "unet").is_dir() or is_hub_id(name_or_path) else (None, None)
     # Without a network, only the local Hugging Face cache can serve a hub id; say so at once instead of retrying.
     opts = {"local_files_only": True} if is_hub_id(name_or_path) and not hub_reachable() else {}
     try:
-        try:
-            unet = UNet2DModel.from_pretrained(name_or_path, subfolder=sub[0], **opts)
-            sched = DDPMScheduler.from_pretrained(name_or_path, subfolder=sub[1], **opts)
-        except (OSError, EnvironmentError):
-            if sub[0] is None:
-                raise
-            unet = UNet2DModel.from_pretrained(name_or_path, **opts)  # a hub model repo with files at its root
-            sched = DDPMScheduler.from_pretrained(name_or_path, **opts)
+        with warnings.catch_warnings():  # diffusers passes huggingface_hub a deprecated argument; not the user's doing
+            warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+            unet, sched = load_unet_and_scheduler(name_or_path, sub, opts)
     except Exception as err:
         where = (f"the folder {local}" if local.exists() else "the local Hugging Face cache (huggingface.co is not "
                  "reachable from here)" if opts else f"the Hugging Face hub (there is no folder {local} here)")

@@ -1,19 +1,29 @@
-"""Execute the workbook's notebooks and export each to HTML.
+"""Execute the workbook's notebooks in order, one progress line each, and (with --report) build the report.
 
-    python -m helpers.notebooks --mode quick                  # CI / first look: executed copies + HTML in reports/
+    python -m helpers.notebooks --mode standard --report     # `make run`: reports/ with the pages, index and PDF
+    python -m helpers.notebooks --mode quick                  # CI / first look: executed copies in reports/executed
     python -m helpers.notebooks --mode full --inplace         # refresh the committed, full-mode notebooks
 
-The mode reaches the notebooks through $WORKBOOK_MODE, which `helpers.paths.is_quick()` reads in their parameters cell.
+The mode reaches the notebooks through $WORKBOOK_MODE, which `helpers.paths` reads in their parameters cell. Every
+executed notebook records its run in its metadata ("workbook": mode, seed, git commit, wall time, package versions,
+and the failing cell and error if it failed). A failing notebook stops nothing else: the run goes on, the report
+marks it, and the command exits non-zero at the end.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import platform
+import re
+import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 from .paths import MODES, ROOT
+
+VERSIONS = ("torch", "diffusers", "numpy", "scipy", "clean-fid")
 
 
 def notebook_paths(names: list[str] | None = None) -> list[Path]:
@@ -26,27 +36,73 @@ def notebook_paths(names: list[str] | None = None) -> list[Path]:
     return paths
 
 
-def execute(path: Path, out: Path, mode: str, timeout: int = 3600) -> float:
-    """Run one notebook (working directory: notebooks/) with WORKBOOK_MODE=mode, save it to `out`; returns seconds."""
+def git_commit() -> str:
+    """HEAD's short hash, with '+changes' when the work tree differs from it ('unknown' outside git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                               text=True).stdout.strip()
+        return head + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in VERSIONS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def seed_of(nb) -> int | None:
+    """SEED as set in the notebook's parameters cell (or injected by papermill)."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and {"parameters", "injected-parameters"} & set(cell.metadata.get("tags", [])):
+            m = re.search(r"^SEED\s*=\s*(\d+)", cell.source, re.M)
+            if m:
+                seed = int(m.group(1))
+    return locals().get("seed")
+
+
+def failure_of(nb) -> dict | None:
+    """The first cell whose output is an error: its index among the code cells and the error line."""
+    code_index = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        code_index += 1
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return {"cell": code_index, "error": f"{out.get('ename')}: {out.get('evalue')}"[:300]}
+    return None
+
+
+def execute(path: Path, out: Path, mode: str, timeout: int = 3600) -> dict:
+    """Run one notebook (working directory: notebooks/) with WORKBOOK_MODE=mode and save it to `out`, also when a
+    cell fails; returns its run record (also stored in the notebook's metadata)."""
     import nbformat
     import papermill
 
     os.environ["WORKBOOK_MODE"] = mode
     start = time.time()
-    nb = papermill.execute_notebook(str(path), str(out), cwd=str(ROOT / "notebooks"), kernel_name="python3",
-                                    progress_bar=False, execution_timeout=timeout)
-    seconds = time.time() - start
-    nb.metadata["workbook"] = {"mode": mode, "seconds": round(seconds)}  # which mode made these outputs
+    try:
+        papermill.execute_notebook(str(path), str(out), cwd=str(ROOT / "notebooks"), kernel_name="python3",
+                                   progress_bar=False, execution_timeout=timeout)
+    except papermill.PapermillExecutionError:
+        pass  # papermill saved the notebook with the error in its cell; failure_of() reads it
+    nb = nbformat.read(str(out), as_version=4)
+    record = {"mode": mode, "seed": seed_of(nb), "commit": git_commit(), "seconds": round(time.time() - start),
+              "versions": versions()}
+    error = failure_of(nb)
+    if error:
+        record["error"] = error
+    nb.metadata["workbook"] = record
     nbformat.write(nb, str(out))
-    return seconds
-
-
-def export_html(notebook: Path, html: Path) -> None:
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(notebook), as_version=4))
-    html.write_text(body)
+    return record
 
 
 def main(argv=None) -> int:
@@ -54,15 +110,34 @@ def main(argv=None) -> int:
     p.add_argument("names", nargs="*", help="substrings of notebook names (default: all)")
     p.add_argument("--mode", choices=MODES, default="quick")
     p.add_argument("--inplace", action="store_true", help="overwrite the notebooks themselves (for full-mode results)")
-    p.add_argument("--reports", type=Path, default=ROOT / "reports", help="folder for executed copies and HTML")
+    p.add_argument("--out", type=Path, default=ROOT / "reports" / "executed", help="folder for the executed copies")
+    p.add_argument("--report", action="store_true", help="then build the report (HTML pages, index, PDF) in reports/")
+    p.add_argument("--no-pdf", dest="pdf", action="store_false", help="with --report: no PDF")
     args = p.parse_args(argv)
-    args.reports.mkdir(parents=True, exist_ok=True)
-    for path in notebook_paths(args.names):
-        out = path if args.inplace else args.reports / path.name
-        seconds = execute(path, out, args.mode)
-        export_html(out, args.reports / path.with_suffix(".html").name)
-        print(f"{path.name}: executed in {args.mode} mode in {seconds:.0f} s -> {out}, {args.reports / path.with_suffix('.html').name}")
-    return 0
+    paths = notebook_paths(args.names)
+    args.out.mkdir(parents=True, exist_ok=True)
+    outs, failed, start = [], [], time.time()
+    for k, path in enumerate(paths, 1):
+        out = path if args.inplace else args.out / path.name
+        print(f"[{k}/{len(paths)}] {path.name} ({args.mode}) ...", end=" ", flush=True)
+        record = execute(path, out, args.mode)
+        outs.append(out)
+        if "error" in record:
+            failed.append(path.name)
+            print(f"FAILED in code cell {record['error']['cell']} after {record['seconds']} s: {record['error']['error']}",
+                  flush=True)
+        else:
+            print(f"ok in {record['seconds']} s", flush=True)
+    print(f"{len(paths) - len(failed)} of {len(paths)} notebooks ran in {time.time() - start:.0f} s"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    if args.report:
+        from .report import build
+
+        result = build(outs, ROOT / "reports", pdf=args.pdf)
+        print(f"report: {result['index']}" + (f", {result['pdf']}" if result["pdf"] else "")
+              + (f" (offline assets missing: {', '.join(result['missing_assets'])}; run `make report-assets`)"
+                 if result["missing_assets"] else ""))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

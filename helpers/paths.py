@@ -5,7 +5,10 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODES = ("quick", "full")
+MODES = ("quick", "standard", "full")
+# quick: checks that the code runs (CI, seconds to a minute or two per notebook); standard: the report of `make run`
+# (the full figures and tables, with the most expensive measurements read from saved results or at a smaller N; within
+# 30 minutes for the whole workbook on two cores); full: everything measured again (the committed notebooks).
 
 
 def data_cache() -> Path:
@@ -18,7 +21,8 @@ def checkpoints_dir() -> Path:
 
 
 def run_mode() -> str:
-    """'quick' or 'full', from $WORKBOOK_MODE (default 'full', which is what the committed notebooks show)."""
+    """'quick', 'standard' or 'full', from $WORKBOOK_MODE (default 'full', which is what the committed notebooks
+    show)."""
     mode = os.environ.get("WORKBOOK_MODE", "full")
     if mode not in MODES:
         raise ValueError(f"WORKBOOK_MODE must be one of {', '.join(MODES)}, got {mode!r}")
@@ -27,3 +31,8 @@ def run_mode() -> str:
 
 def is_quick() -> bool:
     return run_mode() == "quick"
+
+
+def pick(quick, standard, full):
+    """The value of a notebook parameter for the current mode, e.g. NUM = pick(quick=50, standard=200, full=500)."""
+    return {"quick": quick, "standard": standard, "full": full}[run_mode()]

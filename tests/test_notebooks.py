@@ -3,21 +3,21 @@ import json
 
 import pytest
 
-from helpers.notebooks import execute, export_html, notebook_paths
+from helpers.notebooks import execute, notebook_paths
+from helpers.report import export_page
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.name)
 def test_notebook_runs_in_quick_mode(path, tmp_path):
     out = tmp_path / path.name
-    execute(path, out, mode="quick", timeout=1200)
+    record = execute(path, out, mode="quick", timeout=1200)
+    assert "error" not in record, record.get("error")
     nb = json.loads(out.read_text())
-    errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert not errors
     tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert tagged, "the first code cell must be tagged `parameters`"
-    export_html(out, tmp_path / "out.html")
-    assert (tmp_path / "out.html").stat().st_size > 10_000
+    entry = export_page(out, tmp_path, missing=[])
+    assert entry["title"] != "Notebook" and (tmp_path / entry["page"]).stat().st_size > 10_000
 
 
 def test_committed_notebooks_ran_in_full_mode():

@@ -1,0 +1,104 @@
+"""The report (helpers.report, helpers.notebooks): titles, questions, GIFs, failures recorded, and the pages checked
+in a real browser (headless Chromium through Selenium): formulas typeset, images loaded, a saved widget rendered, and
+a PDF whose pages are not blank."""
+import base64
+import io
+import json
+import shutil
+import subprocess
+
+import nbformat
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import report
+from helpers.notebooks import execute, notebook_paths
+
+BROWSER = shutil.which("chromium") and shutil.which("chromedriver")
+
+
+def tiny_gif(frames=5) -> str:
+    images = [Image.fromarray(np.full((8, 8), 40 * k, np.uint8)) for k in range(frames)]
+    out = io.BytesIO()
+    images[0].save(out, format="GIF", save_all=True, append_images=images[1:], duration=100, loop=0)
+    return base64.b64encode(out.getvalue()).decode()
+
+
+def test_title_question_and_gif():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 07 · A title\n\n**Question.** Does it\nwork?\n\nMore text."),
+        nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output("display_data", data={
+            "image/gif": tiny_gif(), "text/plain": "<IPython.core.display.Image object>"})])])
+    assert report.title_of(nb) == "07 · A title"
+    assert report.question_of(nb) == "Does it work?"
+    assert report.gifs_to_html(nb) == 1
+    data = nb.cells[1].outputs[0]["data"]
+    assert "text/plain" not in data and 'class="wb-gif"' in data["text/html"] and 'class="wb-strip"' in data["text/html"]
+    strip = Image.open(io.BytesIO(report.gif_strip(base64.b64decode(tiny_gif()), frames=3)))
+    assert strip.size == (3 * 8 + 2 * 4, 8)  # three frames, 4-pixel gaps
+
+
+def test_a_failing_notebook_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
+    """Two notebooks, the first failing in its second code cell: both are executed, the failure is in the run record
+    and the exit status is 1."""
+    from helpers import notebooks
+
+    for name, code in (("01_fails.ipynb", ["SEED = 3", "1 / 0"]), ("02_works.ipynb", ["SEED = 4", "print('ok')"])):
+        cells = [nbformat.v4.new_code_cell(code[0], metadata={"tags": ["parameters"]}), nbformat.v4.new_code_cell(code[1])]
+        nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}),
+                       str(tmp_path / name))
+    monkeypatch.setattr(notebooks, "notebook_paths", lambda names=None: sorted(tmp_path.glob("0*.ipynb")))
+    out = tmp_path / "executed"
+    assert notebooks.main(["--mode", "quick", "--out", str(out)]) == 1
+    failed = json.loads((out / "01_fails.ipynb").read_text())["metadata"]["workbook"]
+    assert failed["error"] == {"cell": 2, "error": "ZeroDivisionError: division by zero"} and failed["seed"] == 3
+    ok = json.loads((out / "02_works.ipynb").read_text())["metadata"]["workbook"]
+    assert "error" not in ok and ok["mode"] == "quick" and ok["seed"] == 4 and "torch" in ok["versions"]
+
+
+@pytest.mark.skipif(not BROWSER, reason="needs Debian's chromium and chromium-driver (make setup installs them)")
+def test_pages_render_offline_in_a_browser(tmp_path):
+    """Notebook 01 (formulas, images and a saved ipywidgets state) and 05 (GIFs), rendered and opened in headless
+    Chromium with the network off: MathJax typeset every formula, every image loaded, the widget drew its slider; the
+    PDF's pages, turned into PNGs by pdftoppm, are not blank."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    pages = [p for p in notebook_paths() if p.name.startswith(("01_", "05_"))]
+    result = report.build(pages, tmp_path, pdf=True)
+    assert not result["missing_assets"], "run `make report-assets` (npm ci in tools/report)"
+    options = webdriver.ChromeOptions()
+    for flag in report.CHROMIUM_FLAGS + ["--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>"]:
+        options.add_argument(flag)  # no network: any request for a CDN would fail
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    try:
+        for page in result["pages"]:
+            driver.get(page.as_uri())
+            state = driver.execute_async_script("""
+                const done = arguments[0];
+                const check = () => {
+                  const mj = window.MathJax && MathJax.Hub && MathJax.Hub.queue && MathJax.Hub.queue.pending === 0
+                             && MathJax.Hub.queue.running === 0 && document.querySelectorAll('.mjx-chtml').length > 0;
+                  const imgs = Array.from(document.images);
+                  if (mj && imgs.every(i => i.complete)) {
+                    done({math: document.querySelectorAll('.mjx-chtml').length,
+                          raw: (document.body.innerText.match(/\\$\\$/g) || []).length,
+                          images: imgs.length, broken: imgs.filter(i => i.naturalWidth === 0 && !i.classList.contains('wb-strip')).length,
+                          widgets: document.querySelectorAll('.widget-slider, .widget-hslider, .jupyter-widgets .widget-inline-hbox').length});
+                  } else { setTimeout(check, 250); }
+                };
+                check();""")
+            print(page.name, state)
+            assert state["math"] > 10 and state["raw"] == 0, (page.name, state)
+            assert state["images"] > 3 and state["broken"] == 0, (page.name, state)
+            if page.name.startswith("01_"):
+                assert state["widgets"] >= 1, (page.name, state)
+    finally:
+        driver.quit()
+    png = tmp_path / "png"
+    subprocess.run(["pdftoppm", "-r", "20", "-png", str(result["pdf"]), str(png)], check=True)
+    shots = sorted(tmp_path.glob("png-*.png"))
+    assert len(shots) >= 5
+    for shot in shots:
+        assert np.asarray(Image.open(shot).convert("L")).std() > 5, f"{shot.name} is blank"
