@@ -21,19 +21,9 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from .paths import MODES, ROOT
+from .paths import MODES, ROOT, notebook_paths
 
 VERSIONS = ("torch", "diffusers", "numpy", "scipy", "clean-fid")
-
-
-def notebook_paths(names: list[str] | None = None) -> list[Path]:
-    paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    if names:
-        chosen = [p for p in paths if any(n in p.name for n in names)]
-        if not chosen:
-            raise SystemExit(f"error: no notebook matches {names}; there are: {', '.join(p.name for p in paths)}")
-        return chosen
-    return paths
 
 
 def git_commit() -> str:

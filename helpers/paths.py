@@ -36,3 +36,14 @@ def is_quick() -> bool:
 def pick(quick, standard, full):
     """The value of a notebook parameter for the current mode, e.g. NUM = pick(quick=50, standard=200, full=500)."""
     return {"quick": quick, "standard": standard, "full": full}[run_mode()]
+
+
+def notebook_paths(names: list[str] | None = None) -> list[Path]:
+    """The workbook's numbered notebooks, in order; `names` keeps those whose file name contains one of them."""
+    paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if names:
+        chosen = [p for p in paths if any(n in p.name for n in names)]
+        if not chosen:
+            raise SystemExit(f"error: no notebook matches {names}; there are: {', '.join(p.name for p in paths)}")
+        return chosen
+    return paths

@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .paths import ROOT
+from .paths import ROOT, notebook_paths
 
 ASSETS = ROOT / "tools" / "report" / "node_modules"
 # What the pages need, relative to ASSETS (MathJax without its unpacked sources, tests and non-woff fonts).
@@ -215,8 +215,6 @@ def build(notebooks: list[Path], out: Path, pdf: bool = True) -> dict:
 
 
 def main(argv=None) -> int:
-    from .notebooks import notebook_paths
-
     p = argparse.ArgumentParser(prog="python -m helpers.report", description=__doc__.split("\n")[0])
     p.add_argument("names", nargs="*", help="substrings of notebook names (default: all)")
     p.add_argument("--from", dest="source", type=Path, default=None,

@@ -3,7 +3,8 @@ import json
 
 import pytest
 
-from helpers.notebooks import execute, notebook_paths
+from helpers.notebooks import execute
+from helpers.paths import notebook_paths
 from helpers.report import export_page
 
 

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from helpers import report
-from helpers.notebooks import execute, notebook_paths
+from helpers.notebooks import execute
+from helpers.paths import notebook_paths
 
 BROWSER = shutil.which("chromium") and shutil.which("chromedriver")
 
