@@ -6,6 +6,7 @@ from helpers import checkpoints as ckpt
 from helpers.denoisers import Denoiser
 from helpers.diffusion import ddim_step, eps_from_x0_at
 from helpers.distill import check_nested, distillation_target, grid, main as distill_main, step_errors, x_tilde
+from helpers.paths import ROOT
 from helpers.schedules import Schedule
 from tests.test_train import TINY
 
@@ -108,3 +109,25 @@ def test_step_errors_vanish_for_a_student_that_lands_on_the_target(tiny_denoiser
     err_student, err_teacher = step_errors(tiny_denoiser, student, z_t, 700, 400, 100)
     assert err_student.shape == (3,) and err_student.max().item() < 1e-5
     assert err_teacher.min().item() > 1e-3
+
+
+SHIPPED = sorted((ROOT / "checkpoints" / "distill").glob("v-*/model_card.json"))
+
+
+@pytest.mark.parametrize("card_path", SHIPPED, ids=lambda p: p.parent.name)
+def test_each_shipped_student_samples_on_its_own_grid_with_no_option(card_path, tmp_path):
+    """`python -m helpers.sample --checkpoint checkpoints/distill/v-K --out DIR` (plus a small --num) draws with the
+    student's own K steps: DDIM, trailing, no clipping, K network calls per batch; the round finished its steps."""
+    import json
+
+    from helpers.sample import main as sample_main
+
+    card = json.loads(card_path.read_text())
+    k = card["distillation"]["student_steps"]
+    assert card_path.parent.name == f"v-{k}" and card["step"] == card["train"]["steps"]
+    out = tmp_path / "samples"
+    assert sample_main(["--checkpoint", str(card_path.parent), "--num", "2", "--out", str(out)]) == 0
+    record = json.loads((out / "sampling.json").read_text())
+    assert (record["sampler"], record["steps"], record["spacing"], record["clip_x0"], record["nfe"]) == \
+        ("ddim", k, "trailing", False, k)
+    assert len(list(out.glob("*.png"))) == 2
