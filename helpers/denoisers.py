@@ -7,6 +7,7 @@ checkpoints (`from_checkpoint`) and diffusers' UNet2DModel, from a folder or the
 """
 from __future__ import annotations
 
+import json
 import warnings
 
 from pathlib import Path
@@ -111,7 +112,10 @@ def from_checkpoint(folder, ema: bool = True, device="cpu", channels_last: bool 
     channels_last = channels_last and len(getattr(getattr(net, "config", None), "sample_shape", ())) == 3
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    return Denoiser(net, schedule, card.get("prediction"), channels_last=channels_last), card
+    denoiser = Denoiser(net, schedule, card.get("prediction"), channels_last=channels_last)
+    calibration = Path(folder) / "calibration.json"  # fitted sampler settings (helpers.calibrate), if any
+    denoiser.calibration = json.loads(calibration.read_text()) if calibration.exists() else {}
+    return denoiser, card
 
 
 class DiffusersModelError(RuntimeError):

@@ -14,6 +14,7 @@ Image i of seed s is the same at any batch size: its x_T and every later draw co
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -27,7 +28,7 @@ from .checks import (ArgumentParser, device, finite_float, non_negative_int, pos
                      unit_float)
 from .data import save_pngs
 from .denoisers import DiffusersModelError, check_labels, load_denoiser, model_num_classes
-from .samplers import SAMPLERS, generate
+from .samplers import SAMPLERS, generate, get_sampler
 from .schedules import SPACINGS
 
 
@@ -45,10 +46,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--out", required=True, type=Path, help="folder for the PNGs (new or empty)")
     p.add_argument("--overwrite", action="store_true", help="empty --out first if it already holds files")
-    p.add_argument("--eta", type=unit_float, default=None, help="DDIM's eta in [0, 1] (0: deterministic; ddim only)")
+    p.add_argument("--eta", type=unit_float, default=None,
+                   help="the noise share in [0, 1] of ddim (0: deterministic) and dpmpp-2m-sde (0: the ODE solver)")
     p.add_argument("--noise", type=Path, default=None, help="x_T as a .npy array of shape N x C x H x W")
     p.add_argument("--no-clip", dest="clip", action="store_false", default=None,
-                   help="do not clip x0_hat to [-1, 1] (default: clip, unless the checkpoint's sampling says not to)")
+                   help="do not clip x0_hat to [-1, 1] (default: the checkpoint's sampling if it has one, else the "
+                        "sampler's: ddpm and ddim clip, the ODE/SDE solvers do not)")
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
                    help="use the EMA weights (default); --no-ema uses the raw ones")
     p.add_argument("--class-label", default=None,
@@ -111,7 +114,7 @@ def label_tensor(labels: list[int], num: int) -> torch.Tensor:
     return torch.tensor(labels, dtype=torch.long)
 
 
-DEFAULTS = {"sampler": "ddpm", "steps": None, "spacing": "linspace", "clip": True, "eta": None}
+DEFAULTS = {"sampler": "ddpm", "steps": None, "spacing": "linspace", "clip": None, "eta": None}
 
 
 def sampling_options(args, sampling: dict) -> None:
@@ -121,6 +124,8 @@ def sampling_options(args, sampling: dict) -> None:
     for name, default in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, own.get("clip_x0" if name == "clip" else name, default))
+    if args.clip is None:  # the sampler's own default: DDPM and DDIM clip x0_hat, the ODE/SDE solvers do not
+        args.clip = inspect.signature(get_sampler(args.sampler)).parameters["clip_x0"].default
 
 
 def load(args) -> tuple:

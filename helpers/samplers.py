@@ -19,7 +19,7 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from .checks import check_count, check_finite, check_timesteps
-from .diffusion import alpha_bar_at, ddim_step, posterior_step, predict_x0
+from .diffusion import alpha_bar_at, ddim_step, noise_like, posterior_step, predict_x0
 from .schedules import get_timesteps
 
 
@@ -87,6 +87,39 @@ def sample_dpmpp_2m(denoiser, x, timesteps, generator=None, callback: Callable |
 
 
 @torch.no_grad()
+def sample_dpmpp_2m_sde(denoiser, x, timesteps, generator=None, callback: Callable | None = None, clip_x0: bool = False,
+                        y=None, eta=1.0):
+    """DPM-Solver++(2M) with noise: SDE-DPM-Solver++(2M) (Lu et al. 2022, sec. 5) with a noise share eta per step
+    (as k-diffusion's sample_dpmpp_2m_sde, midpoint form). A step t -> s with h = lambda_s - lambda_t:
+        x_s = (sigma_s / sigma_t) e^{-eta h} x_t + alpha_s (1 - e^{-(1 + eta) h}) D + sigma_s sqrt(1 - e^{-2 eta h}) z,
+    D = x0_hat on the first step, else x0_hat + (x0_hat - x0_prev) / (2 r) with r = h_prev / h; the last step (to
+    sigma = 0) returns x0_hat. eta = 0 is sample_dpmpp_2m (the ODE); eta = 1 on a first-order step is DDPM's
+    posterior step. `eta` is one number in [0, 1] or one per step."""
+    steps = next_timesteps(timesteps)
+    etas = [float(eta)] * len(steps) if isinstance(eta, (int, float)) else [float(e) for e in eta]
+    if len(etas) != len(steps) or not all(0.0 <= e <= 1.0 for e in etas):
+        raise ValueError(f"eta must be one number in [0, 1] or {len(steps)} of them (one per step), got {eta}")
+    x0_prev, h_prev = None, None
+    for i, (t, t_prev) in enumerate(steps):
+        ab_t, ab_next = alpha_bar_at(denoiser.alpha_bar, t), alpha_bar_at(denoiser.alpha_bar, t_prev)
+        _, x0_hat = predict_x0(denoiser, x, t, y, clip_x0)
+        if t_prev < 0:
+            x = x0_hat
+        else:
+            alpha_t, sigma_t = ab_t**0.5, (1 - ab_t) ** 0.5
+            alpha_n, sigma_n = ab_next**0.5, (1 - ab_next) ** 0.5
+            h, e = math.log(alpha_n / sigma_n) - math.log(alpha_t / sigma_t), etas[i]
+            d = x0_hat if x0_prev is None else x0_hat + (x0_hat - x0_prev) / (2 * h_prev / h)
+            x = (sigma_n / sigma_t) * math.exp(-e * h) * x - alpha_n * math.expm1(-(1 + e) * h) * d
+            if e > 0:
+                x = x + sigma_n * math.sqrt(-math.expm1(-2 * e * h)) * noise_like(x, generator)
+            x0_prev, h_prev = x0_hat, h
+        if callback is not None:
+            callback({"x": x, "i": i, "t": t, "x0_hat": x0_hat})
+    return x
+
+
+@torch.no_grad()
 def sample_heun(denoiser, x, timesteps, generator=None, callback: Callable | None = None, clip_x0: bool = False,
                 y=None):
     """Heun's second-order method, Karras et al. (2022) Algorithm 1 without churn, on the discrete model: the ODE
@@ -138,6 +171,8 @@ SAMPLER_REGISTRY: dict[str, SamplerSpec] = {
     "ddim": SamplerSpec("helpers.samplers:sample_ddim", ("clip_x0", "eta")),
     "dpmpp-2m": SamplerSpec("helpers.samplers:sample_dpmpp_2m"),
     "heun": SamplerSpec("helpers.samplers:sample_heun"),
+    "dpmpp-2m-sde": SamplerSpec("helpers.samplers:sample_dpmpp_2m_sde", ("clip_x0", "eta")),
+    "cn-2m": SamplerSpec("helpers.calibrate:sample_cn_2m", ("clip_x0", "eta_bands")),
     "tabddpm": SamplerSpec("helpers.tabular.multinomial:sample_tabddpm", data="tabular"),
 }
 SAMPLERS = tuple(name for name, spec in SAMPLER_REGISTRY.items() if spec.data == "image")  # the image samplers

@@ -160,7 +160,7 @@ class VideoNet(torch.nn.Module):
         return 0.1 * self.conv(x.transpose(1, 2)).transpose(1, 2) + 0.5 * x * (t.float() / 1000).reshape(-1, 1, 1, 1, 1)
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp-2m", "heun"])
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmpp-2m", "heun", "dpmpp-2m-sde"])
 def test_samplers_run_on_clips_unchanged(sampler):
     """No sampler assumes 4-D images: a 5-D clip [N x F x C x H x W] samples like an image, and channels_last (a
     layout of 4-D tensors only) is skipped, so it may stay on."""
@@ -175,11 +175,12 @@ def test_samplers_run_on_clips_unchanged(sampler):
 def test_sampler_registry():
     from helpers.samplers import SAMPLER_REGISTRY, SAMPLERS, check_options
 
-    assert SAMPLERS == ("ddpm", "ddim", "dpmpp-2m", "heun")  # the image samplers
+    assert SAMPLERS == ("ddpm", "ddim", "dpmpp-2m", "heun", "dpmpp-2m-sde", "cn-2m")  # the image samplers
     for name, spec in SAMPLER_REGISTRY.items():
         assert callable(get_sampler(name)) and "clip_x0" in spec.options, name
     assert SAMPLER_REGISTRY["tabddpm"].data == "tabular"
-    with pytest.raises(ValueError, match="unknown sampler 'tabddpm'; known samplers: ddpm, ddim, dpmpp-2m, heun"):
+    with pytest.raises(ValueError, match="unknown sampler 'tabddpm'; known samplers: ddpm, ddim, dpmpp-2m, heun, "
+                                         "dpmpp-2m-sde, cn-2m"):
         get_sampler("tabddpm", data="image")
-    with pytest.raises(ValueError, match="eta applies to the ddim sampler only, not to 'heun'"):
+    with pytest.raises(ValueError, match="eta applies to the ddim, dpmpp-2m-sde samplers only, not to 'heun'"):
         check_options("heun", {"eta": 0.5})

@@ -92,6 +92,10 @@ class NoisyClassifier(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """[N x C x H x W] noisy images and [N] timesteps -> [N x num_classes] logits."""
+        return self.head(self.features(x_t, t))
+
+    def features(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """[N x C x H x W] noisy images and [N] timesteps -> [N x 2 base_channels] pooled features (before the head)."""
         cfg = self.config
         if x_t.ndim != 4 or tuple(x_t.shape[1:]) != (cfg.in_channels, cfg.image_size, cfg.image_size):
             raise ValueError(f"the noisy classifier takes [N, {cfg.in_channels}, {cfg.image_size}, {cfg.image_size}] "
@@ -100,5 +104,4 @@ class NoisyClassifier(nn.Module):
         h = self.block1(self.conv_in(x_t), emb)  # (N, ch, H, W)
         h = self.block2(self.down1(h), emb)  # (N, 2 ch, H/2, W/2)
         h = self.block3(self.down2(h), emb)  # (N, 2 ch, H/4, W/4)
-        h = F.silu(self.norm_out(h)).mean(dim=(2, 3))  # (N, 2 ch)
-        return self.head(h)
+        return F.silu(self.norm_out(h)).mean(dim=(2, 3))  # (N, 2 ch)
