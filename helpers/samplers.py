@@ -173,6 +173,7 @@ SAMPLER_REGISTRY: dict[str, SamplerSpec] = {
     "heun": SamplerSpec("helpers.samplers:sample_heun"),
     "dpmpp-2m-sde": SamplerSpec("helpers.samplers:sample_dpmpp_2m_sde", ("clip_x0", "eta")),
     "cn-2m": SamplerSpec("helpers.calibrate:sample_cn_2m", ("clip_x0", "eta_bands")),
+    "lsq-ms": SamplerSpec("helpers.multistep_fit:sample_lsq_ms", ("clip_x0", "coefficients")),
     "tabddpm": SamplerSpec("helpers.tabular.multinomial:sample_tabddpm", data="tabular"),
 }
 SAMPLERS = tuple(name for name, spec in SAMPLER_REGISTRY.items() if spec.data == "image")  # the image samplers

@@ -175,12 +175,12 @@ def test_samplers_run_on_clips_unchanged(sampler):
 def test_sampler_registry():
     from helpers.samplers import SAMPLER_REGISTRY, SAMPLERS, check_options
 
-    assert SAMPLERS == ("ddpm", "ddim", "dpmpp-2m", "heun", "dpmpp-2m-sde", "cn-2m")  # the image samplers
+    assert SAMPLERS == ("ddpm", "ddim", "dpmpp-2m", "heun", "dpmpp-2m-sde", "cn-2m", "lsq-ms")  # the image samplers
     for name, spec in SAMPLER_REGISTRY.items():
         assert callable(get_sampler(name)) and "clip_x0" in spec.options, name
     assert SAMPLER_REGISTRY["tabddpm"].data == "tabular"
     with pytest.raises(ValueError, match="unknown sampler 'tabddpm'; known samplers: ddpm, ddim, dpmpp-2m, heun, "
-                                         "dpmpp-2m-sde, cn-2m"):
+                                         "dpmpp-2m-sde, cn-2m, lsq-ms"):
         get_sampler("tabddpm", data="image")
     with pytest.raises(ValueError, match="eta applies to the ddim, dpmpp-2m-sde samplers only, not to 'heun'"):
         check_options("heun", {"eta": 0.5})
