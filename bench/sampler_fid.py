@@ -62,6 +62,15 @@ GRIDS = {
                 ("student", 16), ("student", 32), ("student", 64), ("student", 128),
                 ("ddim", 128, 0.0, "trailing", False), ("ddpm", 1000, None)],
     "distill-quick": [("student", 4), ("ddim", 4, 0.0, "trailing")],
+    # Notebook 07: our samplers (lsq-ms, cn-2m; calibrations in the checkpoint's calibration.json) against the
+    # established ones at the same NFE, all on trailing grids (DPM-Solver++ also on linspace, notebook 05's grid).
+    # Heun's K steps cost 2K - 1 calls: K = 3, 5, 8, 10 give NFE 5, 9, 15, 19.
+    "fast": [*[(name, k, eta, "trailing") for k in (4, 5, 6, 8, 10, 15, 20)
+               for name, eta in (("lsq-ms", None), ("dpmpp-2m", None), ("cn-2m", None), ("dpmpp-2m-sde", 1.0),
+                                 ("ddim", 0.0), ("ddpm", None))],
+             *[("dpmpp-2m", k, None) for k in (4, 5, 6, 8, 10, 15, 20)],
+             *[("heun", k, None, "trailing") for k in (3, 5, 8, 10)]],
+    "fast-quick": [("lsq-ms", 4, None, "trailing"), ("dpmpp-2m", 4, None, "trailing")],
 }
 STUDENTS = "checkpoints/distill/v-{}"  # ("student", K) rows
 FIELDS = ["name", "sampler", "steps", "eta", "spacing", "nfe", "num", "features", "fid", "kid", "kid_std", "s_per_image",
@@ -207,6 +216,7 @@ def main(argv=None) -> int:
         s = scores(feats, real, "mnist-cnn", seed=args.seed)  # KID (unbiased at any N) on all the images
         f = fid_blocks(feats, real, args.num)
         clip = c["clip"] if c["clip"] is not None else c["sampler"] in ("ddpm", "ddim")  # the samplers' defaults
+        # (every other sampler's clip_x0 defaults to False)
         rows[name] = {"name": name, "sampler": c["sampler"], "steps": c["steps"], "eta": "" if c["eta"] is None else c["eta"],
                       "spacing": c["spacing"], "nfe": timing["nfe"], "num": args.num, "features": "mnist-cnn",
                       "fid": round(f["fid"], 3), "kid": round(s.kid, 6), "kid_std": round(s.kid_std, 6),
