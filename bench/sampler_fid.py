@@ -204,7 +204,7 @@ def main(argv=None) -> int:
         name = c["name"]
         blocks = args.blocks if c["steps"] <= args.blocks_max_nfe else 1
         if (args.only and name not in args.only) or (name in rows and int(rows[name]["num"]) == args.num
-                                                     and int(rows[name].get("blocks") or 1) == blocks):
+                                                     and int(rows[name].get("blocks") or 1) >= blocks):
             continue
         denoiser = denoisers(c["checkpoint"])
         shape = denoiser.sample_shape  # from the model card
