@@ -58,7 +58,7 @@ report: setup
 
 # Unit tests, cross-checks and the notebooks in quick mode.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
