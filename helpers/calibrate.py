@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checks import ArgumentParser, non_negative_int, positive_int
+from .checks import ArgumentParser, positive_int
 from .samplers import sample_dpmpp_2m_sde
 
 NAME = "cn-2m"
@@ -127,7 +127,6 @@ def main(argv=None) -> int:
     p.add_argument("--sweeps", type=positive_int, default=2)
     p.add_argument("--out", type=Path, default=None, help=f"where to write (default: CHECKPOINT/{FILE})")
     p.add_argument("--dry-run", action="store_true", help="search, print, write nothing")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="unused by the search; recorded")
     args = p.parse_args(argv)
     command = "python -m helpers.calibrate " + " ".join(shlex.quote(a) for a in argv)
     try:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from .checks import ArgumentParser, non_negative_int, positive_int
+from .checks import ArgumentParser, positive_int
 from .diffusion import predict_x0
 from .samplers import image_generators, initial_noise, next_timesteps, sample_dpmpp_2m
 from .schedules import get_timesteps
@@ -152,7 +152,6 @@ def main(argv=None) -> int:
     p.add_argument("--history", type=positive_int, default=HISTORY, help="clean-image estimates per step")
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--out", type=Path, default=None, help=f"where to write (default: CHECKPOINT/{FILE})")
-    p.add_argument("--seed", type=non_negative_int, default=CALIBRATION_SEED, help="recorded; the calibration seed")
     args = p.parse_args(argv)
     command = "python -m helpers.multistep_fit " + " ".join(shlex.quote(a) for a in argv)
     try:

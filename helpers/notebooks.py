@@ -49,13 +49,13 @@ def versions() -> dict:
 
 
 def seed_of(nb) -> int | None:
-    """SEED as set in the notebook's parameters cell (or injected by papermill)."""
+    """SEED as the notebook last sets it in its parameters cell or papermill's injected one (None if it does not)."""
+    seed = None
     for cell in nb.cells:
         if cell.cell_type == "code" and {"parameters", "injected-parameters"} & set(cell.metadata.get("tags", [])):
             m = re.search(r"^SEED\s*=\s*(\d+)", cell.source, re.M)
-            if m:
-                seed = int(m.group(1))
-    return locals().get("seed")
+            seed = int(m.group(1)) if m else seed
+    return seed
 
 
 def failure_of(nb) -> dict | None:
