@@ -79,18 +79,21 @@ def sample_lsq_ms(denoiser, x, timesteps, generator=None, callback=None, clip_x0
 
 
 @torch.no_grad()
-def teacher_states(denoiser, x_T: torch.Tensor, wanted: set[int], y=None) -> dict[int, torch.Tensor]:
-    """The teacher's states at the timesteps in `wanted` (-1: its final image): DPM-Solver++(2M) on all T
-    timesteps from x_T (x_T itself is the state at T - 1)."""
+def teacher_states(denoiser, x_T: torch.Tensor, wanted: set[int], y=None, teacher_steps: int | None = None
+                   ) -> dict[int, torch.Tensor]:
+    """The teacher's states at the timesteps in `wanted` (-1: its final image): DPM-Solver++(2M) from x_T on
+    `teacher_steps` linspace timesteps (default: all T) plus the wanted ones (x_T itself is the state at T - 1)."""
     T = denoiser.alpha_bar.shape[0]
+    grid = sorted({int(t) for t in get_timesteps(T, teacher_steps or T, "linspace")} | {t for t in wanted if t >= 0}
+                  | {T - 1}, reverse=True)
     states = {T - 1: x_T.clone()} if T - 1 in wanted else {}
 
     def keep(info):
-        t_next = info["t"] - 1
+        t_next = grid[info["i"] + 1] if info["i"] + 1 < len(grid) else -1
         if t_next in wanted and t_next >= 0:
             states[t_next] = info["x"].clone()
 
-    states[-1] = sample_dpmpp_2m(denoiser, x_T, get_timesteps(T, T, "linspace"), callback=keep, y=y)
+    states[-1] = sample_dpmpp_2m(denoiser, x_T, grid, callback=keep, y=y)
     return states
 
 
@@ -114,7 +117,8 @@ def fit(denoiser, x_T: torch.Tensor, states: dict[int, torch.Tensor], timesteps,
     return coefficients, rms
 
 
-def calibrate(denoiser, num: int, step_counts, history: int = HISTORY, batch_size: int = 64, log=print) -> dict:
+def calibrate(denoiser, num: int, step_counts, history: int = HISTORY, batch_size: int = 64, log=print,
+              teacher_steps: int | None = None) -> dict:
     """Teacher trajectories of `num` images of CALIBRATION_SEED, then one least-squares fit per number of steps."""
     T = denoiser.alpha_bar.shape[0]
     grids = {n: [int(t) for t in get_timesteps(T, n, SPACING)] for n in step_counts}
@@ -124,12 +128,12 @@ def calibrate(denoiser, num: int, step_counts, history: int = HISTORY, batch_siz
     start = time.time()
     states = {}
     for s in range(0, num, batch_size):  # batches, to bound memory; the states are kept at the wanted timesteps only
-        part = teacher_states(denoiser, x_T[s:s + batch_size], wanted)
+        part = teacher_states(denoiser, x_T[s:s + batch_size], wanted, teacher_steps=teacher_steps)
         for t, v in part.items():
             states.setdefault(t, []).append(v)
     states = {t: torch.cat(v) for t, v in states.items()}
     teacher_seconds = time.time() - start
-    log(f"teacher: {num} trajectories of {T} steps in {teacher_seconds:.0f} s")
+    log(f"teacher: {num} trajectories of {teacher_steps or T} steps in {teacher_seconds:.0f} s")
     fits = {}
     for n, grid in grids.items():
         start = time.time()

@@ -51,7 +51,7 @@ def test_without_coefficients_it_says_how_to_fit_them(tiny_denoiser):
 
 def test_a_calibration_serves_generate_by_default_with_one_call_per_step(tiny_denoiser):
     tiny_denoiser.sample_shape = (1, 8, 8)
-    result = calibrate(tiny_denoiser, 6, [3, 4], history=2, batch_size=3, log=lambda *_: None)
+    result = calibrate(tiny_denoiser, 6, [3, 4], history=2, batch_size=3, log=lambda *_: None, teacher_steps=40)
     assert set(result["fits"]) == {"3", "4"} and len(result["fits"]["4"]["coefficients"]) == 4
     tiny_denoiser.calibration = {"lsq-ms": result}
     tiny_denoiser.nfe = 0
@@ -61,3 +61,19 @@ def test_a_calibration_serves_generate_by_default_with_one_call_per_step(tiny_de
     assert torch.allclose(a, b, atol=1e-6)  # image i is the same at any batch size
     with pytest.raises(ValueError, match=r"calibrated: \[3, 4\] steps, trailing spacing"):
         generate(tiny_denoiser, 1, 0, sampler="lsq-ms", steps=4, spacing="linspace")
+
+
+def test_a_coarse_teacher_grid_still_holds_the_wanted_states(tiny_denoiser):
+    """teacher_states with a coarse teacher keeps the state at every wanted timestep, also those off its grid, and
+    its all-T form equals sampling on every timestep."""
+    from helpers.multistep_fit import teacher_states
+    from helpers.samplers import sample_dpmpp_2m
+
+    x_T = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    states = teacher_states(tiny_denoiser, x_T, {999, 749, 500, 123, -1}, teacher_steps=20)
+    assert set(states) == {999, 749, 500, 123, -1} and torch.equal(states[999], x_T)
+    grid = sorted({int(t) for t in get_timesteps(1000, 20, "linspace")} | {749, 500, 123}, reverse=True)
+    kept = {}
+    final = sample_dpmpp_2m(tiny_denoiser, x_T, grid,
+                            callback=lambda info: kept.__setitem__(grid[info["i"] + 1] if info["i"] + 1 < len(grid) else -1, info["x"]))
+    assert torch.equal(states[-1], final) and torch.equal(states[500], kept[500])
