@@ -103,10 +103,10 @@ def calibrate(denoiser, classifier, real: np.ndarray, steps: int, num: int, spac
     return {"eta_bands": best, "distance": best_score, "history": history}
 
 
-def load_calibration(folder) -> dict:
-    """The calibration.json of a checkpoint folder ({} if there is none)."""
-    path = Path(folder) / FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+def save_calibration(path: Path, name: str, record: dict) -> None:
+    """Store one sampler's calibration under `name` in the JSON file `path`, keeping the other samplers' entries."""
+    existing = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**existing, name: record}, indent=1) + "\n")
 
 
 def main(argv=None) -> int:
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
           f"{result['history'][0]['distance']:.3f}) in {record['seconds']:.0f} s, {record['nfe']:,} network calls")
     if not args.dry_run:
         out = args.out or args.checkpoint / FILE
-        out.write_text(json.dumps({**load_calibration(out.parent), NAME: record}, indent=2) + "\n")
+        save_calibration(out, NAME, record)
         print(f"-> {out}")
     return 0
 

@@ -113,7 +113,7 @@ def from_checkpoint(folder, ema: bool = True, device="cpu", channels_last: bool 
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     denoiser = Denoiser(net, schedule, card.get("prediction"), channels_last=channels_last)
-    calibration = Path(folder) / "calibration.json"  # fitted sampler settings (helpers.calibrate), if any
+    calibration = Path(folder) / "calibration.json"  # fitted sampler settings (helpers.calibrate.FILE), if any
     denoiser.calibration = json.loads(calibration.read_text()) if calibration.exists() else {}
     return denoiser, card
 

@@ -166,6 +166,23 @@ def reference_features(real: str, features: str = "mnist-cnn", num: int | None =
     return feats
 
 
+def frechet_to(real_feats: np.ndarray):
+    """fid(fake_feats) against a fixed real set whose mean and covariance are computed once (the same numbers as
+    frechet_distance, which recomputes them on every call)."""
+    import warnings
+
+    from cleanfid.fid import frechet_distance as frechet
+
+    mu_r, sigma_r = real_feats.mean(0), np.cov(real_feats, rowvar=False)
+
+    def fid(fake_feats: np.ndarray) -> float:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Matrix is singular")
+            return float(frechet(fake_feats.mean(0), np.cov(fake_feats, rowvar=False), mu_r, sigma_r))
+
+    return fid
+
+
 def fid_interval(fake_feats: np.ndarray, real_feats: np.ndarray, num_boot: int = 200, seed: int = 0,
                  z: float = 1.96) -> tuple[float, float, float]:
     """FID with a 95% interval: (fid, lo, hi) = fid -/+ z * the standard deviation of FID over `num_boot` bootstrap
@@ -173,22 +190,12 @@ def fid_interval(fake_feats: np.ndarray, real_feats: np.ndarray, num_boot: int =
     configuration compared). The resamples' FIDs are biased upwards (a resample repeats about a third of its images,
     which looks like less diversity), so their spread, not their percentiles, gives the interval; notebook 06 checks
     that spread against the spread over disjoint sets of real images."""
-    from cleanfid.fid import frechet_distance as frechet
-
-    import warnings
-
     if num_boot < 2:
         raise ValueError(f"num_boot must be at least 2 for a spread, got {num_boot}")
     rng = np.random.default_rng(seed)
-    mu_r, sigma_r = real_feats.mean(0), np.cov(real_feats, rowvar=False)
-
-    def fid(f):
-        return float(frechet(f.mean(0), np.cov(f, rowvar=False), mu_r, sigma_r))
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Matrix is singular")
-        value = fid(fake_feats)
-        boots = [fid(fake_feats[rng.integers(0, len(fake_feats), len(fake_feats))]) for _ in range(num_boot)]
+    fid = frechet_to(real_feats)
+    value = fid(fake_feats)
+    boots = [fid(fake_feats[rng.integers(0, len(fake_feats), len(fake_feats))]) for _ in range(num_boot)]
     sd = float(np.std(boots, ddof=1))
     return value, value - z * sd, value + z * sd
 
@@ -205,7 +212,8 @@ def fid_blocks(fake_feats: np.ndarray, real_feats: np.ndarray, n: int, level: fl
     if k == 1:
         value, lo, hi = fid_interval(fake_feats[:n], real_feats)
         return {"fid": value, "lo": lo, "hi": hi, "blocks": 1, "sd": (hi - value) / 1.96, "interval": "bootstrap"}
-    values = np.array([frechet_distance(fake_feats[i * n:(i + 1) * n], real_feats) for i in range(k)])
+    fid = frechet_to(real_feats)
+    values = np.array([fid(fake_feats[i * n:(i + 1) * n]) for i in range(k)])
     mean, sd = float(values.mean()), float(values.std(ddof=1))
     half = float(stats.t.ppf(0.5 + level / 2, k - 1)) * sd / k**0.5
     return {"fid": mean, "lo": mean - half, "hi": mean + half, "blocks": k, "sd": sd, "interval": f"t over {k} blocks"}
@@ -219,11 +227,12 @@ def fid_by_sample_size(fake_pool: np.ndarray, real: np.ndarray, ns, num_boot: in
     import pandas as pd
 
     rng = np.random.default_rng(seed)
+    fid = frechet_to(real)
     rows = []
     for n in ns:
         if n > len(fake_pool):
             raise ValueError(f"N = {n} is more than the {len(fake_pool)} rows of the pool")
-        values = [frechet_distance(fake_pool[rng.choice(len(fake_pool), n, replace=False)], real) for _ in range(num_boot)]
+        values = [fid(fake_pool[rng.choice(len(fake_pool), n, replace=False)]) for _ in range(num_boot)]
         rows.append({"N": n, "fid_mean": np.mean(values), "fid_std": np.std(values, ddof=1) if num_boot > 1 else 0.0,
                      "fid_min": np.min(values), "fid_max": np.max(values)})
     return pd.DataFrame(rows)

@@ -19,7 +19,6 @@ uses no feature network, and the coefficients are tied to the grid they were fit
 """
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from .calibrate import CALIBRATION_SEED, FILE, save_calibration
 from .checks import ArgumentParser, positive_int
 from .diffusion import predict_x0
 from .samplers import image_generators, initial_noise, next_timesteps, sample_dpmpp_2m
@@ -35,8 +35,6 @@ from .schedules import get_timesteps
 NAME = "lsq-ms"
 HISTORY = 3  # clean-image estimates per step: D_i, D_{i-1}, D_{i-2}
 SPACING = "trailing"
-CALIBRATION_SEED = 1  # the evaluation draws seed 0
-FILE = "calibration.json"
 
 
 def columns(x: torch.Tensor, estimates: list[torch.Tensor], history: int) -> list[torch.Tensor]:
@@ -173,8 +171,7 @@ def main(argv=None) -> int:
               "teacher": "DPM-Solver++(2M) on all T timesteps, from the same x_T", "seconds": round(time.time() - start, 1),
               "command": command}
     out = args.out or args.checkpoint / FILE
-    existing = json.loads(out.read_text()) if out.exists() else {}
-    out.write_text(json.dumps({**existing, NAME: record}, indent=1) + "\n")
+    save_calibration(out, NAME, record)
     print(f"{NAME}: fitted {sorted(int(k) for k in result['fits'])} steps on {args.num} trajectories in "
           f"{record['seconds']:.0f} s -> {out}")
     return 0
