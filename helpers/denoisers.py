@@ -34,6 +34,7 @@ class Denoiser(nn.Module):
         config_shape = getattr(getattr(net, "config", None), "sample_shape", None)
         self.sample_shape = tuple(sample_shape or config_shape or ()) or None
         self.nfe = 0  # network evaluations, counted per call (a batch counts once)
+        self.decoder = None  # latent -> image, for a model of an autoencoder's latents (see from_checkpoint)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         check_inputs(self.net, x_t, y)
@@ -63,6 +64,10 @@ class DenoiserWrapper(nn.Module):
     @property
     def nfe(self) -> int:
         return self.denoiser.nfe
+
+    @property
+    def decoder(self):
+        return getattr(self.denoiser, "decoder", None)
 
     @nfe.setter
     def nfe(self, value: int) -> None:
@@ -113,9 +118,35 @@ def from_checkpoint(folder, ema: bool = True, device="cpu", channels_last: bool 
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     denoiser = Denoiser(net, schedule, card.get("prediction"), channels_last=channels_last)
+    if "autoencoder" in card:  # a latent diffusion model: generate() decodes its samples with this autoencoder
+        denoiser.decoder = LatentDecoder.from_checkpoint(card["autoencoder"], device=device)
     calibration = Path(folder) / "calibration.json"  # fitted sampler settings (helpers.calibrate.FILE), if any
     denoiser.calibration = json.loads(calibration.read_text()) if calibration.exists() else {}
     return denoiser, card
+
+
+class LatentDecoder(nn.Module):
+    """z (scaled latents, as the diffusion model saw them) -> images: the autoencoder's decoder of z / scaling_factor."""
+
+    def __init__(self, autoencoder: nn.Module, scaling_factor: float):
+        super().__init__()
+        self.autoencoder, self.scaling_factor = autoencoder, scaling_factor
+
+    @torch.no_grad()
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.autoencoder.decode(z / self.scaling_factor)
+
+    @classmethod
+    def from_checkpoint(cls, folder: str, device="cpu") -> "LatentDecoder":
+        """The autoencoder a latent model's card names (a path relative to the repository root, or absolute)."""
+        from .checkpoints import CheckpointError, load_model
+        from .paths import ROOT
+
+        path = Path(folder) if Path(folder).is_absolute() else ROOT / folder
+        ae, card = load_model(path, device=device)
+        if "latent" not in card:
+            raise CheckpointError(f"{path}: the autoencoder's card has no latent scaling factor (its training did not finish)")
+        return cls(ae, card["latent"]["scaling_factor"])
 
 
 class DiffusersModelError(RuntimeError):

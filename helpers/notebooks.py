@@ -21,6 +21,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from .checks import non_negative_int, positive_int
 from .paths import MODES, ROOT, notebook_paths
 
 VERSIONS = ("torch", "diffusers", "numpy", "scipy", "clean-fid")
@@ -71,23 +72,40 @@ def failure_of(nb) -> dict | None:
     return None
 
 
-def execute(path: Path, out: Path, mode: str, timeout: int = 3600) -> dict:
-    """Run one notebook (working directory: notebooks/) with WORKBOOK_MODE=mode and save it to `out`, also when a
-    cell fails; returns its run record (also stored in the notebook's metadata)."""
+def execute(path: Path, out: Path, mode: str, timeout: int = 3600, retries: int = 0) -> dict:
+    """Run one notebook (working directory: notebooks/, or the top level for the write-up) with WORKBOOK_MODE=mode and save it to `out`, also when a
+    cell fails or runs longer than `timeout` seconds; returns its run record (also stored in the notebook's
+    metadata). A notebook that timed out or whose kernel died runs again, up to `retries` times (the record keeps
+    `retried` and the first error); an error raised by a cell is never retried."""
     import nbformat
     import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     os.environ["WORKBOOK_MODE"] = mode
-    start = time.time()
-    try:
-        papermill.execute_notebook(str(path), str(out), cwd=str(ROOT / "notebooks"), kernel_name="python3",
-                                   progress_bar=False, execution_timeout=timeout)
-    except papermill.PapermillExecutionError:
-        pass  # papermill saved the notebook with the error in its cell; failure_of() reads it
-    nb = nbformat.read(str(out), as_version=4)
+    cwd = ROOT if Path(path).resolve().parent == ROOT else ROOT / "notebooks"  # the write-up lives at the top level
+    start, first_error = time.time(), None
+    for attempt in range(retries + 1):
+        stalled = None
+        try:
+            papermill.execute_notebook(str(path), str(out), cwd=str(cwd), kernel_name="python3",
+                                       progress_bar=False, execution_timeout=timeout)
+        except papermill.PapermillExecutionError:
+            pass  # papermill saved the notebook with the error in its cell; failure_of() reads it
+        except (CellTimeoutError, DeadKernelError) as err:
+            stalled = "timed out" if isinstance(err, CellTimeoutError) else "kernel died"
+        nb = nbformat.read(str(out), as_version=4)
+        error = failure_of(nb)
+        if stalled:
+            cell = error["cell"] if error else None
+            error = {"cell": cell, "error": f"{stalled} after {timeout} s per cell" if stalled == "timed out"
+                     else f"{stalled}: {error['error'] if error else ''}".strip(": ")}
+        if not stalled or attempt == retries:
+            break
+        first_error = first_error or error
     record = {"mode": mode, "seed": seed_of(nb), "commit": git_commit(), "seconds": round(time.time() - start),
               "versions": versions()}
-    error = failure_of(nb)
+    if first_error:
+        record["retried"] = {"attempts": attempt + 1, "first_error": first_error}
     if error:
         record["error"] = error
     nb.metadata["workbook"] = record
@@ -102,6 +120,9 @@ def main(argv=None) -> int:
     p.add_argument("--inplace", action="store_true", help="overwrite the notebooks themselves (for full-mode results)")
     p.add_argument("--out", type=Path, default=ROOT / "reports" / "executed", help="folder for the executed copies")
     p.add_argument("--report", action="store_true", help="then build the report (HTML pages, index, PDF) in reports/")
+    p.add_argument("--timeout", type=positive_int, default=3600, help="seconds a cell may run before it counts as failed")
+    p.add_argument("--retries", type=non_negative_int, default=0,
+                   help="runs again of a notebook that timed out or whose kernel died (never of one that raised)")
     p.add_argument("--no-pdf", dest="pdf", action="store_false", help="with --report: no PDF")
     args = p.parse_args(argv)
     paths = notebook_paths(args.names)
@@ -110,14 +131,15 @@ def main(argv=None) -> int:
     for k, path in enumerate(paths, 1):
         out = path if args.inplace else args.out / path.name
         print(f"[{k}/{len(paths)}] {path.name} ({args.mode}) ...", end=" ", flush=True)
-        record = execute(path, out, args.mode)
+        record = execute(path, out, args.mode, timeout=args.timeout, retries=args.retries)
         outs.append(out)
         if "error" in record:
             failed.append(path.name)
             print(f"FAILED in code cell {record['error']['cell']} after {record['seconds']} s: {record['error']['error']}",
                   flush=True)
         else:
-            print(f"ok in {record['seconds']} s", flush=True)
+            again = f" (ran again after: {record['retried']['first_error']['error']})" if "retried" in record else ""
+            print(f"ok in {record['seconds']} s{again}", flush=True)
     print(f"{len(paths) - len(failed)} of {len(paths)} notebooks ran in {time.time() - start:.0f} s"
           + (f"; failed: {', '.join(failed)}" if failed else ""))
     if args.report:

@@ -38,9 +38,13 @@ def pick(quick, standard, full):
     return {"quick": quick, "standard": standard, "full": full}[run_mode()]
 
 
+WRITEUP = ROOT / "Homework5-Team.ipynb"  # the acceleration homework's write-up: first in every run and report
+
+
 def notebook_paths(names: list[str] | None = None) -> list[Path]:
-    """The workbook's numbered notebooks, in order; `names` keeps those whose file name contains one of them."""
-    paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    """The write-up, then the workbook's numbered notebooks, in order; `names` keeps those whose file name contains
+    one of them."""
+    paths = ([WRITEUP] if WRITEUP.exists() else []) + sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if names:
         chosen = [p for p in paths if any(n in p.name for n in names)]
         if not chosen:

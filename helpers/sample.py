@@ -119,8 +119,9 @@ DEFAULTS = {"sampler": "ddpm", "steps": None, "spacing": "linspace", "clip": Non
 
 def sampling_options(args, sampling: dict) -> None:
     """Fill the sampling options not given on the command line: from the checkpoint's card ("sampling", e.g. a
-    distilled student's sampler and grid) when --sampler is not given or is the card's, else the defaults."""
-    own = sampling if sampling and args.sampler in (None, sampling.get("sampler")) else {}
+    distilled student's sampler and grid) when --sampler is not given or is the card's, or when the card names no
+    sampler (a latent model's "clip_x0": false holds for every sampler); else the defaults."""
+    own = sampling if sampling and (args.sampler in (None, sampling.get("sampler")) or "sampler" not in sampling) else {}
     for name, default in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, own.get("clip_x0" if name == "clip" else name, default))

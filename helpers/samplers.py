@@ -242,10 +242,11 @@ def sample_shape(denoiser, shape=None) -> tuple[int, ...]:
 
 def generate(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", steps: int | None = None,
              spacing: str = "linspace", batch_size: int = 64, device="cpu", y=None, x_T: torch.Tensor | None = None,
-             on_batch=None, first_index: int = 0, **kwargs):
+             on_batch=None, first_index: int = 0, decode: bool = True, **kwargs):
     """Draw `num` images of `shape` (default: the denoiser's sample_shape, e.g. (C, H, W)) in batches: x_T (unless given, [num x C x H x W]) and every later draw
     of image i come from its own generator. Returns an [num x C x H x W] tensor; `on_batch(start, images)` sees each
     finished batch. `first_index` continues a set: images first_index, first_index + 1, ... of this seed.
+    A latent model's samples are decoded into images by its autoencoder (`denoiser.decoder`) unless `decode=False`.
     kwargs go to the sampler (eta for ddim, clip_x0)."""
     shape = sample_shape(denoiser, shape)
     num, batch_size = check_count(num, "the number of images"), check_count(batch_size, "the batch size")
@@ -266,6 +267,9 @@ def generate(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", s
         x = initial_noise(gens, shape, device) if x_T is None else x_T[start : start + len(idx)].to(device).float()
         yb = None if y is None else y[start : start + len(idx)].to(device)
         images = sample(denoiser, x, timesteps, generator=gens, y=yb, callback=callback, **kwargs)
+        decoder = getattr(denoiser, "decoder", None)
+        if decode and decoder is not None:
+            images = decoder(images)
         if on_batch is not None:
             on_batch(start, images)
         out.append(images.cpu())

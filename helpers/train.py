@@ -1,6 +1,7 @@
 """Train a DDPM (Ho et al. 2020, Algorithm 1) with Hugging Face Accelerate.
 
     python -m helpers.train --dataset mnist --out checkpoints/ddpm-mnist --steps 8000 --checkpoint-every 250 --seed 0
+    python -m helpers.train --architecture dit --dataset latents:checkpoints/autoencoder-mnist --conditional ...
     python -m helpers.train --out checkpoints/ddpm-mnist --resume            # continue where it stopped
     accelerate launch --cpu --num_processes 2 -m helpers.train ...            # several processes, same result
 
@@ -24,7 +25,8 @@ from .checks import (ArgumentParser, check_resume, given_options, non_negative_f
                      positive_float, positive_int, run_status, unit_float)
 from .data import DataUnavailableError, load_images
 from .loop import BatchOrder, check_out, fit, make_accelerator, step_generator
-from .models import count_parameters
+from .models import ARCHITECTURES, count_parameters
+from .models.dit import CONDITIONINGS, DiTConfig
 from .models.unet import UNet, UNetConfig
 from .objectives import LOSSES, PREDICTIONS, WEIGHTINGS, diffusion_loss
 from .schedules import SCHEDULES, Schedule
@@ -71,9 +73,16 @@ def global_batch(data, order: "BatchOrder", step: int, cfg: TrainConfig, num_cla
     return x0, t, eps, y
 
 
-def build_model(model_cfg: UNetConfig, cfg: TrainConfig) -> UNet:
+NETWORKS = {"unet": UNetConfig, "dit": DiTConfig}  # the denoisers helpers.train builds (registry names)
+
+
+def architecture_name(model_cfg) -> str:
+    return next(name for name, config in NETWORKS.items() if isinstance(model_cfg, config))
+
+
+def build_model(model_cfg, cfg: TrainConfig):
     torch.manual_seed(cfg.seed)
-    return UNet(model_cfg)
+    return ARCHITECTURES[architecture_name(model_cfg)].network(model_cfg)
 
 
 def init_from_checkpoint(model: UNet, folder: str) -> list[str]:
@@ -114,11 +123,15 @@ def ddpm_objective(data, schedule: Schedule, cfg: TrainConfig, num_classes: int 
     return objective
 
 
-def describe(model_cfg: UNetConfig, cfg: TrainConfig, data, n_params: int) -> dict:
-    """The static part of a DDPM's model card (helpers.loop adds step, losses, EMA and the command)."""
+def describe(model_cfg, cfg: TrainConfig, data, n_params: int) -> dict:
+    """The static part of a DDPM's model card (helpers.loop adds step, losses, EMA and the command). A model of an
+    autoencoder's latents names the autoencoder (to decode its samples) and samples without clipping x0_hat (latents
+    are not bounded to [-1, 1])."""
+    latent = cfg.dataset.startswith("latents:")
     return {
         "kind": "ddpm",
-        "architecture": "unet",
+        "architecture": architecture_name(model_cfg),
+        **({"autoencoder": cfg.dataset.split(":")[1], "sampling": {"clip_x0": False}} if latent else {}),
         "model": model_cfg.to_dict(),
         "parameters": n_params,
         "schedule": {"name": cfg.schedule, "T": cfg.T,
@@ -129,7 +142,7 @@ def describe(model_cfg: UNetConfig, cfg: TrainConfig, data, n_params: int) -> di
     }
 
 
-def train(model_cfg: UNetConfig, cfg: TrainConfig, out: Path, resume: bool = False, command: str = "") -> dict:
+def train(model_cfg, cfg: TrainConfig, out: Path, resume: bool = False, command: str = "") -> dict:
     """Train with helpers.loop.fit, checkpointing to `out` every cfg.checkpoint_every steps and at the end; returns
     the final card."""
     accelerator = make_accelerator(cfg)
@@ -176,7 +189,9 @@ def build_parser() -> ArgumentParser:
     d = TrainConfig()
     p.add_argument("--out", required=True, type=Path, help="checkpoint folder")
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out (its options are reused)")
-    p.add_argument("--dataset", default=d.dataset, help="mnist, digits, imagefolder:PATH or hf:ID[:split] (online)")
+    p.add_argument("--dataset", default=d.dataset,
+                   help="mnist, digits, imagefolder:PATH, latents:AUTOENCODER_FOLDER or hf:ID[:split] (online)")
+    p.add_argument("--architecture", choices=NETWORKS, default="unet", help="the denoiser: U-Net or DiT")
     p.add_argument("--steps", type=positive_int, default=d.steps, help="total optimiser steps (with --resume: the new total)")
     p.add_argument("--checkpoint-every", type=positive_int, default=d.checkpoint_every)
     p.add_argument("--seed", type=non_negative_int, default=d.seed)
@@ -203,6 +218,12 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--num-res-blocks", type=positive_int, default=1)
     p.add_argument("--attention-resolutions", type=ints, default=(7,), help="comma-separated feature-map sizes")
     p.add_argument("--dropout", type=unit_float, default=0.0)
+    p.add_argument("--patch-size", type=positive_int, default=DiTConfig.patch_size, help="DiT: patch size")
+    p.add_argument("--hidden-size", type=positive_int, default=DiTConfig.hidden_size, help="DiT: token width")
+    p.add_argument("--depth", type=positive_int, default=DiTConfig.depth, help="DiT: transformer blocks")
+    p.add_argument("--num-heads", type=positive_int, default=DiTConfig.num_heads, help="DiT: attention heads")
+    p.add_argument("--conditioning", choices=CONDITIONINGS, default=DiTConfig.conditioning,
+                   help="DiT: how t and the label enter the blocks")
     p.add_argument("--conditional", action="store_true", help="class-conditional, with a null label for CFG")
     p.add_argument("--label-dropout", type=unit_float, default=d.label_dropout)
     return p
@@ -210,26 +231,33 @@ def build_parser() -> ArgumentParser:
 
 def saved_options(card: dict) -> dict:
     """A run's options by their command-line names, from its model card (for --resume)."""
-    model = card["model"]
-    return {**card["train"], **{k: model[k] for k in ("base_channels", "channel_mults", "num_res_blocks",
-                                                     "attention_resolutions", "dropout")},
+    model, arch = card["model"], card.get("architecture", "unet")
+    keys = (("base_channels", "channel_mults", "num_res_blocks", "attention_resolutions", "dropout") if arch == "unet"
+            else ("patch_size", "hidden_size", "depth", "num_heads", "conditioning"))
+    return {**card["train"], **{k: model[k] for k in keys}, "architecture": arch,
             "conditional": model.get("num_classes") is not None}
 
 
-def configs_from_args(args, given: dict | None = None) -> tuple[UNetConfig, TrainConfig]:
+def configs_from_args(args, given: dict | None = None) -> tuple[UNetConfig | DiTConfig, TrainConfig]:
     if args.resume:
         check_resume(args.out, args.resume, given or {}, saved_options(ckpt.read_card(args.out))
                      if ckpt.has_checkpoint(args.out) else {})
         card = ckpt.read_card(args.out)
         cfg = TrainConfig(**{**card["train"], "steps": args.steps})
-        return UNetConfig(**card["model"]), cfg
+        return NETWORKS[card.get("architecture", "unet")](**card["model"]), cfg
     data = load_images(args.dataset)
     c, h, _ = data.shape
-    model_cfg = UNetConfig(
-        in_channels=c, image_size=h, base_channels=args.base_channels, channel_mults=args.channel_mults,
-        num_res_blocks=args.num_res_blocks, attention_resolutions=args.attention_resolutions, dropout=args.dropout,
-        num_classes=data.num_classes if args.conditional else None,
-    )
+    num_classes = data.num_classes if args.conditional else None
+    if args.architecture == "dit":
+        model_cfg = DiTConfig(in_channels=c, image_size=h, patch_size=args.patch_size, hidden_size=args.hidden_size,
+                              depth=args.depth, num_heads=args.num_heads, num_classes=num_classes,
+                              conditioning=args.conditioning)
+    else:
+        model_cfg = UNetConfig(
+            in_channels=c, image_size=h, base_channels=args.base_channels, channel_mults=args.channel_mults,
+            num_res_blocks=args.num_res_blocks, attention_resolutions=args.attention_resolutions, dropout=args.dropout,
+            num_classes=num_classes,
+        )
     fields = TrainConfig.__dataclass_fields__
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
     return model_cfg, cfg

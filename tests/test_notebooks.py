@@ -12,7 +12,9 @@ from helpers.report import export_page
 @pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.name)
 def test_notebook_runs_in_quick_mode(path, tmp_path):
     out = tmp_path / path.name
-    record = execute(path, out, mode="quick", timeout=1200)
+    # Quick mode runs each notebook in well under two minutes; a cell that stalls for 5 minutes (seen once in CI, in
+    # notebook 01's widget cell on a loaded machine, not reproduced) fails the run and the notebook runs once more.
+    record = execute(path, out, mode="quick", timeout=300, retries=1)
     assert "error" not in record, record.get("error")
     nb = json.loads(out.read_text())
     tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
@@ -30,3 +32,20 @@ def test_committed_notebooks_ran_in_full_mode():
         errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, f"{path.name} was committed with errors"
         assert nb["metadata"].get("workbook", {}).get("mode") == "full", f"{path.name} was not committed from a full run"
+
+
+def test_a_stalled_cell_fails_the_run_and_is_retried(tmp_path):
+    """A cell running past the timeout is recorded as a failure (the run goes on), and `retries` runs it again."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("SEED = 3", metadata={"tags": ["parameters"]}),
+                                         nbformat.v4.new_code_cell("import time\ntime.sleep(60)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "stall.ipynb"
+    nbformat.write(nb, str(path))
+    record = execute(path, tmp_path / "out.ipynb", mode="quick", timeout=2, retries=1)
+    assert record["error"] == {"cell": 2, "error": "timed out after 2 s per cell"}
+    assert record["retried"]["attempts"] == 2 and record["seed"] == 3
+    assert record["seconds"] < 50  # two attempts of about 2 s each, plus kernel start-up; never the cell's 60 s
+    saved = json.loads((tmp_path / "out.ipynb").read_text())
+    assert saved["metadata"]["workbook"]["error"]["error"].startswith("timed out")

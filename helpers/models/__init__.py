@@ -2,6 +2,8 @@
 
     layers.py      the shared blocks: time embedding, residual, attention, down- and upsampling
     unet.py        the image U-Net (eps, v or x0 prediction; optional class labels with a null label)
+    dit.py         the diffusion transformer (DiT): patches, adaLN-Zero or the paper's other conditionings
+    autoencoder.py the latent-diffusion autoencoder (diffusers' AutoencoderKL, small)
     mlp.py         TabDDPM's MLP denoiser for tables
     classifier.py  the MNIST classifier that judges samples, and the noise-aware classifier for guidance
 
@@ -15,7 +17,9 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from .autoencoder import Autoencoder, AutoencoderConfig
 from .classifier import DigitCNN, DigitCNNConfig, NoisyClassifier, NoisyClassifierConfig
+from .dit import DiT, DiTConfig
 from .layers import count_parameters
 from .mlp import MLPConfig, MLPDenoiser
 from .unet import UNet, UNetConfig
@@ -32,6 +36,8 @@ class Architecture:
 
 ARCHITECTURES: dict[str, Architecture] = {
     "unet": Architecture(UNetConfig, UNet, "model"),
+    "dit": Architecture(DiTConfig, DiT, "model"),
+    "autoencoder-kl": Architecture(AutoencoderConfig, Autoencoder, "model"),
     "mlp": Architecture(MLPConfig, MLPDenoiser, "model"),
     "digit-cnn": Architecture(DigitCNNConfig, DigitCNN, None),
     "noisy-classifier": Architecture(NoisyClassifierConfig, NoisyClassifier, "config"),

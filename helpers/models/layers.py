@@ -25,6 +25,21 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return emb
 
 
+def class_labels(y: torch.Tensor | None, num_classes: int | None, t: torch.Tensor, model: str) -> torch.Tensor | None:
+    """The labels a network embeds: None for an unconditional network, the null label `num_classes` where none are
+    given (the unconditional prediction of a conditional network), and an error for labels out of range."""
+    if num_classes is None:
+        if y is not None:
+            raise ValueError(f"this {model} is unconditional (num_classes=None) but class labels were given")
+        return None
+    if y is None:
+        return torch.full_like(t, num_classes, dtype=torch.long)
+    if y.min() < 0 or y.max() > num_classes:
+        raise ValueError(f"class labels must lie in [0, {num_classes}] ({num_classes} is the null label), "
+                         f"got values in [{int(y.min())}, {int(y.max())}]")
+    return y
+
+
 def zero_module(module: nn.Module) -> nn.Module:
     for p in module.parameters():
         nn.init.zeros_(p)

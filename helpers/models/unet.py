@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import AttentionBlock, Downsample, ResBlock, Upsample, timestep_embedding, zero_module
+from .layers import AttentionBlock, Downsample, ResBlock, Upsample, class_labels, timestep_embedding, zero_module
 
 
 @dataclass
@@ -125,18 +125,8 @@ class UNet(nn.Module):
 
     def embed(self, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         emb = self.time_mlp(timestep_embedding(t, self.config.base_channels))
-        if self.label_emb is None:
-            if y is not None:
-                raise ValueError("this U-Net is unconditional (num_classes=None) but class labels were given")
-            return emb
-        if y is None:  # no label given: the null label, i.e. the unconditional prediction
-            y = torch.full_like(t, self.config.num_classes, dtype=torch.long)
-        if y.min() < 0 or y.max() > self.config.num_classes:
-            raise ValueError(
-                f"class labels must lie in [0, {self.config.num_classes}] ({self.config.num_classes} is the null "
-                f"label), got values in [{int(y.min())}, {int(y.max())}]"
-            )
-        return emb + self.label_emb(y)
+        y = class_labels(y, self.config.num_classes, t, "U-Net")
+        return emb if y is None else emb + self.label_emb(y)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         cfg = self.config

@@ -63,10 +63,12 @@ from helpers.denoisers import from_checkpoint
 from helpers.diffusion import alpha_bar_at
 from helpers.metrics import fid_blocks, fid_by_sample_size, fid_interval, label, reference_features
 from helpers.plotting import show_grid
+from helpers.results import Results
 from helpers.samplers import generate, initial_noise, image_generators
 
 torch.manual_seed(SEED)
 pd.set_option("display.precision", 4)
+R = Results("06_progressive_distillation", seed=SEED)  # the tables and figures the write-up reads (results/ in full mode)
 teacher, tcard = from_checkpoint(TEACHER, device=DEVICE)
 cards = distill.rounds(STUDENTS)
 students = {c["distillation"]["student_steps"]: from_checkpoint(STUDENTS / f"v-{c['distillation']['student_steps']}", device=DEVICE)[0]
@@ -172,6 +174,9 @@ display(table)
 distill_seconds = sum(c["wall_time_s"] for c in cards)
 print(f"the whole chain: {distill_seconds / 3600:.2f} CPU hours (one core each round; wall times from the cards), "
       f"{sum(c['step'] for c in cards):,} optimizer steps")
+R.table("rounds", table, "each distillation round: teacher, grid, optimizer steps, batch, learning rate, CPU minutes, final loss")
+R.values("chain", {"cpu_hours": distill_seconds / 3600, "optimizer_steps": sum(c["step"] for c in cards), "rounds": len(cards)},
+         "the whole chain's cost (wall times from the model cards, one core per round)")
 
 fig, axes = plt.subplots(1, len(cards), figsize=(2.2 * len(cards), 2.4), sharey=False)
 for ax, c in zip(np.atleast_1d(axes), cards):
@@ -206,6 +211,7 @@ for c in cards:
                  "ratio": errs[:, 0].mean() / errs[:, 1].mean(), "worst step (student)": errs[:, 0].max()})
 check = pd.DataFrame(rows)
 display(check)
+R.table("step_check", check, f"RMS per pixel of one student step and one teacher step against two teacher steps, {CHECK_IMAGES} test digits")
 ''')
 
 md(r'''
@@ -242,11 +248,12 @@ notebook 05, DDIM-50 (linspace) and DDPM-1000. Time per image is the wall time o
 250 on one thread, the network compiled with `torch.compile`.
 
 **The intervals.** FID depends on N (it is biased upwards at small N), so every row is FID at the same N, and its
-95% interval says how much that number moves with the images drawn. Configurations of at most 50 NFE draw five
-disjoint sets of N images (images 0 to 5N-1 of seed 0; each image has its own generator, so the sets are independent):
-the row gives the mean of the five FIDs and its t-interval (`helpers.metrics.fid_blocks`). The expensive rows
-(DDIM-128, DDPM-1000) draw one set; their interval is FID $\pm$ 1.96 bootstrap standard deviations over the images
-(`helpers.metrics.fid_interval`). The column `interval` says which. A cell below checks both rules where the truth is
+95% interval says how much that number moves with the images drawn. The configurations that the comparisons rest on
+(up to 16 NFE, and DDIM-50) draw five disjoint sets of N images (images 0 to 5N-1 of seed 0; each image has its own
+generator, so the sets are independent): the row gives the mean of the five FIDs and its t-interval
+(`helpers.metrics.fid_blocks`). The expensive rows (the 32- to 128-step students, DDIM-128, DDPM-1000) draw one set;
+their interval is FID $\pm$ 1.96 bootstrap standard deviations over the images (`helpers.metrics.fid_interval`).
+The columns `blocks` and `interval` say which. A cell below checks both rules where the truth is
 known: sets of real training digits scored against the test digits.
 ''')
 
@@ -268,8 +275,9 @@ results["method"] = np.select([results.name.str.startswith("student"), results.n
                               ["student", "DDIM-50 (reference)", "DDPM-1000 (reference)", "teacher DDIM, no clipping"],
                               results.sampler.map({"ddim": "DDIM", "dpmpp-2m": "DPM-Solver++(2M)", "ddpm": "DDPM"}))
 shown = results.rename(columns={"fid": fid_col, "fid_lo": "95% lo", "fid_hi": "95% hi", "kid": kid_col, "kid_std": "KID std"})
-shown = shown.sort_values(["method", "nfe"])[["method", "name", "nfe", fid_col, "95% lo", "95% hi", "interval", kid_col, "KID std", "s_per_image"]]
+shown = shown.sort_values(["method", "nfe"])[["method", "name", "nfe", fid_col, "95% lo", "95% hi", "blocks", "interval", kid_col, "KID std", "s_per_image"]]
 display(shown.reset_index(drop=True))
+R.table("fid_by_nfe", shown, f"FID (95% interval), KID and s/image of the students and the teacher's samplers; N = {N} per set, MNIST-CNN features")
 print(f"N = {N} images per set, seed {int(results.seed.iloc[0])}; sets per row: {sorted(results.blocks.unique())}; "
       f"{int(results.threads.iloc[0])} thread(s); compiled: {bool(results.compiled.iloc[0])}")
 ''')
@@ -290,23 +298,28 @@ for method, group in results.groupby("method"):
 ax.set_xscale("log", base=2); ax.set_yscale("log"); ax.set_xlabel("NFE (network evaluations per image)")
 ax.set_ylabel(fid_col, fontsize=8); ax.grid(alpha=0.3, which="both"); ax.legend(fontsize=8)
 ax.set_title("quality against NFE (bars and bands: 95% intervals)", fontsize=10)
-plt.tight_layout(); plt.show()
+plt.tight_layout()
+R.figure("fid_by_nfe_plot", fig, "FID against NFE for the students and the teacher's samplers, 95% intervals")
+plt.show()
 ''')
 
 code(r'''
 # The targets of the issue, and each student against the best of the teacher's samplers at its NFE.
 by = results.set_index("name")
 est = lambda name: (by.loc[name, "fid"], by.loc[name, "fid_lo"], by.loc[name, "fid_hi"])
+verdicts = {}
 for a, b in (("student-4", "ddim-50-eta0"), ("student-4", "ddpm-1000"), ("student-8", "ddpm-1000")):
     if a in by.index and b in by.index:
-        print(f"{a} against {b}: " + stats.compare(est(a), est(b), (a, b)))
-print()
+        verdicts[f"{a} against {b}"] = stats.compare(est(a), est(b), (a, b))
 for n in (8, 4, 2, 1):
     rivals = results[(results.nfe == n) & ~results.name.str.startswith("student")]
     if f"student-{n}" not in by.index or rivals.empty:
         continue
     best = rivals.loc[rivals.fid.idxmin(), "name"]
-    print(f"NFE {n}: student-{n} against the best baseline, {best}: " + stats.compare(est(f"student-{n}"), est(best), (f"student-{n}", best)))
+    verdicts[f"NFE {n}: student-{n} against the best baseline, {best}"] = stats.compare(est(f"student-{n}"), est(best), (f"student-{n}", best))
+for k, v in verdicts.items():
+    print(f"{k}: {v}")
+R.values("verdicts", verdicts, "the issue's targets and each student against the best baseline at its NFE (95% intervals)")
 ''')
 
 code(r'''
@@ -323,6 +336,9 @@ print(f"N = {N} real training digits against the test digits: FID {truth.fid_mea
       f"draws {truth.fid_std:.2f} (the truth); sd from 5 blocks: {np.round(block_sd, 2).tolist()}; "
       f"bootstrap sd of one set: {np.round(boot_sd, 2).tolist()} ({np.mean(boot_sd) / truth.fid_std:.1f}x the truth, "
       f"so the one-set rows' intervals are conservative)")
+R.values("real_floor", {"N": N, "fid_mean": float(truth.fid_mean), "fid_sd": float(truth.fid_std), "draws": CALIBRATION_DRAWS,
+                        "block_sd": [float(v) for v in block_sd], "bootstrap_sd": [float(v) for v in boot_sd]},
+         "FID of N real training digits against the test digits (the floor) and the spread of the two interval rules")
 ''')
 
 md(r'''
@@ -345,6 +361,7 @@ for n in (8, 4, 2, 1):
                          "s per image (instead)": by.loc[slow, "s_per_image"], "speed-up": by.loc[slow, "s_per_image"] / fast,
                          "break-even images": stats.break_even(distill_seconds, by.loc[slow, "s_per_image"], fast)})
 display(pd.DataFrame(rows))
+R.table("break_even", pd.DataFrame(rows), "images after which the distillation chain's CPU time is paid back, per student and slower sampler")
 print(f"one-off cost: the chain's {distill_seconds / 3600:.2f} CPU hours ({distill_seconds:.0f} s)")
 ''')
 

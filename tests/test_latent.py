@@ -1,0 +1,70 @@
+"""Latent diffusion end to end on the 8x8 digits: the autoencoder (helpers/autoencoder.py) trains and records its
+scaling factor, `latents:FOLDER` is a data set, a DiT trains on it with helpers.train, and helpers.sample writes
+decoded images (no x0_hat clipping: latents are not bounded)."""
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from helpers import autoencoder, train
+from helpers.data import load_images
+from helpers.denoisers import from_checkpoint
+from helpers.samplers import generate
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("latent")
+    cache = root / "cache"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("WORKBOOK_DATA_CACHE", str(cache))
+    ae, dit = root / "ae", root / "dit"
+    assert autoencoder.main(["--dataset", "digits", "--out", str(ae), "--steps", "30", "--batch-size", "16",
+                             "--block-out-channels", "16,32", "--latent-channels", "2", "--log-every", "10"]) == 0
+    assert train.main(["--architecture", "dit", "--dataset", f"latents:{ae}", "--conditional", "--out", str(dit),
+                       "--steps", "10", "--batch-size", "16", "--hidden-size", "32", "--depth", "2", "--num-heads", "2",
+                       "--patch-size", "2", "--log-every", "5"]) == 0
+    yield root, ae, dit, cache
+    mp.undo()
+
+
+def test_the_autoencoder_card_records_the_scaling_factor(trained):
+    _, ae, _, cache = trained
+    card = json.loads((ae / "model_card.json").read_text())
+    latent = card["latent"]
+    assert latent["shape"] == [2, 4, 4] and latent["scaling_factor"] == pytest.approx(1 / latent["latent_std"])
+    assert 0 < latent["test_mae"] < 2 and card["architecture"] == "autoencoder-kl"
+    data = load_images(f"latents:{ae}")  # the scaled posterior means of all 1437 training digits (all <= 10k used)
+    assert data.shape == (2, 4, 4) and data.num_classes == 10
+    assert data.images.std().item() == pytest.approx(1.0, abs=1e-4)
+    assert len(list((cache / "latents").glob("*-train.pt"))) == 1
+    again = load_images(f"latents:{ae}")  # from the cache, keyed by the weights' hash
+    assert torch.equal(again.images, data.images) and torch.equal(again.labels, data.labels)
+
+
+def test_the_latent_dit_card_and_sampling(trained, tmp_path):
+    _, ae, dit, _ = trained
+    card = json.loads((dit / "model_card.json").read_text())
+    assert card["architecture"] == "dit" and card["autoencoder"] == str(ae) and card["sampling"] == {"clip_x0": False}
+    denoiser, _ = from_checkpoint(dit)
+    latents = generate(denoiser, 3, 0, sampler="ddim", steps=4, decode=False, clip_x0=False)
+    images = generate(denoiser, 3, 0, sampler="ddim", steps=4, clip_x0=False)
+    assert latents.shape == (3, 2, 4, 4) and images.shape == (3, 1, 8, 8)
+    torch.testing.assert_close(images, denoiser.decoder(latents))
+
+    from helpers import sample
+
+    out = tmp_path / "samples"
+    assert sample.main(["--checkpoint", str(dit), "--sampler", "ddim", "--steps", "4", "--num", "2",
+                        "--class-label", "3", "--out", str(out)]) == 0
+    assert Image.open(out / "000000.png").size == (8, 8)
+    assert json.loads((out / "sampling.json").read_text())["clip_x0"] is False  # the card's, for any sampler
+
+
+def test_a_folder_that_is_not_an_autoencoder_is_refused(trained, capsys):
+    _, _, dit, _ = trained
+    with pytest.raises(ValueError, match="not a finished autoencoder checkpoint"):
+        load_images(f"latents:{dit}")
+    assert train.main(["--architecture", "dit", "--dataset", "latents:", "--out", str(dit / "x")]) == 2
+    assert "latents needs an autoencoder checkpoint" in capsys.readouterr().err
