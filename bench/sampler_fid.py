@@ -139,6 +139,25 @@ def retime(denoisers, rows: dict, args) -> None:
         print(f"{name}: {row['s_per_image']} s/image (retimed on {args.retime} images)", flush=True)
 
 
+def copy_rows(args, rows: dict) -> int:
+    """Rows of another benchmark CSV (the same network, seed and features; e.g. notebook 05's DDPM-1000, too
+    expensive to draw twice) into this one; a row of one set gets no interval, and says where it came from."""
+    source = read_rows(args.copy_from)
+    missing = [name for name in args.only or [] if name not in source]
+    if not args.only or missing:
+        print(f"error: --copy-from needs --only with rows of {args.copy_from}; missing: {', '.join(missing) or 'none given'}",
+              file=sys.stderr)
+        return 2
+    for name in args.only:
+        row = {k: source[name].get(k, "") for k in FIELDS}
+        row.update(blocks=row["blocks"] or 1, interval=row["interval"] or f"none: one set, copied from {args.copy_from.name}",
+                   clip_x0=row["clip_x0"] or (row["sampler"] in ("ddpm", "ddim")))
+        rows[name] = row
+        print(f"{name}: copied from {args.copy_from}")
+    write_rows(args.csv, rows)
+    return 0
+
+
 def read_rows(path: Path) -> dict:
     if not path.exists():
         return {}
@@ -188,10 +207,14 @@ def main(argv=None) -> int:
     p.add_argument("--no-compile", dest="compile", action="store_false")
     p.add_argument("--only", action="append", help="a configuration name, e.g. ddim-10-eta0 (repeatable)")
     p.add_argument("--retime", type=int, default=0, help="only re-measure the time per image of the CSV's rows on K images")
+    p.add_argument("--copy-from", type=Path, default=None,
+                   help="only copy the rows named by --only from this CSV (another grid's run) into --csv, marked as copied")
     args = p.parse_args(argv)
 
-    denoisers = denoiser_cache(args)
     rows = read_rows(args.csv)
+    if args.copy_from:
+        return copy_rows(args, rows)
+    denoisers = denoiser_cache(args)
     if args.retime:
         retime(denoisers, rows, args)
         return 0
