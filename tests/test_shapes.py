@@ -9,28 +9,27 @@ from helpers.shapes import COLOURS, SHAPES, attributes, load_shapes, signed_dist
 
 
 def test_deterministic_per_index_and_split():
-    a, b = load_shapes(32, "train", num=20), load_shapes(32, "train", num=10)
-    assert torch.equal(a.images[:10], b.images) and torch.equal(a.labels[:10], b.labels)
-    test = load_shapes(32, "test", num=10)
-    assert not torch.equal(test.images, b.images)
-    big = load_shapes(64, "train", num=10)  # the same scene at another size: same labels
-    assert torch.equal(big.labels, b.labels) and big.images.shape == (10, 3, 64, 64)
-    assert a.num_classes == len(SHAPES) * len(COLOURS) == 18
-    assert a.images.min() >= -1 and a.images.max() <= 1
+    (a, la, classes), (b, lb, _) = load_shapes(32, "train", num=20), load_shapes(32, "train", num=10)
+    assert torch.equal(a[:10], b) and torch.equal(la[:10], lb)
+    assert not torch.equal(load_shapes(32, "test", num=10)[0], b)
+    big, lbig, _ = load_shapes(64, "train", num=10)  # the same scene at another size: same labels
+    assert torch.equal(lbig, lb) and big.shape == (10, 3, 64, 64)
+    assert classes == len(SHAPES) * len(COLOURS) == 18
+    assert a.min() >= -1 and a.max() <= 1
 
 
 def test_every_label_is_the_colour_in_the_pixels():
     """Pixels fully inside the shape have exactly the label's palette colour; no pixel has another palette colour
     (the background tints are muted), so the label is what is drawn."""
-    data = load_shapes(32, "train", num=60)
+    images, labels, _ = load_shapes(32, "train", num=60)
     palette = torch.tensor(list(COLOURS.values())) * 2 - 1  # in [-1, 1]
-    for image, label in zip(data.images, data.labels):
+    for image, label in zip(images, labels):
         pixels = image.reshape(3, -1).T
         matches = [(pixels - c).abs().max(1).values.lt(1e-5).sum().item() for c in palette]
         colour = int(label) % len(COLOURS)
         assert matches[colour] >= 10, attributes(int(label))
         assert sum(matches) == matches[colour]
-    assert set(data.labels.tolist()) >= set(range(0, 18, 7))  # shapes and colours both vary
+    assert set(labels.tolist()) >= set(range(0, 18, 7))  # shapes and colours both vary
 
 
 def test_signed_distances():
@@ -47,7 +46,7 @@ def test_signed_distances():
 
 def test_the_data_spec_and_its_errors():
     data = load_images("shapes:16:test")
-    assert data.shape == (3, 16, 16) and len(data) == 2000
+    assert data.shape == (3, 16, 16) and len(data) == 2000 and data.num_classes == 18
     with pytest.raises(ValueError, match="shapes needs a size"):
         load_images("shapes")
     with pytest.raises(ValueError, match="the size must be one of 16, 32, 64, 128"):

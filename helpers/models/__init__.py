@@ -4,6 +4,7 @@
     unet.py        the image U-Net (eps, v or x0 prediction; optional class labels with a null label)
     dit.py         the diffusion transformer (DiT): patches, adaLN-Zero or the paper's other conditionings
     autoencoder.py the latent-diffusion autoencoder (diffusers' AutoencoderKL, small)
+    video_unet.py  the factorised space-time U-Net of video diffusion (clips [N x F x C x H x W])
     mlp.py         TabDDPM's MLP denoiser for tables
     classifier.py  the MNIST classifier that judges samples, and the noise-aware classifier for guidance
 
@@ -23,6 +24,7 @@ from .dit import DiT, DiTConfig
 from .layers import count_parameters
 from .mlp import MLPConfig, MLPDenoiser
 from .unet import UNet, UNetConfig
+from .video_unet import VideoUNet, VideoUNetConfig
 
 __all__ = ["ARCHITECTURES", "Architecture", "architecture_of", "build_model", "config_from_card", "count_parameters"]
 
@@ -38,6 +40,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "unet": Architecture(UNetConfig, UNet, "model"),
     "dit": Architecture(DiTConfig, DiT, "model"),
     "autoencoder-kl": Architecture(AutoencoderConfig, Autoencoder, "model"),
+    "video-unet": Architecture(VideoUNetConfig, VideoUNet, "model"),
     "mlp": Architecture(MLPConfig, MLPDenoiser, "model"),
     "digit-cnn": Architecture(DigitCNNConfig, DigitCNN, None),
     "noisy-classifier": Architecture(NoisyClassifierConfig, NoisyClassifier, "config"),

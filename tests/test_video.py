@@ -1,0 +1,85 @@
+"""Video diffusion's pieces: the moving-MNIST clips (helpers/moving_mnist.py) and the factorised space-time U-Net
+(helpers/models/video_unet.py): shapes, frame order, and the independent-frames mask of joint image training."""
+import numpy as np
+import pytest
+import torch
+
+from helpers.data import load_images
+from helpers.models.video_unet import VideoUNet, VideoUNetConfig
+from helpers.moving_mnist import DIGIT, DIRECTIONS, SIZE, make_clips, trajectory
+
+CFG = dict(in_channels=1, image_size=8, num_frames=4, max_frames=8, base_channels=8, channel_mults=(1, 2),
+           attention_resolutions=(4,), num_heads=2, groups=4)
+
+
+def perturbed(zero_bias=False, seed=0):
+    torch.manual_seed(seed)
+    model = VideoUNet(VideoUNetConfig(**CFG)).eval()
+    with torch.no_grad():
+        for i, (name, p) in enumerate(model.named_parameters()):
+            if zero_bias and name.endswith("relative_bias"):
+                continue
+            p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(i)))
+    return model
+
+
+def test_any_number_of_frames_and_bad_input():
+    model = perturbed()
+    t = torch.tensor([3, 900])
+    for frames in (1, 4, 8):
+        assert model(torch.randn(2, frames, 1, 8, 8), t).shape == (2, frames, 1, 8, 8)
+    with pytest.raises(ValueError, match=r"expected clips of shape \[N, F <= 8, 1, 8, 8\]"):
+        model(torch.randn(2, 9, 1, 8, 8), t)
+    with pytest.raises(ValueError, match="num_frames must be between 1 and max_frames"):
+        VideoUNetConfig(num_frames=40, max_frames=32)
+
+
+@torch.no_grad()
+def test_frame_order_matters_only_through_the_relative_position_bias():
+    x, t = torch.randn(2, 5, 1, 8, 8, generator=torch.Generator().manual_seed(1)), torch.tensor([10, 500])
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    plain = perturbed(zero_bias=True)  # every other layer acts per frame or symmetrically across frames
+    torch.testing.assert_close(plain(x[:, perm], t), plain(x, t)[:, perm], rtol=1e-4, atol=1e-5)
+    ordered = perturbed()
+    assert not torch.allclose(ordered(x[:, perm], t), ordered(x, t)[:, perm], atol=1e-3)
+    shift = torch.roll(x, 1, dims=1)  # the bias depends on the offset j - i only: a clip's frames interact
+    assert not torch.allclose(ordered(shift, t), ordered(x, t), atol=1e-3)
+
+
+@torch.no_grad()
+def test_independent_frames_are_an_image_model_per_frame():
+    model = perturbed()
+    x, t = torch.randn(2, 4, 1, 8, 8, generator=torch.Generator().manual_seed(2)), torch.tensor([10, 500])
+    joint = model(x, t, frames_independent=True)
+    for f in range(4):
+        torch.testing.assert_close(joint[:, f], model(x[:, f:f + 1], t, frames_independent=True)[:, 0], rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(joint, model(x, t), atol=1e-3)
+
+
+def test_moving_mnist_clips():
+    mnist = load_images("mnist:train")
+    clips = lambda frames, split="train": make_clips(mnist.images, mnist.labels, frames, split, num=6)
+    (a, la, da), (b, lb, db) = clips(8), clips(4)
+    assert a.shape == (6, 8, 1, SIZE, SIZE) and set(la.tolist()) <= set(range(10))
+    assert torch.equal(a[:, :4], b) and torch.equal(la, lb) and torch.equal(da, db)  # the 4-frame clip is a prefix
+    assert torch.equal(clips(8)[0], a) and not torch.equal(clips(8, "test")[0], a)
+    # every frame holds the same digit, moved by whole pixels: the same pixel values, shifted
+    frame0, frame7 = a[0, 0], a[0, 7]
+    assert torch.equal(frame0.flatten().sort().values, frame7.flatten().sort().values)
+    test = load_images("moving-mnist:2:test")
+    assert test.images.shape == (2000, 2, 1, SIZE, SIZE) and test.num_classes == 10 and test.directions.shape == (2000,)
+    with pytest.raises(ValueError, match="moving-mnist needs a number of frames"):
+        load_images("moving-mnist")
+    with pytest.raises(ValueError, match="between 1 and 32"):
+        load_images("moving-mnist:40")
+
+
+def test_trajectories_stay_inside_and_bounce():
+    for i in range(200):
+        corners, direction = trajectory(np.random.default_rng([0, i]), 30)
+        assert corners.min() >= 0 and corners.max() <= SIZE - DIGIT
+        steps = np.diff(corners, axis=0)
+        assert np.abs(steps).max() <= 2
+        first = steps[0]
+        dx, dy = DIRECTIONS[direction]
+        assert all(abs(s) == abs(d) * abs(first).max() for s, d in zip(first, (dx, dy)))  # the direction, maybe reflected
