@@ -155,7 +155,9 @@ md(r'''
 `make distill-mnist` runs the chain (one command per round, each resumable; the commands are in the cards). Every
 round trains with batch 64, AdamW at a constant learning rate after a short warm-up, and an EMA of the weights (the
 EMA weights are the student, and the next round's teacher); the table gives each round's budget. Each optimizer step
-costs two teacher calls and a student forward and backward pass, whatever the round. The loss is
+costs two teacher calls and a student forward and backward pass, whatever the round. Each round ran on one thread of
+this 2-core machine while other jobs (benchmarks, other rounds) ran beside it, so its wall time, "minutes" below, is
+an upper bound on its CPU time. The loss is
 $\lVert\tilde v - \hat v\rVert^2$ (per pixel), which is not comparable across rounds: the targets differ.
 
 The check below measures what the loss cannot: on `CHECK_IMAGES` test digits noised to every step $i$ of each
@@ -169,12 +171,12 @@ table = pd.DataFrame([{
     "student steps": c["distillation"]["student_steps"], "teacher": Path(c["distillation"]["teacher"]).name,
     "teacher steps": c["distillation"]["teacher_steps"], "round": "convert eps -> v" if c["distillation"]["convert"] else "halve",
     "optimizer steps": c["step"], "batch": c["train"]["batch_size"], "lr": c["train"]["lr"],
-    "CPU minutes": c["wall_time_s"] / 60, "final loss": c["final_loss"]} for c in cards])
+    "minutes": c["wall_time_s"] / 60, "final loss": c["final_loss"]} for c in cards])
 display(table)
 distill_seconds = sum(c["wall_time_s"] for c in cards)
-print(f"the whole chain: {distill_seconds / 3600:.2f} CPU hours (one core each round; wall times from the cards), "
+print(f"the whole chain: {distill_seconds / 3600:.2f} hours on one thread (wall times from the cards; an upper bound on CPU time), "
       f"{sum(c['step'] for c in cards):,} optimizer steps")
-R.table("rounds", table, "each distillation round: teacher, grid, optimizer steps, batch, learning rate, CPU minutes, final loss")
+R.table("rounds", table, "each distillation round: teacher, grid, optimizer steps, batch, learning rate, minutes on one thread, final loss")
 R.values("chain", {"cpu_hours": distill_seconds / 3600, "optimizer_steps": sum(c["step"] for c in cards), "rounds": len(cards)},
          "the whole chain's cost (wall times from the model cards, one core per round)")
 
@@ -360,7 +362,7 @@ R.values("real_floor", {"N": N, "fid_mean": float(truth.fid_mean), "fid_sd": flo
 md(r'''
 ## 5. What the training costs against what it saves
 
-The chain's CPU time (section 2) is paid once; each image drawn by a student instead of a slower sampler saves the
+The chain's time (section 2, an upper bound on its CPU time) is paid once; each image drawn by a student instead of a slower sampler saves the
 difference in seconds per image. The break-even point is the number of images after which distillation has paid for
 itself (`helpers.stats.break_even`), against each slower way to get comparable images.
 ''')
@@ -377,8 +379,8 @@ for n in (8, 4, 2, 1):
                          "s per image (instead)": by.loc[slow, "s_per_image"], "speed-up": by.loc[slow, "s_per_image"] / fast,
                          "break-even images": stats.break_even(distill_seconds, by.loc[slow, "s_per_image"], fast)})
 display(pd.DataFrame(rows))
-R.table("break_even", pd.DataFrame(rows), "images after which the distillation chain's CPU time is paid back, per student and slower sampler")
-print(f"one-off cost: the chain's {distill_seconds / 3600:.2f} CPU hours ({distill_seconds:.0f} s)")
+R.table("break_even", pd.DataFrame(rows), "images after which the distillation chain's time is paid back, per student and slower sampler")
+print(f"one-off cost: the chain's {distill_seconds / 3600:.2f} hours on one thread ({distill_seconds:.0f} s)")
 ''')
 
 md(r'''

@@ -125,7 +125,7 @@ md(r'''
   (`helpers.stats.compare`). The floor, real training digits against the test digits at the same N, is printed in
   section 6.2.
 * **Cost:** NFE per image, seconds per image on one CPU thread (network compiled with `torch.compile`), and, for
-  methods that train, CPU hours and the break-even number of images.
+  methods that train, their training time on one thread and the break-even number of images.
 * **Baselines:** ancestral DDPM with all 1000 steps (the quality reference), DDIM with 50 steps (the paper's usual
   fast baseline), and at every NFE the best of DDIM, DPM-Solver++(2M) and respaced DDPM.
 ''')
@@ -172,7 +172,7 @@ with 95% intervals; the verdicts on the issue's targets; and the break-even coun
 ''')
 
 code(r'''
-show("06_progressive_distillation", "rounds", ["student steps", "teacher steps", "round", "optimizer steps", "CPU minutes", "final loss"])
+show("06_progressive_distillation", "rounds", ["student steps", "teacher steps", "round", "optimizer steps", "minutes", "final loss"])
 show("06_progressive_distillation", "chain")
 ''')
 
@@ -238,7 +238,7 @@ Each limitation below is backed by a number printed in sections 6 and 7.
   probability-flow ODE is worse than its ancestral sampler (section 6.1: the deterministic plateau against DDPM-1000);
   on models where the ODE is as good as the SDE (the 8 × 8 model of notebook 05, section 7) the ranking of
   deterministic and stochastic samplers can differ.
-* **CPU-scale distillation.** Each round trained for a few hundred optimizer steps (the CPU minutes of section 6.2),
+* **CPU-scale distillation.** Each round trained for a few hundred optimizer steps (the minutes of section 6.2),
   far fewer than the paper's; the verdicts printed in section 7 show where that falls short of the targets.
 * **Our sampler is not yet measured** (section 6.3).
 ''')
