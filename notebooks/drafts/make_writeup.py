@@ -183,6 +183,7 @@ show("06_progressive_distillation", "fid_by_nfe_plot")
 
 code(r'''
 show("06_progressive_distillation", "verdicts")
+show("06_progressive_distillation", "ratios")
 show("06_progressive_distillation", "real_floor")
 show("06_progressive_distillation", "break_even")
 ''')
