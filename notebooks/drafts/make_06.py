@@ -177,8 +177,9 @@ distill_seconds = sum(c["wall_time_s"] for c in cards)
 print(f"the whole chain: {distill_seconds / 3600:.2f} hours on one thread (wall times from the cards; an upper bound on CPU time), "
       f"{sum(c['step'] for c in cards):,} optimizer steps")
 R.table("rounds", table, "each distillation round: teacher, grid, optimizer steps, batch, learning rate, minutes on one thread, final loss")
-R.values("chain", {"cpu_hours": distill_seconds / 3600, "optimizer_steps": sum(c["step"] for c in cards), "rounds": len(cards)},
-         "the whole chain's cost (wall times from the model cards, one core per round)")
+R.values("chain", {"hours_on_one_thread": round(distill_seconds / 3600, 2), "optimizer_steps": sum(c["step"] for c in cards),
+                   "rounds": len(cards)}, "the whole chain's cost (wall times from the model cards, each round on one "
+         "thread beside other jobs: an upper bound on its CPU time)")
 
 fig, axes = plt.subplots(1, len(cards), figsize=(2.2 * len(cards), 2.4), sharey=False)
 for ax, c in zip(np.atleast_1d(axes), cards):
