@@ -2,14 +2,16 @@
 network (its training is helpers/autoencoder.py)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .layers import NetConfig
+
 
 @dataclass
-class AutoencoderConfig:
+class AutoencoderConfig(NetConfig):
     """The network: diffusers' AutoencoderKL with len(block_out_channels) - 1 downsamplings."""
 
     in_channels: int = 1
@@ -28,9 +30,6 @@ class AutoencoderConfig:
         bad = [c for c in self.block_out_channels if c % self.norm_num_groups]
         if bad:
             raise ValueError(f"block_out_channels {bad} are not divisible by norm_num_groups {self.norm_num_groups}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @property
     def sample_shape(self) -> tuple[int, int, int]:

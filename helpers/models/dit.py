@@ -18,20 +18,20 @@ two can be compared on the same input (tests/test_dit.py).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import class_labels, timestep_embedding
+from .layers import NetConfig, class_labels, timestep_embedding
 
 CONDITIONINGS = ("adaln-zero", "adaln", "in-context", "cross-attention")
 FREQ_DIM = 256  # the sinusoidal timestep features fed to the time MLP, as in the paper's code
 
 
 @dataclass
-class DiTConfig:
+class DiTConfig(NetConfig):
     """Hyper-parameters of :class:`DiT`; stored in the model card. `image_size` and `in_channels` are those of what
     the DiT denoises (an autoencoder's latent in notebook 10)."""
 
@@ -57,13 +57,6 @@ class DiTConfig:
         for name in ("in_channels", "image_size", "patch_size", "depth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @property
-    def null_label(self) -> int | None:
-        return self.num_classes
 
     @property
     def num_patches(self) -> int:

@@ -5,6 +5,7 @@ pixels of a feature map, and the resolution changes of a U-Net.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,18 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     if dim % 2:
         emb = F.pad(emb, (0, 1))
     return emb
+
+
+class NetConfig:
+    """Shared by the networks' config dataclasses: the dict stored in the model card, and the reserved null label
+    (label `num_classes`) of a class-conditional network (None for an unconditional one)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def null_label(self) -> int | None:
+        return getattr(self, "num_classes", None)
 
 
 def class_labels(y: torch.Tensor | None, num_classes: int | None, t: torch.Tensor, model: str) -> torch.Tensor | None:

@@ -3,16 +3,16 @@ for the numerical columns and x_0's logits for each categorical column (helpers.
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .layers import timestep_embedding
+from .layers import NetConfig, timestep_embedding
 
 
 @dataclass
-class MLPConfig:
+class MLPConfig(NetConfig):
     """Hyper-parameters of :class:`MLPDenoiser`; stored in every checkpoint's model card."""
 
     num_numerical: int
@@ -31,9 +31,6 @@ class MLPConfig:
     def width(self) -> int:
         """D + sum_j K_j: the width of a row [x_num | one-hot x_cat] and of the output [eps_hat | logits]."""
         return self.num_numerical + sum(self.cat_sizes)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     @property
     def sample_shape(self) -> tuple[int]:

@@ -6,17 +6,17 @@ and an optional class-label embedding with one extra, reserved "null" label for 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import AttentionBlock, Downsample, ResBlock, Upsample, class_labels, timestep_embedding, zero_module
+from .layers import AttentionBlock, Downsample, NetConfig, ResBlock, Upsample, class_labels, timestep_embedding, zero_module
 
 
 @dataclass
-class UNetConfig:
+class UNetConfig(NetConfig):
     """Hyper-parameters of :class:`UNet`; stored in every checkpoint's model card."""
 
     in_channels: int = 1
@@ -46,13 +46,6 @@ class UNetConfig:
         for mult in self.channel_mults:
             if (self.base_channels * mult) % self.groups:
                 raise ValueError(f"channels {self.base_channels * mult} not divisible by groups={self.groups}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @property
-    def null_label(self) -> int | None:
-        return self.num_classes
 
     @property
     def sample_shape(self) -> tuple[int, int, int]:

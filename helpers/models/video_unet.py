@@ -10,17 +10,17 @@ network an image model applied to each frame: VDM's joint training on still imag
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import AttentionBlock, Downsample, ResBlock, Upsample, class_labels, timestep_embedding, zero_module
+from .layers import AttentionBlock, Downsample, NetConfig, ResBlock, Upsample, class_labels, timestep_embedding, zero_module
 
 
 @dataclass
-class VideoUNetConfig:
+class VideoUNetConfig(NetConfig):
     in_channels: int = 1
     image_size: int = 32
     num_frames: int = 8  # the clip length it samples (sample_shape); it runs on any length up to max_frames
@@ -46,13 +46,6 @@ class VideoUNetConfig:
             if (self.base_channels * mult) % self.groups or (self.base_channels * mult) % self.num_heads:
                 raise ValueError(f"channels {self.base_channels * mult} not divisible by groups={self.groups} "
                                  f"and num_heads={self.num_heads}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @property
-    def null_label(self) -> int | None:
-        return self.num_classes
 
     @property
     def sample_shape(self) -> tuple[int, int, int, int]:
