@@ -74,6 +74,8 @@ def global_batch(data, order: "BatchOrder", step: int, cfg: TrainConfig, num_cla
 
 
 NETWORKS = {"unet": UNetConfig, "dit": DiTConfig}  # the denoisers helpers.train builds (registry names)
+UNET_OPTIONS = ("base_channels", "channel_mults", "num_res_blocks", "attention_resolutions", "dropout")
+DIT_OPTIONS = ("patch_size", "hidden_size", "depth", "num_heads", "conditioning")
 
 
 def architecture_name(model_cfg) -> str:
@@ -232,8 +234,7 @@ def build_parser() -> ArgumentParser:
 def saved_options(card: dict) -> dict:
     """A run's options by their command-line names, from its model card (for --resume)."""
     model, arch = card["model"], card.get("architecture", "unet")
-    keys = (("base_channels", "channel_mults", "num_res_blocks", "attention_resolutions", "dropout") if arch == "unet"
-            else ("patch_size", "hidden_size", "depth", "num_heads", "conditioning"))
+    keys = UNET_OPTIONS if arch == "unet" else DIT_OPTIONS
     return {**card["train"], **{k: model[k] for k in keys}, "architecture": arch,
             "conditional": model.get("num_classes") is not None}
 
@@ -245,6 +246,11 @@ def configs_from_args(args, given: dict | None = None) -> tuple[UNetConfig | DiT
         card = ckpt.read_card(args.out)
         cfg = TrainConfig(**{**card["train"], "steps": args.steps})
         return NETWORKS[card.get("architecture", "unet")](**card["model"]), cfg
+    other = {"dit": UNET_OPTIONS, "unet": DIT_OPTIONS}[args.architecture]
+    wrong = sorted(name for name in (given or {}) if name in other)
+    if wrong:
+        raise ValueError(f"--{wrong[0].replace('_', '-')} is an option of the "
+                         f"{'U-Net' if args.architecture == 'dit' else 'DiT'}, not of --architecture {args.architecture}")
     data = load_images(args.dataset)
     c, h, _ = data.shape
     num_classes = data.num_classes if args.conditional else None

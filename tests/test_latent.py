@@ -68,3 +68,10 @@ def test_a_folder_that_is_not_an_autoencoder_is_refused(trained, capsys):
         load_images(f"latents:{dit}")
     assert train.main(["--architecture", "dit", "--dataset", "latents:", "--out", str(dit / "x")]) == 2
     assert "latents needs an autoencoder checkpoint" in capsys.readouterr().err
+
+
+def test_options_of_the_other_architecture_are_refused(capsys, tmp_path):
+    assert train.main(["--architecture", "dit", "--dataset", "digits", "--base-channels", "16", "--out", str(tmp_path / "a")]) == 2
+    assert "--base-channels is an option of the U-Net, not of --architecture dit" in capsys.readouterr().err
+    assert train.main(["--dataset", "digits", "--depth", "3", "--out", str(tmp_path / "b")]) == 2
+    assert "--depth is an option of the DiT, not of --architecture unet" in capsys.readouterr().err
