@@ -119,3 +119,23 @@ def source(notebook: str, where: Path = RESULTS) -> str:
     m = manifest(notebook, where)
     return (f"notebooks/{notebook}.ipynb, {m['mode']} mode, seed {m['seed']}, commit {m['commit']}, {m['written']} "
             f"(`python -m helpers.notebooks {notebook[:2]} --mode full --inplace`)")
+
+
+def show(notebook: str, name: str, columns: list[str] | None = None, where: Path = RESULTS) -> None:
+    """Display one saved item in a notebook (a table, the values or the figure) with its description and source, or
+    say that it is not available yet and how to make it."""
+    from IPython.display import Image, Markdown, display
+
+    try:
+        entry, value = item(notebook, name, where), read(notebook, name, where)
+    except ResultsMissing as err:
+        display(Markdown(f"*Not available yet: {err}*"))
+        return
+    if entry["kind"] == "figure":
+        display(Image(filename=str(value), width=640))
+    elif entry["kind"] == "table":
+        display(value[columns] if columns else value)
+    else:
+        for key, v in value.items():
+            print(f"{key}: {v}")
+    display(Markdown(f"<small>{entry['about']}. Source: {source(notebook, where)}</small>"))

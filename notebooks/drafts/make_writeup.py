@@ -34,29 +34,11 @@ SEED = 0  # the write-up draws nothing; the notebooks it reads fix their own see
 
 code(r'''
 import pandas as pd
-from IPython.display import Image, Markdown, display
 
 from helpers import results
-from helpers.results import ResultsMissing
+from helpers.results import ResultsMissing, show  # show(notebook, item): a saved table, values or figure, with its source
 
 pd.set_option("display.precision", 3)
-
-
-def show(notebook, name, columns=None):
-    """Display one saved item (table, values or figure) with its description and source; say so when it is missing."""
-    try:
-        entry, value = results.item(notebook, name), results.read(notebook, name)
-    except ResultsMissing as err:
-        display(Markdown(f"*Not available yet: {err}*"))
-        return
-    if entry["kind"] == "figure":
-        display(Image(filename=str(value), width=640))
-    elif entry["kind"] == "table":
-        display(value[columns] if columns else value)
-    else:
-        for key, v in value.items():
-            print(f"{key}: {v}")
-    display(Markdown(f"<small>{entry['about']}. Source: {results.source(notebook)}</small>"))
 ''')
 
 md(r'''
@@ -80,7 +62,7 @@ md(r'''
 ## 2. Why it matters
 
 The cost of a diffusion model is paid at sampling time, by every user, for every image: a 1000-step sampler makes a
-model that trains in hours on a CPU take an hour to draw a thousand digits (the DDPM-1000 row below). Fewer steps
+model that trains in hours on a CPU take more than an hour to draw a thousand digits (the DDPM-1000 rows below). Fewer steps
 make diffusion usable interactively, on small devices and at scale, and every saved network evaluation is saved
 energy. The question is also scientific: how much of the sampler's work is needed, and what the few-step error says
 about the learned score.
