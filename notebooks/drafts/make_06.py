@@ -1,14 +1,8 @@
 """Writes notebooks/06_progressive_distillation.ipynb (the sources; execution is separate)."""
 import nbformat as nbf
-from pathlib import Path
 
-cells = []
-md = lambda s: cells.append(nbf.v4.new_markdown_cell(s.strip("\n")))
-def code(s, tags=None):
-    c = nbf.v4.new_code_cell(s.strip("\n"))
-    if tags:
-        c.metadata["tags"] = tags
-    cells.append(c)
+from cells import cells, code, md  # notebooks/drafts/cells.py
+from pathlib import Path
 
 md(r'''
 # 06 · Progressive distillation: a student that samples in 8, 4, 2 and 1 steps

@@ -2,16 +2,7 @@
 Run from the repository root. Kept while the write-up still grows with notebooks 07 onwards."""
 import nbformat as nbf
 
-cells = []
-md = lambda s: cells.append(nbf.v4.new_markdown_cell(s.strip("\n")))
-
-
-def code(s, tags=None):
-    c = nbf.v4.new_code_cell(s.strip("\n"))
-    if tags:
-        c.metadata["tags"] = tags
-    cells.append(c)
-
+from cells import cells, code, md  # notebooks/drafts/cells.py
 
 md(r'''
 # Homework 5 · Faster sampling for a diffusion model: solvers, progressive distillation, and a sampler of our own
@@ -216,14 +207,14 @@ md(r'''
 Each limitation below is backed by a number printed in sections 6 and 7.
 
 * **The metric is ours.** FID on MNIST-CNN features measures what a digit classifier sees; it is not Inception FID,
-  and it saturates near the real-data floor (section 6.2). Rankings near the floor are "not resolved".
-* **One model, one data set.** All acceleration results are for one 2.7M-parameter MNIST model whose
-  probability-flow ODE is worse than its ancestral sampler (section 6.1: the deterministic plateau against DDPM-1000);
+  and it saturates near the real-data floor (printed with the distillation results of section 6). Rankings near the floor are "not resolved".
+* **One model, one data set.** All acceleration results are for one small MNIST model (section 1) whose
+  probability-flow ODE is worse than its ancestral sampler (section 6, training-free samplers: the deterministic plateau against DDPM-1000);
   on models where the ODE is as good as the SDE (the 8 × 8 model of notebook 05, section 7) the ranking of
   deterministic and stochastic samplers can differ.
-* **CPU-scale distillation.** Each round trained for a few hundred optimizer steps (the minutes of section 6.2),
+* **CPU-scale distillation.** Each round trained for a few hundred optimizer steps (the minutes in section 6's table of rounds),
   far fewer than the paper's; the verdicts printed in section 7 show where that falls short of the targets.
-* **Our sampler is not yet measured** (section 6.3).
+* **Our sampler is not yet measured** (section 6, last part).
 ''')
 
 md(r'''
