@@ -61,14 +61,16 @@ GRIDS = {
                 *[("ddpm", k, None, "trailing") for k in (1, 2, 4, 8)],
                 ("student", 16), ("student", 32), ("student", 64)],
     "distill-quick": [("student", 4), ("ddim", 4, 0.0, "trailing")],
-    # Notebook 07: our samplers (lsq-ms, cn-2m; calibrations in the checkpoint's calibration.json) against the
-    # established ones at the same NFE, all on trailing grids (DPM-Solver++ also on linspace, notebook 05's grid).
-    # Heun's K steps cost 2K - 1 calls: K = 3, 5, 8, 10 give NFE 5, 9, 15, 19.
-    "fast": [*[(name, k, eta, "trailing") for k in (4, 5, 6, 8, 10, 15, 20)
-               for name, eta in (("lsq-ms", None), ("dpmpp-2m", None), ("cn-2m", None), ("dpmpp-2m-sde", 1.0),
-                                 ("ddim", 0.0), ("ddpm", None))],
-             *[("dpmpp-2m", k, None) for k in (4, 5, 6, 8, 10, 15, 20)],
-             *[("heun", k, None, "trailing") for k in (3, 5, 8, 10)]],
+    # Notebook 07 (`make bench-fast`): our samplers (lsq-ms, cn-2m; calibrations in the checkpoint's calibration.json)
+    # against DPM-Solver++(2M), all on trailing grids; run with --blocks 5 --blocks-max-nfe 10 (five sets of N = 1000 up
+    # to 10 NFE, one set with a bootstrap interval at 15 and 20).
+    "fast": [(name, k, None, "trailing") for k in (4, 5, 6, 8, 10, 15, 20) for name in ("lsq-ms", "cn-2m", "dpmpp-2m")],
+    # ... and the other baselines and the all-stochastic ablation, one set each (run with --blocks 1); the rows at 4 and
+    # 8 NFE and the students come from notebook 06's CSV (--copy-from). Heun's K steps cost 2K - 1 calls: K = 3, 5, 8,
+    # 10 give NFE 5, 9, 15, 19.
+    "fast-baselines": [*[(name, k, eta, "trailing") for k in (5, 6, 10, 15, 20) for name, eta in (("ddim", 0.0), ("ddpm", None))],
+                       *[("heun", k, None, "trailing") for k in (3, 5, 8, 10)],
+                       *[("dpmpp-2m-sde", k, 1.0, "trailing") for k in (6, 10)]],
     "fast-quick": [("lsq-ms", 4, None, "trailing"), ("dpmpp-2m", 4, None, "trailing")],
 }
 STUDENTS = "checkpoints/distill/v-{}"  # ("student", K) rows
