@@ -120,13 +120,12 @@ bench-distill: setup
 	$(BIN)/python bench/sampler_fid.py --grid distill --retime 50 --csv bench/results/distill_fid.csv
 
 # Notebook 07's benchmark: our samplers (after `make calibrate-samplers`) and DPM-Solver++(2M) in five sets of
-# N = 1000 at 4 to 10 NFE (one set at 15 and 20), the other baselines in one set, notebook 06's rows at 4 and 8 NFE and notebook 05's
-# DDPM-1000 copied, then every row's time per image measured again in one sitting (about 1.5 hours on one thread).
+# N = 1000 at 4 to 10 NFE (one set at 15 and 20), the other baselines in one set, notebook 06's rows at 4 and 8 NFE and
+# its copy of notebook 05's DDPM-1000, then every row's time per image measured again in one sitting (about 1.5 hours on one thread).
 FAST_CSV := bench/results/fast_fid.csv
 bench-fast: setup
 	$(BIN)/python bench/sampler_fid.py --copy-from bench/results/distill_fid.csv --csv $(FAST_CSV) $(foreach r,ddim-4-eta0-trailing \
-		ddim-8-eta0-trailing ddpm-4-trailing ddpm-8-trailing dpmpp-2m-4-trailing dpmpp-2m-8-trailing student-4 student-8 student-16,--only $(r))
-	$(BIN)/python bench/sampler_fid.py --copy-from bench/results/fid_vs_nfe.csv --only ddpm-1000 --csv $(FAST_CSV)
+		ddim-8-eta0-trailing ddpm-4-trailing ddpm-8-trailing dpmpp-2m-4-trailing dpmpp-2m-8-trailing student-4 student-8 student-16 ddpm-1000,--only $(r))
 	$(BIN)/python bench/sampler_fid.py --grid fast --blocks 5 --blocks-max-nfe 10 --csv $(FAST_CSV)
 	$(BIN)/python bench/sampler_fid.py --grid fast-baselines --csv $(FAST_CSV)
 	$(BIN)/python bench/sampler_fid.py --retime 50 --csv $(FAST_CSV)

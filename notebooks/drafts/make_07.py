@@ -40,9 +40,9 @@ BENCH_CSV = ROOT / "bench" / "results" / "fast_fid.csv"    # `make bench-fast`
 RUN_BENCH = QUICK                    # True: run the benchmark's own code here too (quick: two configurations, 20 images)
 ABLATION_NFE = 6                     # the NFE of the ablations
 ABLATION_N = pick(20, 200, 1000)     # images per ablation row (images 0..N-1 of SEED)
-TEACHER_IMAGES = pick(4, 8, 32)      # teacher trajectories made here (held-out check, calibration-size ablation)
+TEACHER_IMAGES = pick(4, 8, 16)      # teacher trajectories made here (held-out check, calibration-size ablation)
 TEACHER_STEPS = pick(40, 250, None)  # the teacher's grid (None: all T = 1000 timesteps, as the shipped calibration)
-SIZES = pick((2, 4), (2, 8), (2, 8, 32))        # calibration-set sizes of the ablation (plus the shipped 256)
+SIZES = pick((2, 4), (2, 8), (2, 4, 16))        # calibration-set sizes of the ablation (plus the shipped 256)
 TRANSFER_NFE = pick((8,), (10,), (10,))         # NFE at which cn-2m's noise share, tuned at 6, is checked
 DIGITS_N = pick(50, 500, 1000)       # images per row on the 8 x 8 model
 DIGITS_FIT = pick(8, 64, 256)        # its calibration trajectories
@@ -164,7 +164,7 @@ etas = pd.DataFrame({k: pd.Series(calibrate.band_etas(cn["eta_bands"], msf.grid_
                      for k in (4, 5, 6, 8, 10, 15, 20)}).T
 etas.index.name = "NFE"
 print("cn-2m's noise share at each step of each grid (the last step returns x0_hat, so its eta has no effect):")
-display(etas.fillna(""))
+display(etas.astype(object).fillna(""))
 print(f"cn-2m: {len(cn['history'])} candidates; the ODE (all 0) scores {cn['history'][0]['distance']:.3f}, "
       f"the chosen {cn['eta_bands']} {cn['distance']:.3f}, all 1 (SDE-DPM-Solver++(2M)) "
       f"{min(h['distance'] for h in cn['history'] if h['eta_bands'] == [1.0, 1.0, 1.0]) if any(h['eta_bands'] == [1.0, 1.0, 1.0] for h in cn['history']) else 'not tried'}")
@@ -231,7 +231,7 @@ conservative: comparisons that rest on it are more often "not resolved" than the
 students are notebook 06's rows (same seed, images and features), DDPM-1000 is notebook 05's (one set, no FID
 interval). Clipping follows each sampler's default, as in notebooks 05 and 06: DDIM and DDPM clip $\hat x$ to
 $[-1, 1]$, the others do not. Time per image: every row measured again in one sitting (`--retime 50`: one batch of
-50, one thread, compiled).
+50, one thread, compiled), except DDPM-1000's, which is notebook 06's measurement made the same way.
 ''')
 
 code(r'''
@@ -441,7 +441,9 @@ A calibration is paid once per model; each image drawn by our sampler instead of
 that reaches the same FID saves the difference in seconds per image. For each of our rows, the table finds the
 established sampler with the fewest seconds per image whose FID is at most ours (`None`: no established sampler in
 the table reaches it within 20 NFE), and the break-even number of images (`helpers.stats.break_even`). Calibration
-seconds are wall times on one thread beside another job (an upper bound on CPU time).
+seconds are wall times on one thread beside another job (an upper bound on CPU time). Differences of a few
+milliseconds per image are within the timing's noise: `cn-2m` at 4 and 5 NFE runs exactly DPM-Solver++(2M)'s
+computation, so its break-even numbers there mean nothing.
 ''')
 
 code(r'''
@@ -493,6 +495,61 @@ for k in DIGITS_NFE:
 for key, value in facts.items():
     print(f"{key}: {value}")
 R.values("facts", facts, "the comparisons the conclusions of notebook 07 rest on (95% intervals)")
+''')
+
+md(r'''
+* **`lsq-ms` wins where the fixed rules are worst, and only there.** At 4 and 5 NFE its FID is clearly below
+  DPM-Solver++(2M)'s (resolved; the ratios above); at 6 the intervals overlap, and at 8 and 10 the two are level.
+  On held-out trajectories it stays closer to the teacher at every NFE (section 3), but from about 8 NFE on both
+  samplers are already near the teacher's own quality, the probability-flow ODE's plateau of notebook 05 (the rows at
+  15 and 20 NFE), and a fit to that teacher cannot go below it. The ablation of section 5 says where the gain comes
+  from: the fitted coefficients on the newest estimates (history 2 against 1); the third estimate and the size of the
+  calibration set matter little, since four numbers per step are fitted from hundreds of thousands of pixels.
+* **`cn-2m` wins from 6 NFE on**, resolved at 6 and 10 and not at 8, and is *identical* to DPM-Solver++(2M) at 4 and
+  5 NFE: the calibration put noise only in the low-noise band, which grids of 4 and 5 steps reach only on their last
+  step, and the last step returns $\hat x$ (the table of $\eta$ per step in section 2). Fresh noise late in the
+  trajectory corrects part of the ODE's error, as Restart sampling argues.
+* **The issue's target, a lower FID than DPM-Solver++(2M) at 4, 5, 6, 8 and 10 NFE with intervals that do not
+  overlap, is not met by either sampler alone**: `lsq-ms` meets it at 4 and 5, `cn-2m` at 6 and 10, neither at 8.
+  **The moonshot**, within 10% of DDPM-1000 at 10 NFE, is not met (`moonshot` above).
+* **An established sampler does better than `cn-2m` where noise helps.** SDE-DPM-Solver++(2M) with $\eta = 1$ at
+  every step, which the issue did not list as a baseline, is level with `cn-2m` at 6 NFE and scores lower at 10 (one
+  set with a wide bootstrap interval, so the facts above say whether that is resolved), and the oracle check of
+  section 5, scored on the evaluation's features, ranks full noise first as well (not resolved at N = 1000 either). The noise-aware classifier's features, on
+  which `cn-2m` was calibrated, ranked noise at high and middle noise levels as harmful (section 2's search): the
+  calibration network and the evaluation network disagree, and the sampler inherited the calibration network's
+  preference. Calibrating on another network is what keeps the evaluation honest; which network that is decides
+  the result.
+* **Distillation still wins at 4 NFE** (the distilled student of notebook 06 against `lsq-ms`, above), at the price
+  of hours of training against `lsq-ms`'s minutes of calibration (section 2 and notebook 06).
+* **`lsq-ms` transfers to the second model** (8 × 8 digits, section 5), and more strongly than on MNIST: fitted there
+  on its own teacher's trajectories, it beats DPM-Solver++(2M) at 4 and 6 NFE (resolved) and at 10 NFE is level
+  with both DPM-Solver++(2M) and DDPM-1000 (the intervals overlap). On that model the ODE is about as good as
+  ancestral sampling (notebook 05), so a better integrator of the ODE is all that is needed, which is what `lsq-ms` is.
+* **Cost.** Each `lsq-ms` image at $K$ NFE is worth roughly one more NFE of DPM-Solver++(2M) at 4 and 5 NFE, a few
+  milliseconds per image, so its calibration (section 2) pays back only after hundreds of thousands of images
+  (section 6); where an established sampler at the same or lower cost is as good, there is no break-even at all.
+
+## 8. Limitations
+
+* **Bounded by the teacher.** `lsq-ms` fits a deterministic sampler to the probability-flow ODE; on this model the ODE
+  itself is worse than ancestral sampling (notebook 05), so no amount of fitting closes that gap. Its coefficients
+  are tied to one grid per NFE (seven fits ship), to one model and to unguided sampling.
+* **The calibration's features decide `cn-2m`.** Its three $\eta$ were searched by coordinate descent from the ODE,
+  at one NFE, on 500 images per candidate; the search never evaluated full noise, and the features it used
+  disagree with the evaluation's about noise at high noise levels (section 5's oracle check).
+* **Not compared with the published learned solvers.** Bespoke solvers, S4S, PAS and Restart sampling were not
+  reimplemented, so how `lsq-ms` and `cn-2m` compare with them at equal calibration budget is open.
+* **Intervals.** Below 15 NFE our samplers and DPM-Solver++(2M) have five-set intervals; every other row is one set
+  with a bootstrap interval, which is wide (notebook 06 found it conservative), so many comparisons with DDIM, DDPM,
+  Heun and the SDE solver are "not resolved". FID is on MNIST-CNN features, not Inception.
+
+## 9. What would close the gap
+
+An `lsq-ms` whose deterministic part is fitted and whose noise is injected late, as in `cn-2m` (the two ideas are
+compatible: the fitted step becomes the mean of an SDE step); `cn-2m` calibrated without any feature network, on the
+model's own denoising loss of re-noised samples; the search started from full noise as well as from the ODE; and
+coefficients that depend smoothly on the guidance scale, fitted once for the conditional model of notebook 04.
 ''')
 
 nb = nbf.v4.new_notebook(cells=cells)

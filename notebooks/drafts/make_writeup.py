@@ -250,6 +250,9 @@ Each limitation below is backed by a number printed in sections 6 and 7.
   deterministic and stochastic samplers can differ.
 * **CPU-scale distillation.** Each round trained for a few hundred optimizer steps (the minutes in section 6's table of rounds),
   far fewer than the paper's; the verdicts printed in section 7 show where that falls short of the targets.
+* **`cn-2m` inherits its calibration network's preferences** (section 6.3, the noise-band ablations): the noise-aware
+  classifier's features ranked noise at high noise levels as harmful, the evaluation's features do not, and
+  SDE-DPM-Solver++(2M) with noise at every step is at least as good as `cn-2m` wherever noise helps.
 * **Our samplers are calibrated for one model and, for `lsq-ms`, one grid per NFE** (section 6.3): a new model,
   step count or guidance scale needs a new calibration (its cost is in section 6.3), and `cn-2m` needs a feature
   network of its own at each image size (the 8 × 8 model has none, so `cn-2m` has no second-model result).
@@ -260,8 +263,10 @@ md(r'''
 
 * Distillation with the budget it needs: a GPU run of the same code with the paper's 50k steps per round, and a comparison with consistency distillation
   at 1 and 2 steps on the same teacher.
-* Close the ODE-versus-ancestral gap at few steps: a noise-injection schedule calibrated per band of $t$ (notebook
-  07's `cn-2m`), compared with Restart sampling at equal NFE.
+* Combine notebook 07's two ideas: `lsq-ms`'s fitted step as the mean of an SDE step whose noise is injected late, as
+  in `cn-2m`; calibrate the noise share without any feature network (on the model's own denoising loss of re-noised
+  samples), with the search started from full noise as well as from the ODE; and compare with Restart sampling,
+  Bespoke solvers and S4S at equal calibration budget.
 * Closed-form multistep weights as a function of the guidance scale $w$, calibrated once for the conditional model of
   notebook 04, so that guided sampling gets a tuned solver at every $w$ without backpropagation.
 * The same study on a colour data set at 32 and 64 pixels (notebook 09) and in a latent space (notebook 10), where
