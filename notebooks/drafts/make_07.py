@@ -505,7 +505,8 @@ md(r'''
   15 and 20 NFE), and a fit to that teacher cannot go below it. The ablation of section 5 says where the gain comes
   from: the fitted coefficients on the newest estimates (history 2 against 1); the third estimate and the size of the
   calibration set matter little, since four numbers per step are fitted from hundreds of thousands of pixels.
-* **`cn-2m` wins from 6 NFE on**, resolved at 6 and 10 and not at 8, and is *identical* to DPM-Solver++(2M) at 4 and
+* **`cn-2m` wins from 6 NFE on where it is resolved**: at 6 and 10; at 8, 15 and 20 its FID is lower but the
+  intervals overlap (one set at 15 and 20). It is *identical* to DPM-Solver++(2M) at 4 and
   5 NFE: the calibration put noise only in the low-noise band, which grids of 4 and 5 steps reach only on their last
   step, and the last step returns $\hat x$ (the table of $\eta$ per step in section 2). Fresh noise late in the
   trajectory corrects part of the ODE's error, as Restart sampling argues.
@@ -526,8 +527,9 @@ md(r'''
   on its own teacher's trajectories, it beats DPM-Solver++(2M) at 4 and 6 NFE (resolved) and at 10 NFE is level
   with both DPM-Solver++(2M) and DDPM-1000 (the intervals overlap). On that model the ODE is about as good as
   ancestral sampling (notebook 05), so a better integrator of the ODE is all that is needed, which is what `lsq-ms` is.
-* **Cost.** Each `lsq-ms` image at $K$ NFE is worth roughly one more NFE of DPM-Solver++(2M) at 4 and 5 NFE, a few
-  milliseconds per image, so its calibration (section 2) pays back only after hundreds of thousands of images
+* **Cost.** `lsq-ms` at $K$ = 4 or 5 NFE is not as good as DPM-Solver++(2M) at $K + 1$ (section 4's table): its gain
+  is worth less than one network call per image, a few milliseconds, so its calibration (section 2) pays back only
+  after hundreds of thousands of images
   (section 6); where an established sampler at the same or lower cost is as good, there is no break-even at all.
 
 ## 8. Limitations
