@@ -90,8 +90,8 @@ $z_{i+1} = a_i z_i + b_{i0} D_i$ with $a_i = \sigma_{i+1}/\sigma_i$ and $b_{i0} 
 DPM-Solver++(2M) (Lu et al. 2022) adds the previous estimate, $z_{i+1} = a_i z_i + b_{i0} D_i + b_{i1} D_{i-1}$,
 with $b$'s from a second-order expansion in $\lambda$ (`msf.solver_coefficients`, printed below; a test checks
 that both rules, run through `lsq-ms`'s code, reproduce the two samplers). These coefficients are right in the limit
-of small steps; at 4 to 10 steps they are not, which is why DPM-Solver++(2M) needs about 20 calls to reach the ODE's
-quality (notebook 05).
+of small steps; at 4 to 10 steps they are not, which is why DPM-Solver++(2M) needs many more calls to reach the
+ODE's quality (notebook 05, and section 4 here).
 
 **`lsq-ms`: fit the coefficients instead.** Keep the form, with the state and the last three estimates,
 $z_{i+1} = a_i z_i + b_{i0} D_i + b_{i1} D_{i-1} + b_{i2} D_{i-2}$, and choose the four numbers of each step by least
@@ -106,7 +106,7 @@ can only be as good as DDIM's or DPM-Solver++'s or better on the calibration tra
 search space), four numbers per step cannot overfit 256 images of 784 pixels, and the network's errors that are
 systematic along the trajectory (the estimates $D_i$ at high noise are blurry averages) are partly corrected by the
 fitted mix. **Its ceiling** is the teacher: the probability-flow ODE, whose FID on this model levels off well above
-ancestral sampling (notebook 05: about 27 against DDPM-1000's 18.7).
+ancestral sampling (notebook 05; here, the rows at 15 and 20 NFE against DDPM-1000's in section 4).
 
 **`cn-2m`: spend some of the budget on noise, where it helps.** SDE-DPM-Solver++(2M) (Lu et al. 2022, sec. 5) takes
 the same step with a noise share $\eta$:
