@@ -44,11 +44,12 @@ TEACHER_IMAGES = pick(4, 8, 16)      # teacher trajectories made here (held-out 
 TEACHER_STEPS = pick(40, 250, None)  # the teacher's grid (None: all T = 1000 timesteps, as the shipped calibration)
 SIZES = pick((2, 4), (2, 8), (2, 4, 16))        # calibration-set sizes of the ablation (plus the shipped 256)
 TRANSFER_NFE = pick((8,), (10,), (10,))         # NFE at which cn-2m's noise share, tuned at 6, is checked
-DIGITS_N = pick(50, 500, 1000)       # images per row on the 8 x 8 model
+DIGITS_N = pick(20, 500, 1000)       # images per row on the 8 x 8 model
 DIGITS_FIT = pick(8, 64, 256)        # its calibration trajectories
 DIGITS_NFE = pick((4,), (4, 6, 10), (4, 6, 10))
 DIGITS_REFERENCE_STEPS = pick(50, 1000, 1000)  # the ancestral reference (DDPM with all T = 1000 steps outside quick mode)
 GRID_IMAGES = 10
+BOOTSTRAP = pick(20, 200, 200)       # bootstrap resamples per FID interval of the ablations
 ''', tags=["parameters"])
 
 code(r'''
@@ -339,7 +340,7 @@ code(r'''
 real = reference_features("mnist:test")
 
 def score(images):
-    fid, lo, hi = fid_interval(compute_features(images, "mnist-cnn"), real, seed=SEED)
+    fid, lo, hi = fid_interval(compute_features(images, "mnist-cnn"), real, num_boot=BOOTSTRAP, seed=SEED)
     return {fid_col.replace(f"N={N}", f"N={len(images)}"): fid, "95% lo": lo, "95% hi": hi}
 
 def timed(fn):
@@ -416,10 +417,10 @@ code(r'''
 start = time.time()
 digits, dcard = from_checkpoint(DIGITS_CHECKPOINT, device=DEVICE)
 d_real = reference_features("digits:test", "pixels")
-d_fit = msf.calibrate(digits, DIGITS_FIT, list(DIGITS_NFE), batch_size=256, log=lambda *_: None)
+d_fit = msf.calibrate(digits, DIGITS_FIT, list(DIGITS_NFE), batch_size=256, log=lambda *_: None, teacher_steps=TEACHER_STEPS)
 d_label = label("FID", "pixels", DIGITS_N)
 def d_score(images):
-    fid, lo, hi = fid_interval(compute_features(images, "pixels"), d_real, seed=SEED)
+    fid, lo, hi = fid_interval(compute_features(images, "pixels"), d_real, num_boot=BOOTSTRAP, seed=SEED)
     return {d_label: fid, "95% lo": lo, "95% hi": hi}
 rows = []
 for k in DIGITS_NFE:
