@@ -19,6 +19,7 @@ uses no feature network, and the coefficients are tied to the grid they were fit
 """
 from __future__ import annotations
 
+import math
 import shlex
 import sys
 import time
@@ -28,7 +29,7 @@ import torch
 
 from .calibrate import CALIBRATION_SEED, FILE, save_calibration
 from .checks import ArgumentParser, positive_int
-from .diffusion import predict_x0
+from .diffusion import alpha_bar_at, predict_x0
 from .samplers import image_generators, initial_noise, next_timesteps, sample_dpmpp_2m
 from .schedules import get_timesteps
 
@@ -166,9 +167,6 @@ def solver_coefficients(denoiser, timesteps, solver: str) -> list[list[float]]:
     b_0 = alpha_{i+1} - a alpha_i; DPM-Solver++(2M): b_0 = -alpha_{i+1} expm1(-h) (1 + 1/(2r)), b_1 = alpha_{i+1}
     expm1(-h) / (2r) with h = lambda_{i+1} - lambda_i and r = h_{i-1} / h (first order on the first step); the last
     step returns D_i."""
-    import math
-
-    from .diffusion import alpha_bar_at
     if solver not in ("ddim", "dpmpp-2m"):
         raise ValueError(f"solver must be 'ddim' or 'dpmpp-2m', got {solver!r}")
     out, h_prev = [], None
