@@ -4,9 +4,14 @@ students of notebook 06, written to CSVs that notebooks 05 and 06 read.
     python bench/sampler_fid.py                       # the full grid, N = 1000 (hours of CPU; resumable)
     python bench/sampler_fid.py --grid distill --no-compile --csv bench/results/distill_fid.csv   # notebook 06
     python bench/sampler_fid.py --grid quick --num 50 --csv /tmp/quick.csv
+    python bench/sampler_fid.py --grid dit --checkpoint checkpoints/dit-mnist --labels balanced --no-compile \
+        --csv bench/results/dit_fid.csv     # notebook 10: the latent DiT, image i asking for digit i % 10
 
 A grid entry is (sampler, steps, eta[, spacing[, clip]]) on --checkpoint, or ("student", K): the distilled student
-checkpoints/distill/v-K sampled as its model card says (its own grid of K steps, no clipping). Every row has a 95%
+checkpoints/distill/v-K sampled as its model card says (its own grid of K steps, no clipping). A class-conditional
+model samples with --labels balanced (image i asks for digit i % 10, so classes are balanced and image i asks for the
+same digit in every configuration) and optionally CFG at --guidance W; a latent model's samples are decoded by its
+autoencoder before they are scored. Every row has a 95%
 interval for its FID: with --blocks K (for configurations of at most --blocks-max-nfe network calls per image), K
 disjoint sets of N images are drawn and the row gives the mean FID at N over them with its t-interval
 (metrics.fid_blocks); otherwise one set and a bootstrap interval over its images (metrics.fid_interval).
@@ -72,10 +77,14 @@ GRIDS = {
                        *[("heun", k, None, "trailing") for k in (3, 5, 8, 10)],
                        *[("dpmpp-2m-sde", k, 1.0, "trailing") for k in (6, 10)]],
     "fast-quick": [("lsq-ms", 4, None, "trailing"), ("dpmpp-2m", 4, None, "trailing")],
+    # Notebook 10 (`make bench-dit`): the latent DiT's steps question, DDIM and DPM-Solver++(2M) at 5 to 250 steps.
+    "dit": [*[(name, k, eta) for k in (5, 10, 20, 50) for name, eta in (("ddim", 0.0), ("dpmpp-2m", None))],
+            *[(name, k, eta) for k in (100, 250) for name, eta in (("ddim", 0.0), ("dpmpp-2m", None))]],
+    "dit-quick": [("ddim", 5, 0.0), ("dpmpp-2m", 5, None)],
 }
 STUDENTS = "checkpoints/distill/v-{}"  # ("student", K) rows
 FIELDS = ["name", "sampler", "steps", "eta", "spacing", "nfe", "num", "features", "fid", "kid", "kid_std", "s_per_image",
-          "timed_images", "compiled", "threads", "gflop_per_call", "checkpoint", "seed", "clip_x0", "fid_lo", "fid_hi", "blocks", "fid_sd", "interval"]
+          "timed_images", "compiled", "threads", "gflop_per_call", "checkpoint", "seed", "clip_x0", "fid_lo", "fid_hi", "blocks", "fid_sd", "interval", "labels", "guidance"]
 
 
 def config_name(sampler: str, steps: int, eta: float | None, spacing: str = "linspace", clip: bool | None = None) -> str:
@@ -103,8 +112,20 @@ def resolve(entry: tuple, checkpoint: str) -> dict:
             "steps": steps, "eta": eta, "spacing": spacing, "clip": clip}
 
 
+def image_labels(denoiser, labels: str, first: int, last: int):
+    """The class labels of images first..last-1 (None: unconditional sampling)."""
+    if labels == "none":
+        return None
+    from helpers.denoisers import model_num_classes
+
+    num_classes = model_num_classes(denoiser)
+    if num_classes is None:
+        raise SystemExit("error: --labels balanced needs a class-conditional checkpoint; this one is unconditional")
+    return torch.arange(first, last) % num_classes
+
+
 def draw(denoiser, folder: Path, sampler: str, steps: int, eta, spacing: str, num: int, seed: int,
-         batch_size: int, clip: bool | None = None) -> dict:
+         batch_size: int, clip: bool | None = None, labels: str = "none") -> dict:
     """Draw the images of `folder` that are missing (continuing from the PNGs already there); returns timing."""
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = folder / "timing.json"
@@ -114,7 +135,7 @@ def draw(denoiser, folder: Path, sampler: str, steps: int, eta, spacing: str, nu
         options = ({} if eta is None else {"eta": eta}) | ({} if clip is None else {"clip_x0": clip})
         nfe_before, start = denoiser.nfe, time.perf_counter()
         generate(denoiser, num - have, seed, sampler=sampler, steps=steps, spacing=spacing,
-                 batch_size=batch_size, first_index=have, on_batch=lambda i, images: save_pngs(images, folder, start=have + i), **options)
+                 batch_size=batch_size, first_index=have, y=image_labels(denoiser, labels, have, num), on_batch=lambda i, images: save_pngs(images, folder, start=have + i), **options)
         batches = -(-(num - have) // batch_size)
         meta = {"seconds": meta["seconds"] + time.perf_counter() - start, "images": meta["images"] + num - have,
                 "nfe": (denoiser.nfe - nfe_before) // batches}
@@ -130,9 +151,10 @@ def retime(denoisers, rows: dict, args) -> None:
         eta = None if row["eta"] in ("", None) else float(row["eta"])
         clip = {"True": True, "False": False}.get(row.get("clip_x0") or "")
         options = ({} if eta is None else {"eta": eta}) | ({} if clip is None else {"clip_x0": clip})
-        run = lambda: generate(denoisers(row["checkpoint"]), args.retime, args.seed, sampler=row["sampler"],
+        denoiser = denoisers(row["checkpoint"])
+        run = lambda: generate(denoiser, args.retime, args.seed, sampler=row["sampler"],
                                steps=int(row["steps"]), spacing=row.get("spacing") or "linspace", batch_size=args.retime,
-                               **options)
+                               y=image_labels(denoiser, row.get("labels") or "none", 0, args.retime), **options)
         run()  # untimed: the process's first sampling call pays one-off costs (seen: 0.66 s against 0.02 s per image)
         start = time.perf_counter()
         run()
@@ -191,6 +213,10 @@ def denoiser_cache(args):
                 with torch.no_grad():  # as in the samplers (a different grad mode would recompile)
                     denoiser.net(torch.randn(batch, *denoiser.sample_shape).contiguous(memory_format=torch.channels_last),
                                  torch.full((batch,), 500))
+            if args.guidance is not None:
+                from helpers.guidance import CFGDenoiser
+
+                denoiser = CFGDenoiser(denoiser, args.guidance, source=checkpoint)
             cache[checkpoint] = denoiser
         return cache[checkpoint]
 
@@ -211,9 +237,14 @@ def main(argv=None) -> int:
     p.add_argument("--no-compile", dest="compile", action="store_false")
     p.add_argument("--only", action="append", help="a configuration name, e.g. ddim-10-eta0 (repeatable)")
     p.add_argument("--retime", type=int, default=0, help="only re-measure the time per image of the CSV's rows on K images")
+    p.add_argument("--labels", choices=("none", "balanced"), default="none",
+                   help="balanced: image i asks for class i %% num_classes (a class-conditional model)")
+    p.add_argument("--guidance", type=float, default=None, help="CFG scale w (diffusers' convention; with --labels balanced)")
     p.add_argument("--copy-from", type=Path, default=None,
                    help="only copy the rows named by --only from this CSV (another grid's run) into --csv, marked as copied")
     args = p.parse_args(argv)
+    if args.guidance is not None and args.labels == "none":
+        p.error("--guidance needs --labels balanced (guidance steers towards a class)")
 
     rows = read_rows(args.csv)
     if args.copy_from:
@@ -235,14 +266,16 @@ def main(argv=None) -> int:
             continue
         denoiser = denoisers(c["checkpoint"])
         shape = denoiser.sample_shape  # from the model card
-        gflop = gflop_per_call(getattr(denoiser.net, "_orig_mod", denoiser.net), torch.randn(2, *shape), torch.full((2,), 500))
+        net = getattr(denoiser, "denoiser", denoiser).net  # under CFG, the wrapped model's network
+        gflop = gflop_per_call(getattr(net, "_orig_mod", net), torch.randn(2, *shape), torch.full((2,), 500))
         folder = args.samples / f"{name}-seed{args.seed}"
         timing = draw(denoiser, folder, c["sampler"], c["steps"], c["eta"], c["spacing"], blocks * args.num, args.seed,
-                      args.batch_size, c["clip"])
+                      args.batch_size, c["clip"], args.labels)
         feats = compute_features(load_pngs(folder, limit=blocks * args.num), "mnist-cnn")
         s = scores(feats, real, "mnist-cnn", seed=args.seed)  # KID (unbiased at any N) on all the images
         f = fid_blocks(feats, real, args.num)
-        clip = c["clip"] if c["clip"] is not None else c["sampler"] in ("ddpm", "ddim")  # the samplers' defaults
+        own = getattr(denoiser, "clip_x0", None)  # a latent model's own (False), else the samplers' defaults
+        clip = c["clip"] if c["clip"] is not None else own if own is not None else c["sampler"] in ("ddpm", "ddim")
         # (every other sampler's clip_x0 defaults to False)
         rows[name] = {"name": name, "sampler": c["sampler"], "steps": c["steps"], "eta": "" if c["eta"] is None else c["eta"],
                       "spacing": c["spacing"], "nfe": timing["nfe"], "num": args.num, "features": "mnist-cnn",
@@ -250,7 +283,8 @@ def main(argv=None) -> int:
                       "s_per_image": round(timing["seconds"] / timing["images"], 5), "timed_images": timing["images"],
                       "compiled": args.compile, "threads": torch.get_num_threads(), "gflop_per_call": round(gflop, 4),
                       "checkpoint": c["checkpoint"], "seed": args.seed, "clip_x0": clip, "fid_lo": round(f["lo"], 3),
-                      "fid_hi": round(f["hi"], 3), "blocks": f["blocks"], "fid_sd": round(f["sd"], 3), "interval": f["interval"]}
+                      "fid_hi": round(f["hi"], 3), "blocks": f["blocks"], "fid_sd": round(f["sd"], 3), "interval": f["interval"],
+                      "labels": args.labels, "guidance": "" if args.guidance is None else args.guidance}
         write_rows(args.csv, rows)
         print(f"{name}: NFE {timing['nfe']}, FID at N={args.num} {f['fid']:.2f} [{f['lo']:.2f}, {f['hi']:.2f}] ({f['interval']}), "
               f"KID {s.kid:.3f} +- {s.kid_std:.3f}, {rows[name]['s_per_image']} s/image", flush=True)

@@ -35,6 +35,7 @@ class Denoiser(nn.Module):
         self.sample_shape = tuple(sample_shape or config_shape or ()) or None
         self.nfe = 0  # network evaluations, counted per call (a batch counts once)
         self.decoder = None  # latent -> image, for a model of an autoencoder's latents (see from_checkpoint)
+        self.clip_x0 = None  # the model's own clip_x0 for every sampler (False for latents); None: each sampler's default
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         check_inputs(self.net, x_t, y)
@@ -68,6 +69,10 @@ class DenoiserWrapper(nn.Module):
     @property
     def decoder(self):
         return getattr(self.denoiser, "decoder", None)
+
+    @property
+    def clip_x0(self):
+        return getattr(self.denoiser, "clip_x0", None)
 
     @nfe.setter
     def nfe(self, value: int) -> None:
@@ -120,6 +125,7 @@ def from_checkpoint(folder, ema: bool = True, device="cpu", channels_last: bool 
     denoiser = Denoiser(net, schedule, card.get("prediction"), channels_last=channels_last)
     if "autoencoder" in card:  # a latent diffusion model: generate() decodes its samples with this autoencoder
         denoiser.decoder = LatentDecoder.from_checkpoint(card["autoencoder"], device=device)
+        denoiser.clip_x0 = card.get("sampling", {}).get("clip_x0", False)  # latents are not bounded to [-1, 1]
     calibration = Path(folder) / "calibration.json"  # fitted sampler settings (helpers.calibrate.FILE), if any
     denoiser.calibration = json.loads(calibration.read_text()) if calibration.exists() else {}
     return denoiser, card

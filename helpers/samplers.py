@@ -240,6 +240,12 @@ def sample_shape(denoiser, shape=None) -> tuple[int, ...]:
     return tuple(found)
 
 
+def model_defaults(denoiser, kwargs: dict) -> dict:
+    """kwargs with the model's own sampling settings added where not given (today: clip_x0 of a latent model)."""
+    own = getattr(denoiser, "clip_x0", None)
+    return kwargs if own is None or "clip_x0" in kwargs else {**kwargs, "clip_x0": own}
+
+
 def generate(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", steps: int | None = None,
              spacing: str = "linspace", batch_size: int = 64, device="cpu", y=None, x_T: torch.Tensor | None = None,
              on_batch=None, first_index: int = 0, decode: bool = True, **kwargs):
@@ -247,7 +253,8 @@ def generate(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", s
     of image i come from its own generator. Returns an [num x C x H x W] tensor; `on_batch(start, images)` sees each
     finished batch. `first_index` continues a set: images first_index, first_index + 1, ... of this seed.
     A latent model's samples are decoded into images by its autoencoder (`denoiser.decoder`) unless `decode=False`.
-    kwargs go to the sampler (eta for ddim, clip_x0)."""
+    kwargs go to the sampler (eta for ddim, clip_x0; clip_x0 defaults to the model's own, `denoiser.clip_x0`, where
+    it has one: a latent model never clips its latents to [-1, 1])."""
     shape = sample_shape(denoiser, shape)
     num, batch_size = check_count(num, "the number of images"), check_count(batch_size, "the batch size")
     T = denoiser.alpha_bar.shape[0]
@@ -259,6 +266,7 @@ def generate(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", s
     if y is not None and len(y) != num:
         raise ValueError(f"got {len(y)} labels for {num} images; give one label per image")
     callback = finite_guard(kwargs.pop("callback", None))
+    kwargs = model_defaults(denoiser, kwargs)
     check_options(sampler, kwargs)
     out = []
     for start in range(0, num, batch_size):
@@ -294,5 +302,6 @@ def trajectory(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm",
             kept["x"].append(info["x"].cpu())
             kept["x0_hat"].append(info["x0_hat"].cpu())
 
-    get_sampler(sampler, data="image")(denoiser, x_T, timesteps, generator=gens, callback=keep, y=y, **kwargs)
+    get_sampler(sampler, data="image")(denoiser, x_T, timesteps, generator=gens, callback=keep, y=y,
+                                       **model_defaults(denoiser, kwargs))
     return kept

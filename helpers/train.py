@@ -2,6 +2,7 @@
 
     python -m helpers.train --dataset mnist --out checkpoints/ddpm-mnist --steps 8000 --checkpoint-every 250 --seed 0
     python -m helpers.train --architecture dit --dataset latents:checkpoints/autoencoder-mnist --conditional ...
+    python -m helpers.train --architecture video-unet --dataset moving-mnist:8 --joint-images 4 ...   # video (VDM)
     python -m helpers.train --out checkpoints/ddpm-mnist --resume            # continue where it stopped
     accelerate launch --cpu --num_processes 2 -m helpers.train ...            # several processes, same result
 
@@ -28,6 +29,7 @@ from .loop import BatchOrder, check_out, fit, make_accelerator, step_generator
 from .models import ARCHITECTURES, count_parameters
 from .models.dit import CONDITIONINGS, DiTConfig
 from .models.unet import UNet, UNetConfig
+from .models.video_unet import VideoUNetConfig
 from .objectives import LOSSES, PREDICTIONS, WEIGHTINGS, diffusion_loss
 from .schedules import SCHEDULES, Schedule
 
@@ -56,6 +58,7 @@ class TrainConfig:
     log_every: int = 50
     channels_last: bool = True
     mixed_precision: str = "no"
+    joint_images: int = 0  # video: clips of independent frames added to each batch (VDM's joint training on images)
 
 
 def global_batch(data, order: "BatchOrder", step: int, cfg: TrainConfig, num_classes: int | None):
@@ -73,9 +76,24 @@ def global_batch(data, order: "BatchOrder", step: int, cfg: TrainConfig, num_cla
     return x0, t, eps, y
 
 
-NETWORKS = {"unet": UNetConfig, "dit": DiTConfig}  # the denoisers helpers.train builds (registry names)
+def image_clips(data, step: int, cfg: TrainConfig):
+    """VDM's joint training on images (Ho et al. 2022, sec. 3.2): cfg.joint_images clips whose F frames are single
+    frames of F different random training clips, to be denoised with the temporal attention masked (each frame an
+    independent image); x_0, t, eps. Drawn from their own generator of (seed, step), so the video part of the batch
+    is the same with and without them."""
+    g = step_generator(cfg.seed + 1_000_003, step)
+    n, frames = cfg.joint_images, data.shape[0]
+    clip = torch.randint(0, len(data), (n * frames,), generator=g)
+    frame = torch.randint(0, frames, (n * frames,), generator=g)
+    x0 = data.images[clip, frame].reshape(n, *data.shape)
+    return x0, torch.randint(0, cfg.T, (n,), generator=g), torch.randn(x0.shape, generator=g)
+
+
+NETWORKS = {"unet": UNetConfig, "dit": DiTConfig, "video-unet": VideoUNetConfig}  # what helpers.train builds
 UNET_OPTIONS = ("base_channels", "channel_mults", "num_res_blocks", "attention_resolutions", "dropout")
 DIT_OPTIONS = ("patch_size", "hidden_size", "depth", "num_heads", "conditioning")
+OPTIONS = {"unet": UNET_OPTIONS, "dit": DIT_OPTIONS, "video-unet": UNET_OPTIONS}  # each architecture's own options
+LABELS = {"unet": "U-Net", "dit": "DiT", "video-unet": "video U-Net"}
 
 
 def architecture_name(model_cfg) -> str:
@@ -120,7 +138,13 @@ def ddpm_objective(data, schedule: Schedule, cfg: TrainConfig, num_classes: int 
         if ctx.channels_last:
             x0, eps = x0.contiguous(memory_format=torch.channels_last), eps.contiguous(memory_format=torch.channels_last)
         with ctx.accelerator.autocast():
-            return diffusion_loss(model, schedule, x0, t, eps, y, cfg.loss, cfg.prediction, cfg.weighting).mean()
+            loss = diffusion_loss(model, schedule, x0, t, eps, y, cfg.loss, cfg.prediction, cfg.weighting)
+            if not cfg.joint_images:
+                return loss.mean()
+            xi, ti, ei = (ctx.local(v) for v in image_clips(data, step, cfg))
+            independent = lambda x, tt: model(x, tt, frames_independent=True)
+            images = diffusion_loss(independent, schedule, xi, ti, ei, None, cfg.loss, cfg.prediction, cfg.weighting)
+            return torch.cat([loss, images]).mean()  # every clip, video or independent frames, weighs the same
 
     return objective
 
@@ -151,6 +175,12 @@ def train(model_cfg, cfg: TrainConfig, out: Path, resume: bool = False, command:
     data = load_images(cfg.dataset)
     if model_cfg.num_classes and data.labels is None:
         raise ValueError(f"a conditional model needs labels, but {cfg.dataset} has none")
+    if cfg.joint_images and (len(data.shape) != 4 or not isinstance(model_cfg, VideoUNetConfig)):
+        raise ValueError(f"--joint-images trains a video model on still frames too; it needs --architecture video-unet "
+                         f"and clips (e.g. --dataset moving-mnist:8), got {cfg.dataset} with shape {list(data.shape)}")
+    if cfg.joint_images and model_cfg.num_classes:
+        raise ValueError("--joint-images needs an unconditional model: the frames of an image clip come from different "
+                         "clips, so no one class label describes them")
     schedule = Schedule.from_name(cfg.schedule, cfg.T)
     model = build_model(model_cfg, cfg)
     resuming = check_out(out, resume)
@@ -193,7 +223,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out (its options are reused)")
     p.add_argument("--dataset", default=d.dataset,
                    help="mnist, digits, imagefolder:PATH, latents:AUTOENCODER_FOLDER or hf:ID[:split] (online)")
-    p.add_argument("--architecture", choices=NETWORKS, default="unet", help="the denoiser: U-Net or DiT")
+    p.add_argument("--architecture", choices=NETWORKS, default="unet", help="the denoiser: U-Net, DiT or the video U-Net")
     p.add_argument("--steps", type=positive_int, default=d.steps, help="total optimiser steps (with --resume: the new total)")
     p.add_argument("--checkpoint-every", type=positive_int, default=d.checkpoint_every)
     p.add_argument("--seed", type=non_negative_int, default=d.seed)
@@ -228,33 +258,45 @@ def build_parser() -> ArgumentParser:
                    help="DiT: how t and the label enter the blocks")
     p.add_argument("--conditional", action="store_true", help="class-conditional, with a null label for CFG")
     p.add_argument("--label-dropout", type=unit_float, default=d.label_dropout)
+    p.add_argument("--joint-images", type=non_negative_int, default=d.joint_images,
+                   help="video: clips of independent still frames added to each batch (VDM's joint training); 0: off")
     return p
 
 
 def saved_options(card: dict) -> dict:
     """A run's options by their command-line names, from its model card (for --resume)."""
     model, arch = card["model"], card.get("architecture", "unet")
-    keys = UNET_OPTIONS if arch == "unet" else DIT_OPTIONS
+    keys = OPTIONS[arch]
     return {**card["train"], **{k: model[k] for k in keys}, "architecture": arch,
             "conditional": model.get("num_classes") is not None}
 
 
-def configs_from_args(args, given: dict | None = None) -> tuple[UNetConfig | DiTConfig, TrainConfig]:
+def configs_from_args(args, given: dict | None = None) -> tuple[UNetConfig | DiTConfig | VideoUNetConfig, TrainConfig]:
     if args.resume:
         check_resume(args.out, args.resume, given or {}, saved_options(ckpt.read_card(args.out))
                      if ckpt.has_checkpoint(args.out) else {})
         card = ckpt.read_card(args.out)
         cfg = TrainConfig(**{**card["train"], "steps": args.steps})
         return NETWORKS[card.get("architecture", "unet")](**card["model"]), cfg
-    other = {"dit": UNET_OPTIONS, "unet": DIT_OPTIONS}[args.architecture]
-    wrong = sorted(name for name in (given or {}) if name in other)
+    wrong = sorted(name for name in (given or {}) if name not in OPTIONS[args.architecture]
+                   and any(name in keys for keys in OPTIONS.values()))
     if wrong:
-        raise ValueError(f"--{wrong[0].replace('_', '-')} is an option of the "
-                         f"{'U-Net' if args.architecture == 'dit' else 'DiT'}, not of --architecture {args.architecture}")
+        owner = next(LABELS[a] for a, keys in OPTIONS.items() if wrong[0] in keys)
+        raise ValueError(f"--{wrong[0].replace('_', '-')} is an option of the {owner}, not of --architecture {args.architecture}")
     data = load_images(args.dataset)
-    c, h, _ = data.shape
+    video = args.architecture == "video-unet"
+    if len(data.shape) != (4 if video else 3):
+        raise ValueError(f"--architecture {args.architecture} needs {'clips [F x C x H x W]' if video else 'images [C x H x W]'}"
+                         f", but {args.dataset} holds items of shape {list(data.shape)}"
+                         + ("" if video else "; for clips use --architecture video-unet"))
+    c, h, _ = data.shape[-3:]
     num_classes = data.num_classes if args.conditional else None
-    if args.architecture == "dit":
+    if video:
+        model_cfg = VideoUNetConfig(
+            in_channels=c, image_size=h, num_frames=data.shape[0], base_channels=args.base_channels,
+            channel_mults=args.channel_mults, num_res_blocks=args.num_res_blocks,
+            attention_resolutions=args.attention_resolutions, dropout=args.dropout, num_classes=num_classes)
+    elif args.architecture == "dit":
         model_cfg = DiTConfig(in_channels=c, image_size=h, patch_size=args.patch_size, hidden_size=args.hidden_size,
                               depth=args.depth, num_heads=args.num_heads, num_classes=num_classes,
                               conditioning=args.conditioning)

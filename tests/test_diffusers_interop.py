@@ -101,3 +101,24 @@ def test_unreachable_hub_fails_fast_with_the_reason(monkeypatch):
     with pytest.raises(DiffusersModelError, match="local Hugging Face cache.*not reachable.*huggingface-cli download"):
         from_diffusers("google/ddpm-cifar10-32")
     assert time.time() - start < 10
+
+
+@pytest.mark.parametrize("kind, hub_id", [("dit", "facebook/DiT-XL-2-256"),
+                                          ("stable-diffusion", "stabilityai/stable-diffusion-2-1-base")])
+def test_hub_pipelines_offline_say_what_is_missing_in_one_line(monkeypatch, kind, hub_id):
+    """DiTPipeline (notebook 10) and StableDiffusionPipeline (notebook 11) need the hub: offline, one line naming the
+    pipeline, the id, what it needs and the download command, at once (the local cache only, no retries)."""
+    import time
+
+    import helpers.pipelines as pipelines
+
+    monkeypatch.setattr(pipelines, "hub_reachable", lambda *a, **k: False)
+    start = time.time()
+    with pytest.raises(DiffusersModelError) as err:
+        pipelines.load_pipeline(kind, device="cpu")
+    message = str(err.value)
+    assert "\n" not in message and hub_id in message and "local Hugging Face cache" in message
+    assert f"huggingface-cli download {hub_id}" in message and "GPU" in message
+    assert time.time() - start < 10
+    with pytest.raises(ValueError, match="unknown pipeline kind 'dall-e'; known: dit, stable-diffusion"):
+        pipelines.load_pipeline("dall-e")

@@ -52,6 +52,14 @@ def test_the_latent_dit_card_and_sampling(trained, tmp_path):
     images = generate(denoiser, 3, 0, sampler="ddim", steps=4, clip_x0=False)
     assert latents.shape == (3, 2, 4, 4) and images.shape == (3, 1, 8, 8)
     torch.testing.assert_close(images, denoiser.decoder(latents))
+    # Without clip_x0, generate uses the model's own (False: latents are unbounded), not DDIM's default (True),
+    # also through a guidance wrapper; clipping would change the latents.
+    from helpers.guidance import CFGDenoiser
+
+    assert denoiser.clip_x0 is False and CFGDenoiser(denoiser, 2.0).clip_x0 is False
+    torch.testing.assert_close(generate(denoiser, 3, 0, sampler="ddim", steps=4, decode=False), latents)
+    clipped = generate(denoiser, 3, 0, sampler="ddim", steps=4, decode=False, clip_x0=True)
+    assert not torch.equal(clipped, latents)
 
     from helpers import sample
 

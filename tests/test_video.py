@@ -83,3 +83,60 @@ def test_trajectories_stay_inside_and_bounce():
         first = steps[0]
         dx, dy = DIRECTIONS[direction]
         assert all(abs(s) == abs(d) * abs(first).max() for s, d in zip(first, (dx, dy)))  # the direction, maybe reflected
+
+
+VIDEO_RUN = ["--architecture", "video-unet", "--dataset", "moving-mnist:4", "--base-channels", "8", "--channel-mults", "1,2",
+             "--attention-resolutions", "16", "--batch-size", "4", "--steps", "3", "--checkpoint-every", "3", "--log-every", "1"]
+
+
+def test_a_video_model_trains_with_joint_images_through_helpers_train_and_samples(tmp_path):
+    """helpers.train builds the video U-Net for clips (F from the data), VDM's joint training adds clips of
+    independent frames, and every sampler draws clips [N x F x C x H x W] from the checkpoint."""
+    import json
+
+    from helpers import train
+    from helpers.denoisers import from_checkpoint
+    from helpers.samplers import generate
+
+    out = tmp_path / "video"
+    assert train.main([*VIDEO_RUN, "--joint-images", "2", "--out", str(out)]) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["architecture"] == "video-unet" and card["model"]["num_frames"] == 4 and card["train"]["joint_images"] == 2
+    assert card["data"]["shape"] == [4, 1, 32, 32] and card["step"] == 3
+    denoiser, _ = from_checkpoint(out)
+    for sampler in ("ddim", "dpmpp-2m"):
+        assert generate(denoiser, 2, 0, sampler=sampler, steps=3, batch_size=2).shape == (2, 4, 1, 32, 32)
+
+
+def test_joint_image_clips_are_frames_of_different_clips_and_leave_the_video_batch_alone():
+    from helpers.loop import BatchOrder
+    from helpers.train import TrainConfig, global_batch, image_clips
+
+    data = load_images("moving-mnist:4")
+    cfg = TrainConfig(dataset="moving-mnist:4", batch_size=4, joint_images=3)
+    x0, t, eps = image_clips(data, 7, cfg)
+    assert x0.shape == eps.shape == (3, 4, 1, 32, 32) and t.shape == (3,)
+    again = image_clips(data, 7, cfg)
+    assert all(torch.equal(a, b) for a, b in zip((x0, t, eps), again))  # a function of (seed, step)
+    frames = data.images.reshape(-1, 1, 32, 32)
+    for frame in x0.reshape(-1, 1, 32, 32)[:4]:  # each one a frame of the training clips
+        assert (frames - frame).abs().flatten(1).amax(1).min() == 0
+    order = BatchOrder(len(data), cfg.batch_size, cfg.seed)
+    with_images = global_batch(data, order, 7, cfg, None)
+    without = global_batch(data, order, 7, TrainConfig(dataset="moving-mnist:4", batch_size=4), None)
+    assert all(torch.equal(a, b) for a, b in zip(with_images[:3], without[:3]))
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--dataset", "digits", "--architecture", "unet", "--joint-images", "2"],
+     "--joint-images trains a video model on still frames too; it needs --architecture video-unet"),
+    (["--joint-images", "2", "--conditional"], "--joint-images needs an unconditional model"),
+    (["--dataset", "digits"], "--architecture video-unet needs clips [F x C x H x W], but digits holds items of shape [1, 8, 8]"),
+    (["--patch-size", "2"], "--patch-size is an option of the DiT, not of --architecture video-unet"),
+])
+def test_bad_video_training_options_are_refused_in_one_line(tmp_path, capsys, extra, message):
+    from helpers import train
+
+    assert train.main([*VIDEO_RUN, "--out", str(tmp_path / "bad"), *extra]) == 2  # a repeated option: the last counts
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
