@@ -40,6 +40,11 @@ CASES = {
                                                                  "num_classes": 10}},
                          lambda g: (torch.randn(4, 1, 8, 8, generator=g), torch.tensor([0, 10, 100, 999])),
                          (4, 10)),
+    "feature-net": ({"kind": "feature-net", "architecture": "feature-net",
+                     "model": {"in_channels": 1, "image_size": 8, "video": True, "channels": [4, 8], "feature_dim": 16,
+                               "heads": {"digit": 10, "direction": 8}}},
+                    lambda g: (torch.randn(2, 3, 1, 8, 8, generator=g),),
+                    (2, 18)),  # one logit per class of each head, concatenated
 }
 
 
@@ -61,7 +66,8 @@ def build(name, seed=0, perturb=True):
 
 def outputs(model, name, seed=1):
     with torch.no_grad():
-        return model(*CASES[name][1](torch.Generator().manual_seed(seed)))
+        out = model(*CASES[name][1](torch.Generator().manual_seed(seed)))
+    return torch.cat(list(out.values()), 1) if isinstance(out, dict) else out  # a feature net's heads
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

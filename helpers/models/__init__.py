@@ -7,6 +7,7 @@
     video_unet.py  the factorised space-time U-Net of video diffusion (clips [N x F x C x H x W])
     mlp.py         TabDDPM's MLP denoiser for tables
     classifier.py  the MNIST classifier that judges samples, and the noise-aware classifier for guidance
+    feature_net.py the attribute classifiers of images or clips whose features give our FID and FVD (shapes, video)
 
 A new family is one module (a config dataclass and an nn.Module that takes it) and one line in ARCHITECTURES.
 A model card names its architecture in "architecture"; cards written before that field existed are read by their
@@ -21,6 +22,7 @@ from torch import nn
 from .autoencoder import Autoencoder, AutoencoderConfig
 from .classifier import DigitCNN, DigitCNNConfig, NoisyClassifier, NoisyClassifierConfig
 from .dit import DiT, DiTConfig
+from .feature_net import FeatureNet, FeatureNetConfig
 from .layers import count_parameters
 from .mlp import MLPConfig, MLPDenoiser
 from .unet import UNet, UNetConfig
@@ -44,6 +46,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "mlp": Architecture(MLPConfig, MLPDenoiser, "model"),
     "digit-cnn": Architecture(DigitCNNConfig, DigitCNN, None),
     "noisy-classifier": Architecture(NoisyClassifierConfig, NoisyClassifier, "config"),
+    "feature-net": Architecture(FeatureNetConfig, FeatureNet, "model"),
 }
 KIND_ARCHITECTURE = {"ddpm": "unet", "tabddpm": "mlp", "mnist-classifier": "digit-cnn",
                      "noisy-classifier": "noisy-classifier"}

@@ -1,0 +1,74 @@
+"""The feature networks of our FID (shapes) and FVD (video): shapes, attributes, degradations, training CLI."""
+import json
+
+import pytest
+import torch
+
+from helpers import feature_net as fn
+from helpers.checkpoints import load_model
+from helpers.models.feature_net import FeatureNet, FeatureNetConfig
+
+
+def test_images_and_clips_of_any_length_give_features_and_one_logit_per_class():
+    image = FeatureNet(FeatureNetConfig(in_channels=3, image_size=16, heads={"shape": 3, "colour": 6}))
+    out = image(torch.zeros(2, 3, 16, 16))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {"shape": (2, 3), "colour": (2, 6)}
+    video = FeatureNet(FeatureNetConfig(image_size=16, video=True, heads={"digit": 10, "direction": 8}))
+    for frames in (1, 4, 16):
+        assert video.features(torch.zeros(2, frames, 1, 16, 16)).shape == (2, 128)
+    with pytest.raises(ValueError, match=r"takes clips \[N, F, 1, 16, 16\], got \[2, 1, 16, 16\]"):
+        video(torch.zeros(2, 1, 16, 16))
+    with pytest.raises(ValueError, match="image_size 20 is not divisible by 2"):
+        FeatureNetConfig(image_size=20)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        FeatureNetConfig(heads={"x": 1})
+
+
+def test_frame_order_changes_a_video_networks_features():
+    torch.manual_seed(0)
+    video = FeatureNet(FeatureNetConfig(image_size=16, video=True)).eval()
+    clips = torch.randn(3, 6, 1, 16, 16)
+    with torch.no_grad():
+        assert not torch.allclose(video.features(clips), video.features(clips.flip(1)))
+
+
+def test_degradations():
+    g = torch.Generator().manual_seed(0)
+    clips = torch.rand(4, 6, 1, 8, 8) * 2 - 1
+    shuffled = fn.degrade(clips, "shuffle", g)
+    for a, b in zip(clips, shuffled):  # the same frames, in another order
+        assert sorted(a.flatten(1).sum(1).tolist()) == pytest.approx(sorted(b.flatten(1).sum(1).tolist()))
+    assert not torch.equal(shuffled, clips)
+    frozen = fn.degrade(clips, "freeze", g)
+    assert torch.equal(frozen, clips[:, :1].expand_as(clips))
+    noisy = fn.degrade(clips, "noise", g)
+    assert noisy.abs().max() <= 1 and 0.05 < (noisy - clips).abs().mean() < 0.3
+    with pytest.raises(ValueError, match="unknown degradation 'blur'; known: shuffle, freeze, noise"):
+        fn.degrade(clips, "blur", g)
+
+
+def test_shapes_attributes_split_the_label():
+    from helpers.data import load_images
+
+    data = load_images("shapes:16:test")
+    attrs = fn.attributes(data)
+    assert attrs["shape"][0] == 3 and attrs["colour"][0] == 6
+    assert torch.equal(attrs["shape"][1] * 6 + attrs["colour"][1], data.labels)
+
+
+def test_the_cli_trains_a_video_feature_network_and_its_fvd_is_zero_on_the_same_clips(tmp_path, capsys):
+    out = tmp_path / "vf"
+    assert fn.main(["--dataset", "moving-mnist:4", "--out", str(out), "--steps", "50", "--batch-size", "8"]) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["architecture"] == "feature-net" and card["model"]["video"] is True and card["prefixes"] == [4]
+    assert set(card["test_accuracy"]) == {"digit, 4 frames", "direction, 4 frames"} and card["loss_history"][0][0] == 50
+    model, _ = load_model(out)
+    from helpers.data import load_images
+
+    clips = load_images("moving-mnist:4:test").images[:64]
+    assert fn.fvd(model, clips, clips) == pytest.approx(0, abs=1e-6)
+    assert fn.fvd(model, clips, fn.degrade(clips, "freeze", torch.Generator().manual_seed(0))) > 0
+    assert fn.main(["--dataset", "moving-mnist:4", "--out", str(out), "--steps", "5"]) == 2
+    assert "already holds a checkpoint" in capsys.readouterr().err
+    assert fn.main(["--dataset", "mnist", "--out", str(tmp_path / "m"), "--steps", "5"]) == 2
+    assert "needs a data set with known factors (moving-mnist:F or shapes:SIZE), got mnist" in capsys.readouterr().err
