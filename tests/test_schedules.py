@@ -170,3 +170,20 @@ def test_karras_spacing_matches_diffusers_rounded(n):
 def test_karras_spacing_needs_alpha_bar():
     with pytest.raises(ValueError, match="karras spacing needs the model's alpha_bar"):
         get_timesteps(1000, 10, "karras")
+
+
+def test_the_resolution_shift_multiplies_the_snr_by_base_over_size_squared():
+    """simple diffusion's shift: log-SNR + 2 log(64 / d). A 128-pixel image averaged 2 x 2 down to 64 pixels keeps its
+    (smooth) signal and divides the noise variance by 4, so under the shifted schedule its coarse-scale SNR is the
+    unshifted schedule's SNR at 64 pixels: 4 * SNR_128(t) = SNR_64(t) at every t."""
+    from helpers.schedules import shift_schedule
+
+    for name in ("linear", "cosine"):
+        s = Schedule.from_name(name, 1000)
+        torch.testing.assert_close(shift_schedule(s, 64).alpha_bar, s.alpha_bar, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(shift_schedule(s, 32).snr, 4 * s.snr, rtol=1e-7, atol=0)
+        big = shift_schedule(s, 128)
+        torch.testing.assert_close(4 * big.snr, s.snr, rtol=1e-7, atol=0)
+        assert (big.alpha_bar.diff() < 0).all() and big.name == f"{name}-shifted-64/128"
+    with pytest.raises(ValueError, match="size and base must be positive integers"):
+        shift_schedule(Schedule.from_name("linear"), 0)
