@@ -67,3 +67,24 @@ def make_clips(mnist_images: torch.Tensor, mnist_labels: torch.Tensor, frames: i
         corners, directions[i] = trajectory(rng, frames)
         clips[i], labels[i] = render(digits[k], corners), int(mnist_labels[k])
     return torch.from_numpy(clips) * 2 - 1, torch.from_numpy(labels), torch.from_numpy(directions)
+
+
+def frame_digits(clips: torch.Tensor) -> torch.Tensor:
+    """Each frame's digit as an MNIST image, for per-frame FID and class labels with the MNIST classifier: the 14 x 14
+    window centred on the frame's centre of mass (MNIST centres its digits the same way), upsampled 2 x to 28 x 28.
+    clips [N, F, 1, 32, 32] in [-1, 1] -> [N * F, 1, 28, 28] in [-1, 1]; a blank frame gives the centre window."""
+    if clips.ndim != 5 or tuple(clips.shape[2:]) != (1, SIZE, SIZE):
+        raise ValueError(f"expected moving-MNIST clips [N, F, 1, {SIZE}, {SIZE}], got {list(clips.shape)}")
+    frames = ((clips.reshape(-1, SIZE, SIZE).float() + 1) / 2).clamp(0, 1)
+    mass = frames.sum((1, 2)).clamp_min(1e-6)
+    coords = torch.arange(SIZE, dtype=torch.float32)
+    cy = (frames.sum(2) * coords).sum(1) / mass
+    cx = (frames.sum(1) * coords).sum(1) / mass
+    half = DIGIT / 2
+    top = (cy + 0.5 - half).round().clamp(0, SIZE - DIGIT).long()
+    left = (cx + 0.5 - half).round().clamp(0, SIZE - DIGIT).long()
+    rows = top[:, None] + torch.arange(DIGIT)
+    cols = left[:, None] + torch.arange(DIGIT)
+    crops = frames[torch.arange(len(frames))[:, None, None], rows[:, :, None], cols[:, None, :]]
+    up = torch.nn.functional.interpolate(crops[:, None], scale_factor=2, mode="bilinear", align_corners=False)
+    return up * 2 - 1

