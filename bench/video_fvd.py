@@ -1,0 +1,146 @@
+"""Notebook 12's benchmark: video diffusion on moving MNIST, scored by FVD (our video features), per-frame FID
+(MNIST-CNN features of each frame's digit) and temporal consistency, for several samplers, step counts, clip lengths
+and the two video models (without and with VDM's joint image training).
+
+    python bench/video_fvd.py --num 128                          # every row (hours on one thread; resumable)
+    python bench/video_fvd.py --grid quick --num 8 --csv /tmp/v.csv --samples /tmp/v
+
+Every row draws clips 0..N-1 of seed 0 (clip i starts from the same noise in every row of the same length; a longer
+clip's noise is not an extension of a shorter one's) and keeps them in samples/video/NAME/clips.pt (continued if a run
+was stopped). The references are the first N_REF test clips of the same length (prefixes of the 16-frame test clips,
+so the same trajectories at every length). FVD and per-frame FID carry a 95% bootstrap interval over the generated
+clips (metrics.fid_interval); consistency is the share of clips whose frames the MNIST classifier gives one label.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from helpers.checkpoints import load_model  # noqa: E402
+from helpers.classifier import load_classifier, predict  # noqa: E402
+from helpers.data import load_images  # noqa: E402
+from helpers.denoisers import from_checkpoint  # noqa: E402
+from helpers.feature_net import features  # noqa: E402
+from helpers.metrics import compute_features, fid_interval  # noqa: E402
+from helpers.moving_mnist import frame_digits  # noqa: E402
+from helpers.samplers import generate  # noqa: E402
+
+MODELS = {"vdm": "checkpoints/vdm-mnist", "vdm-joint": "checkpoints/vdm-mnist-joint"}
+# (model, sampler, steps, frames), most informative first
+GRIDS = {
+    "full": [("vdm", "ddim", 50, 8), ("vdm", "ddim", 10, 8), ("vdm", "ddpm", 50, 8), ("vdm", "ddim", 25, 8),
+             ("vdm-joint", "ddim", 50, 8), ("vdm", "ddpm", 100, 8), ("vdm", "ddim", 50, 4), ("vdm", "ddim", 50, 16),
+             ("vdm-joint", "ddim", 50, 16), ("vdm", "ddpm", 250, 8)],
+    "quick": [("vdm", "ddim", 5, 8), ("vdm", "ddim", 5, 4)],
+}
+FIELDS = ["name", "model", "checkpoint", "sampler", "steps", "frames", "num", "seed", "fvd", "fvd_lo", "fvd_hi",
+          "frame_fid", "frame_fid_lo", "frame_fid_hi", "consistency", "frame_accuracy_confident", "s_per_clip", "threads",
+          "reference_clips"]
+N_REF = 2000  # test clips per reference
+
+
+def name_of(model: str, sampler: str, steps: int, frames: int) -> str:
+    return f"{model}-{sampler}-{steps}-f{frames}"
+
+
+def draw(denoiser, folder: Path, sampler: str, steps: int, frames: int, num: int, seed: int, batch_size: int) -> dict:
+    """The clips of `folder` (continuing a stopped run), and the sampling time per clip."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "clips.pt"
+    saved = torch.load(path) if path.exists() else {"clips": torch.empty(0), "seconds": 0.0}
+    clips = [saved["clips"]] if len(saved["clips"]) else []
+    have, seconds = len(saved["clips"]), saved["seconds"]
+    shape = (frames, *denoiser.sample_shape[1:])
+    while have < num:
+        n = min(batch_size, num - have)
+        start = time.perf_counter()
+        clips.append(generate(denoiser, n, seed, shape, sampler=sampler, steps=steps, batch_size=n, first_index=have))
+        seconds += time.perf_counter() - start
+        have += n
+        torch.save({"clips": torch.cat(clips), "seconds": seconds}, path)
+    return {"clips": torch.cat(clips)[:num], "s_per_clip": seconds / max(have, 1)}
+
+
+def references(feature_net, frames: int, cache: dict) -> dict:
+    """Video features, per-frame MNIST-CNN features of the first N_REF test clips of `frames` frames."""
+    if frames not in cache:
+        clips = load_images("moving-mnist:16:test").images[:N_REF, :frames]
+        cache[frames] = {"video": features(feature_net, clips),
+                         "frames": compute_features(frame_digits(clips), "mnist-cnn")}
+    return cache[frames]
+
+
+def score(clips: torch.Tensor, ref: dict, feature_net, classifier, seed: int) -> dict:
+    fvd, fvd_lo, fvd_hi = fid_interval(features(feature_net, clips), ref["video"], seed=seed)
+    digits = frame_digits(clips)
+    ffid, ffid_lo, ffid_hi = fid_interval(compute_features(digits, "mnist-cnn"), ref["frames"], seed=seed)
+    probs = predict(classifier, digits)
+    labels = probs.argmax(1).reshape(len(clips), -1)
+    return {"fvd": round(fvd, 3), "fvd_lo": round(fvd_lo, 3), "fvd_hi": round(fvd_hi, 3), "frame_fid": round(ffid, 3),
+            "frame_fid_lo": round(ffid_lo, 3), "frame_fid_hi": round(ffid_hi, 3),
+            "consistency": round(float((labels == labels[:, :1]).all(1).double().mean()), 4),
+            "frame_accuracy_confident": round(float((probs.max(1).values >= 0.9).double().mean()), 4)}
+
+
+def read_rows(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    with path.open() as f:
+        return {row["name"]: row for row in csv.DictReader(f)}
+
+
+def write_rows(path: Path, rows: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows.values())
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--grid", choices=GRIDS, default="full")
+    p.add_argument("--num", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--features", default="checkpoints/video-features")
+    p.add_argument("--model", action="append", default=[], metavar="NAME=FOLDER",
+                   help="another checkpoint for a model name of the grid, e.g. vdm=/tmp/tiny")
+    p.add_argument("--samples", type=Path, default=ROOT / "samples" / "video")
+    p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "video_fvd.csv")
+    args = p.parse_args(argv)
+    models = dict(MODELS, **dict(m.split("=", 1) for m in args.model))
+    feature_net, _ = load_model(ROOT / args.features)
+    classifier = load_classifier()
+    rows, refs, loaded = read_rows(args.csv), {}, {}
+    for model, sampler, steps, frames in GRIDS[args.grid]:
+        name = name_of(model, sampler, steps, frames)
+        if name in rows and int(rows[name]["num"]) == args.num:
+            continue
+        if not (ROOT / models[model] / "model_card.json").exists():
+            print(f"{name}: skipped, {models[model]} is not trained yet", flush=True)
+            continue
+        if model not in loaded:
+            loaded[model] = from_checkpoint(ROOT / models[model])[0]
+        drawn = draw(loaded[model], args.samples / f"{name}-seed{args.seed}", sampler, steps, frames, args.num,
+                     args.seed, args.batch_size)
+        s = score(drawn["clips"], references(feature_net, frames, refs), feature_net, classifier, args.seed)
+        rows[name] = {"name": name, "model": model, "checkpoint": models[model], "sampler": sampler, "steps": steps,
+                      "frames": frames, "num": args.num, "seed": args.seed, **s, "s_per_clip": round(drawn["s_per_clip"], 4),
+                      "threads": torch.get_num_threads(), "reference_clips": N_REF}
+        write_rows(args.csv, rows)
+        print(f"{name}: FVD (our video features) {s['fvd']:.1f} [{s['fvd_lo']:.1f}, {s['fvd_hi']:.1f}], per-frame FID "
+              f"{s['frame_fid']:.1f}, consistency {s['consistency']:.0%}, {drawn['s_per_clip']:.3f} s/clip", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
