@@ -1,0 +1,306 @@
+"""Writes notebooks/12_video_diffusion.ipynb (the sources; execution is separate). Run from the repository root."""
+import nbformat as nbf
+
+from cells import cells, code, md  # notebooks/drafts/cells.py
+
+md(r'''
+# 12 · Video diffusion on moving digits: a factorised space-time U-Net, sampling steps and the number of frames
+
+**Question** (the VDM problem set). How do the number of diffusion sampling steps and the number of frames change the
+quality of generated videos (FVD and video series)? What are the limits of Video Diffusion Models (Ho et al. 2022)?
+
+UCF-101 and the I3D network behind the published FVD cannot be downloaded here, so the workbook makes both small:
+
+* **data**: moving MNIST made on the fly from the offline MNIST (`moving-mnist:F`, `helpers/moving_mnist.py`): one
+  digit (averaged down to 14 x 14) bouncing inside a 32 x 32 frame, one generator per clip;
+* **the model**: VDM's factorised space-time U-Net, written from scratch (`helpers/models/video_unet.py`): the image
+  U-Net's residual blocks and spatial attention applied to every frame, and after each block a temporal attention
+  across the frames at each pixel position, with a learned relative-position bias; trained with the shared loop
+  (`make train-vdm-mnist`), and a twin trained jointly on still frames (`make train-vdm-mnist-joint`);
+* **the metric**: **FVD (our video features)**: the Fréchet distance on the features of a small video classifier
+  trained here to read the digit and its direction of motion (`make train-video-features`). It is *not* I3D's FVD and
+  its numbers are not comparable to published ones; section 3 checks that it behaves before it is used.
+
+Every sampler of the library runs on clips [N x F x C x H x W] unchanged. Set `WORKBOOK_MODE=quick` for a fast run
+(CI); the committed copy ran in full mode.
+''')
+
+code(r'''
+import sys
+from pathlib import Path
+sys.path.insert(0, str(Path.cwd().parent))  # the repository root, so that `helpers` imports
+from helpers.paths import ROOT, is_quick, pick
+
+SEED = 0
+DEVICE = "cpu"
+QUICK = is_quick()
+VIDEO = ROOT / "checkpoints" / "vdm-mnist"              # `make train-vdm-mnist`
+VIDEO_JOINT = ROOT / "checkpoints" / "vdm-mnist-joint"  # `make train-vdm-mnist-joint` (VDM's joint image training)
+FEATURES = ROOT / "checkpoints" / "video-features"      # `make train-video-features`
+BENCH_CSV = ROOT / "bench" / "results" / "video_fvd.csv"  # `make bench-video`
+RUN_BENCH = QUICK                   # True: run the benchmark's own code here too (two rows, 8 clips)
+timesteps = pick((5, 10), (10, 25), (10, 25, 50))  # sampling steps of the video series (the official code's name)
+num_frames = pick((4, 8), (4, 8, 16), (4, 8, 16))  # clip lengths drawn from the one model (the official code's name)
+SERIES_CLIPS = 4                    # clips in each GIF (the same starting noise in every GIF of a length)
+REAL_N = pick(64, 256, 512)         # real clips in the metric's sanity checks
+''', tags=["parameters"])
+
+code(r'''
+import inspect, tempfile, time
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from IPython.display import Code, Image, display
+
+from helpers import cost, stats
+from helpers import feature_net as fn
+from helpers.checkpoints import load_model
+from helpers.data import load_images
+from helpers.denoisers import from_checkpoint
+from helpers.metrics import fid_interval
+from helpers.models.video_unet import TemporalAttention
+from helpers.moving_mnist import make_clips
+from helpers.plotting import save_gif, show_grid
+from helpers.results import Results
+from helpers.samplers import generate
+
+torch.manual_seed(SEED)
+pd.set_option("display.precision", 4)
+plt.rcParams["figure.dpi"] = 80
+R = Results("12_video_diffusion", seed=SEED)
+video, card = from_checkpoint(VIDEO, device=DEVICE)
+features_net, features_card = load_model(FEATURES, device=DEVICE)
+gif_dir = Path(tempfile.mkdtemp())
+print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mode {'quick' if QUICK else 'full'}")
+print(f"{VIDEO.name}: {card['parameters']:,} parameters, clips {card['data']['shape']}, {card['step']} steps in "
+      f"{card['wall_time_s'] / 3600:.1f} h; made by: {card['command']}")
+
+def show_clips(clips, name, note=""):
+    """A GIF of clips side by side (one frame of every clip per GIF frame), and its size."""
+    path = save_gif([clips[:, f] for f in range(clips.shape[1])], gif_dir / f"{name}.gif", nrow=len(clips), fps=4,
+                    scale=2, hold_last=2)
+    print(f"{name}{note} ({path.stat().st_size // 1024} KiB)")
+    display(Image(filename=str(path)))
+''')
+
+md(r'''
+## 1. The data: moving MNIST
+
+Clip $i$ of a split comes from its own generator: which digit, where it starts, and its velocity (one of eight
+directions, one or two pixels per frame); the digit bounces off the walls. The trajectory does not depend on the clip's
+length, so the 4-frame clip $i$ is the start of the 16-frame clip $i$. Eight test clips of 16 frames:
+''')
+
+code(r'''
+real16 = load_images("moving-mnist:16:test")
+show_clips(real16.images[:8], "real_clips", ": digits " + ", ".join(str(int(d)) for d in real16.labels[:8]))
+''')
+
+md(r'''
+## 2. The network: a factorised space-time U-Net
+
+VDM replaces each 2-D convolution of the image U-Net by a space-only 3-D convolution (here: the 2-D blocks applied to
+every frame) and adds, after each block's spatial attention, a **temporal attention**: at every pixel position the
+F frames attend to each other, with a learned bias per head and frame offset (relative positions), so the network
+knows the order of the frames and runs on any number of them. Masking that attention to the diagonal turns the
+network into an image model applied to each frame: VDM's **joint training** adds such clips of independent still
+frames to each batch (`--joint-images`). The temporal attention:
+''')
+
+code(r'''
+display(Code(inspect.getsource(TemporalAttention.bias) + "\n" + inspect.getsource(TemporalAttention.forward), language="python"))
+x = torch.randn(2, card["model"]["num_frames"], *video.sample_shape[1:])
+gflop = cost.gflop_per_call(video.net, x, torch.full((2,), 500))
+print(f"{card['parameters']:,} parameters; {gflop:.2f} GFLOP per {x.shape[1]}-frame clip per call "
+      f"({gflop / x.shape[1]:.3f} per frame)")
+''')
+
+md(r'''
+## 3. FVD (our video features): does the metric behave?
+
+The feature network (`helpers/models/feature_net.py`: 3-D convolutions over frames and pixels, global pooling, a
+128-wide feature layer) was trained to read each clip's digit and the direction of its first move, on prefixes of 4,
+8 and 16 frames, so its features see identity and motion. Before it scores a model: `REAL_N` real *training* clips
+against the 2,000 *test* clips (the floor: two samples of the same distribution), and the same training clips with
+their frames shuffled, frozen (every frame the first) and with noise of std 0.2. A usable metric puts every
+corruption clearly above the floor.
+''')
+
+code(r'''
+acc = pd.Series(features_card["test_accuracy"], name="test accuracy")
+print(f"{FEATURES.name}: {features_card['steps']} steps, {features_card['wall_time_s'] / 60:.1f} min; test accuracy:")
+display(acc.to_frame().T)
+g = torch.Generator().manual_seed(SEED)
+mnist = load_images("mnist")
+train16 = make_clips(mnist.images, mnist.labels, 16, "train", num=REAL_N)[0]  # the first REAL_N training clips
+rows = []
+for frames in num_frames:
+    ref = fn.features(features_net, real16.images[:, :frames])
+    clips = train16[:, :frames]
+    for kind in ("real", "shuffle", "freeze", "noise"):
+        x = clips if kind == "real" else fn.degrade(clips, kind, g)
+        value, lo, hi = fid_interval(fn.features(features_net, x), ref, seed=SEED)
+        rows.append({"frames": frames, "clips": kind, fn.LABEL: value, "95% lo": lo, "95% hi": hi})
+sanity = pd.DataFrame(rows)
+display(sanity.pivot(index="clips", columns="frames", values=fn.LABEL))
+R.table("metric_sanity", sanity, f"FVD (our video features) of {REAL_N} real training clips, and of the same clips shuffled, frozen and noisy, against the 2000 test clips")
+floor = sanity[sanity.clips == "real"].set_index("frames")
+for _, r in sanity[sanity.clips != "real"].iterrows():
+    f = floor.loc[r.frames]
+    print(f"{r.frames} frames, {r.clips}: " + stats.compare((r[fn.LABEL], r["95% lo"], r["95% hi"]), (f[fn.LABEL], f["95% lo"], f["95% hi"]),
+                                                          (r.clips, "real clips")))
+''')
+
+md(r'''
+## 4. Training
+
+Both models: the same U-Net (base 32 channels, levels 1-2-2, spatial attention at 8 x 8), 8-frame clips, batch 8,
+the linear schedule with $T = 1000$, $\epsilon$-prediction, EMA; the joint model also sees 4 clips of independent
+still frames per batch (their temporal attention masked), which makes each of its steps about 1.5 times as costly.
+''')
+
+code(r'''
+joint, joint_card = (from_checkpoint(VIDEO_JOINT, device=DEVICE) if (VIDEO_JOINT / "model_card.json").exists() else (None, None))
+fig, ax = plt.subplots(figsize=(7, 3))
+for name, c in (("video only", card), ("joint (video + still frames)", joint_card)):
+    if c is None:
+        print(f"{name}: not trained yet ({VIDEO_JOINT.name})"); continue
+    h = np.array(c["loss_history"], dtype=float).reshape(-1, 2)
+    ax.plot(h[:, 0], pd.Series(h[:, 1]).rolling(5, min_periods=1).mean(), label=f"{name}: {c['step']} steps, {c['wall_time_s'] / 3600:.1f} h")
+ax.set_yscale("log"); ax.set_xlabel("optimiser step"); ax.set_ylabel("loss (rolling mean of 5 logs)"); ax.grid(alpha=0.3, which="both"); ax.legend(fontsize=8)
+plt.tight_layout(); plt.show()
+''')
+
+md(r'''
+## 5. Sampling steps: FVD, per-frame quality and a video series
+
+`make bench-video` drew clips 0..N-1 of seed 0 for every row and scored them: **FVD (our video features)** against
+2,000 test clips of the same length, the **per-frame FID** (each frame's digit cropped around its centre of mass and
+upsampled to 28 x 28, `moving_mnist.frame_digits`, on the MNIST-CNN features, against the test clips' frames treated
+the same way), **consistency** (the share of clips whose frames the MNIST classifier gives one label: a digit that
+changes identity mid-clip fails), and seconds per clip. Intervals: 95% bootstrap over the clips.
+''')
+
+code(r'''
+if RUN_BENCH:
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("video_fvd", ROOT / "bench" / "video_fvd.py")
+    bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+    tmp = Path(tempfile.mkdtemp())
+    bench.main(["--grid", "quick", "--num", "8", "--batch-size", "8", "--features", str(FEATURES), "--model", f"vdm={VIDEO}",
+                "--csv", str(tmp / "q.csv"), "--samples", str(tmp / "samples")])
+    display(pd.read_csv(tmp / "q.csv")[["name", "fvd", "frame_fid", "consistency", "s_per_clip"]])
+
+rows = pd.read_csv(BENCH_CSV)
+N = int(rows["num"].iloc[0])
+cols = ["model", "sampler", "steps", "frames", "fvd", "fvd_lo", "fvd_hi", "frame_fid", "frame_fid_lo", "frame_fid_hi", "consistency", "s_per_clip"]
+steps_rows = rows[(rows.model == "vdm") & (rows.frames == 8)].sort_values(["sampler", "steps"])[cols]
+display(steps_rows)
+R.table("by_steps", steps_rows, f"the video model at 8 frames: FVD (our video features), per-frame FID (95% bootstrap), consistency and s/clip by sampler and steps; N = {N} clips")
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+for i, (sampler, g_) in enumerate(steps_rows.groupby("sampler")):
+    for ax, (v, lo, hi, name) in zip(axes, (("fvd", "fvd_lo", "fvd_hi", fn.LABEL), ("frame_fid", "frame_fid_lo", "frame_fid_hi", "per-frame FID (MNIST-CNN)"))):
+        ax.errorbar(g_.steps, g_[v], yerr=[g_[v] - g_[lo], g_[hi] - g_[v]], fmt="o-", capsize=3, color=f"C{i}", label=sampler)
+        ax.set_xscale("log"); ax.set_xlabel("sampling steps"); ax.set_ylabel(name, fontsize=8); ax.grid(alpha=0.3, which="both"); ax.legend()
+real8 = sanity[(sanity.clips == "real") & (sanity.frames == 8)]
+if len(real8):
+    axes[0].axhline(real8[fn.LABEL].iloc[0], color="k", ls="--", lw=0.8, label="real clips")
+plt.tight_layout()
+R.figure("by_steps_plot", fig, "FVD (our video features) and per-frame FID against sampling steps, DDIM and DDPM")
+plt.show()
+''')
+
+md(r'''
+The same `SERIES_CLIPS` starting noises at each number of steps in `timesteps` (DDIM, then ancestral DDPM):
+''')
+
+code(r'''
+for sampler in ("ddim", "ddpm"):
+    for k in timesteps:
+        clips = generate(video, SERIES_CLIPS, SEED, sampler=sampler, steps=k, batch_size=SERIES_CLIPS)
+        show_clips(clips, f"{sampler}_{k}_steps", f": {sampler}, {k} steps")
+''')
+
+md(r'''
+## 6. The number of frames
+
+One model, trained on 8-frame clips, drawing clips of each length in `num_frames` (its temporal attention has a bias
+for every offset up to 31 frames; offsets beyond 7 were never seen in training). FVD is against test clips of the same
+length, so FVDs of different lengths are on different feature distributions; per-frame FID and consistency compare
+across lengths directly.
+''')
+
+code(r'''
+frames_rows = rows[(rows.model == "vdm") & (rows.sampler == "ddim") & (rows.steps == 50)].sort_values("frames")[cols]
+display(frames_rows)
+R.table("by_frames", frames_rows, f"the video model with DDIM-50 at each clip length: FVD, per-frame FID, consistency, s/clip; N = {N}")
+for frames in num_frames:
+    clips = generate(video, SERIES_CLIPS, SEED, (frames, *video.sample_shape[1:]), sampler="ddim", steps=max(timesteps), batch_size=SERIES_CLIPS)
+    show_clips(clips, f"frames_{frames}", f": {frames} frames, DDIM-{max(timesteps)}")
+''')
+
+md(r'''
+## 7. Joint training on still frames
+
+VDM reports that adding independent images to each batch improves video quality (Ho et al. 2022, Table 4: 4 or 8
+extra frames per video improved FVD on their text-to-video data). Here the still frames come from the same clips, so they add no new data, only a second task (an
+image model of single frames) that shares the weights.
+''')
+
+code(r'''
+pair = rows[(rows.sampler == "ddim") & (rows.steps == 50) & rows.frames.isin([8, 16])].sort_values(["frames", "model"])[cols]
+display(pair)
+R.table("joint", pair, f"video-only against joint training at 8 and 16 frames, DDIM-50; N = {N}")
+for frames in (8, 16):
+    p = pair[pair.frames == frames].set_index("model")
+    if {"vdm", "vdm-joint"} <= set(p.index):
+        for v, lo, hi, name in (("fvd", "fvd_lo", "fvd_hi", "FVD"), ("frame_fid", "frame_fid_lo", "frame_fid_hi", "per-frame FID")):
+            print(f"{frames} frames, {name}: " + stats.compare(tuple(p.loc["vdm-joint", [v, lo, hi]]), tuple(p.loc["vdm", [v, lo, hi]]), ("joint", "video only")))
+''')
+
+md(r'''
+## 8. What the experiments say
+
+Every number below is printed from the tables above (and saved in `results/12_video_diffusion.*`).
+''')
+
+code(r'''
+facts = {}
+fl = sanity[sanity.clips == "real"].set_index("frames")[fn.LABEL]
+print("- The metric: real clips score " + ", ".join(f"{v:.1f} at {k} frames" for k, v in fl.items()) + "; shuffled, frozen and "
+      "noisy clips " + "; ".join(f"{k}: " + ", ".join(f"{v:.1f}" for v in sanity[sanity.clips == k][fn.LABEL]) for k in ("shuffle", "freeze", "noise")))
+for sampler, g_ in steps_rows.groupby("sampler"):
+    print(f"- Steps, {sampler}: FVD " + ", ".join(f"{r.fvd:.1f} [{r.fvd_lo:.1f}, {r.fvd_hi:.1f}] at {r.steps}" for r in g_.itertuples())
+          + "; consistency " + ", ".join(f"{r.consistency:.0%}" for r in g_.itertuples()) + "; s/clip " + ", ".join(f"{r.s_per_clip:.2f}" for r in g_.itertuples()))
+    facts[f"fvd_{sampler}"] = {int(r.steps): r.fvd for r in g_.itertuples()}
+if len(frames_rows):
+    print("- Frames (DDIM-50): " + "; ".join(f"{r.frames} frames: FVD {r.fvd:.1f}, per-frame FID {r.frame_fid:.1f}, consistency {r.consistency:.0%}, "
+                                             f"{r.s_per_clip:.2f} s/clip ({r.s_per_clip / r.frames:.3f} s/frame)" for r in frames_rows.itertuples()))
+    facts["by_frames"] = {int(r.frames): {"fvd": r.fvd, "frame_fid": r.frame_fid, "consistency": r.consistency, "s_per_clip": r.s_per_clip}
+                          for r in frames_rows.itertuples()}
+facts["gflop_per_frame"] = gflop / x.shape[1]
+facts["training_hours"] = card["wall_time_s"] / 3600
+R.values("facts", facts, "the numbers the conclusions quote")
+''')
+
+md(r'''
+**Answers to the problem set and VDM's limitations** (read with the printed lines above; where intervals overlap,
+the difference is not resolved at this N).
+
+* **Steps.** Each sampling step is one network call on the whole clip, so the cost per clip grows linearly with the
+  steps (the s/clip column), while quality levels off: see where FVD and per-frame FID stop improving within their
+  intervals.
+* **Frames.** Longer clips cost proportionally more per call (every frame passes the 2-D blocks) plus the temporal
+  attention, quadratic in F; the model trained on 8 frames is asked at 16 to use frame offsets it never saw, which is
+  where consistency and FVD show whether the relative-position bias generalises.
+* **Limitations**, each with its number above: the cost (GFLOP per frame times frames times steps: a video sampler
+  pays the image model's cost per frame); the training budget a CPU affords; length generalisation beyond the
+  training clips; and the metric itself, which is only as good as the small feature network behind it (section 3).
+''')
+
+nb = nbf.v4.new_notebook(cells=cells)
+nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+nb.metadata["language_info"] = {"name": "python"}
+nbf.write(nb, "notebooks/12_video_diffusion.ipynb")
+print(f"wrote notebooks/12_video_diffusion.ipynb ({len(cells)} cells)")
