@@ -181,6 +181,28 @@ def matched_w(ws, accuracies, target: float) -> float | None:
     return None
 
 
+def match_accuracy(evaluate, target: float, ws, accuracies, tol: float = 0.01, max_evaluations: int = 4):
+    """The CFG scale whose measured class accuracy is within `tol` of `target`: start from the interpolation along
+    the sweep (matched_w), measure (`evaluate(w)` -> accuracy), add the point and interpolate again, at most
+    `max_evaluations` times. Returns (w, accuracy, [(w, accuracy) tried]); w is None if the sweep does not bracket
+    the target, and the last try is returned if none came within tol (the caller reports the gap)."""
+    ws, accuracies, tried = list(map(float, ws)), list(map(float, accuracies)), []
+    for _ in range(max_evaluations):
+        w = matched_w(ws, accuracies, target)
+        if w is None:
+            return None, None, tried
+        w = round(w, 3)
+        if any(w == v for v, _ in tried):
+            break
+        acc = float(evaluate(w))
+        tried.append((w, acc))
+        if abs(acc - target) <= tol:
+            return w, acc, tried
+        ws.append(w); accuracies.append(acc)
+    w, acc = min(tried, key=lambda p: abs(p[1] - target))
+    return w, acc, tried
+
+
 def ema_decay_curve(steps, power: float = 0.75, cap: float = 0.9999, inv_gamma: float = 1.0) -> np.ndarray:
     """The decay used by the k-th EMA update (k = optimisation step, 1-based; the update after k optimiser steps),
     as in diffusers' EMAModel.get_decay with use_ema_warmup=True (@crowsonkb's warm-up):

@@ -162,3 +162,17 @@ def test_noisy_classifier_accuracy_reads_t():
     assert gs.noisy_classifier_accuracy(stub, torch.zeros(20, 1, 8, 8), labels) == 1.0
     assert stub.seen.tolist() == [0] * 20
     assert gs.noisy_classifier_accuracy(stub, torch.zeros(20, 1, 8, 8), labels, t=500) == 0.1  # only the two 0s
+
+
+def test_match_accuracy_refines_the_interpolation_until_within_one_point():
+    """A sweep interpolated linearly misses a curved accuracy(w); measuring and re-interpolating closes the gap."""
+    import math
+
+    from helpers.guidance_study import match_accuracy
+
+    curve = lambda w: 1 - 0.9 * math.exp(-2 * w)  # accuracy rising steeply, then saturating
+    ws = [0.0, 1.0, 3.0]
+    calls = []
+    w, acc, tried = match_accuracy(lambda v: calls.append(v) or curve(v), 0.95, ws, [curve(v) for v in ws], tol=0.01)
+    assert abs(acc - 0.95) <= 0.01 and abs(curve(w) - acc) < 1e-12 and len(tried) == len(calls) >= 2
+    assert match_accuracy(curve, 0.05, ws, [curve(v) for v in ws]) == (None, None, [])  # below the sweep's range
