@@ -31,6 +31,30 @@ def psnr(x: torch.Tensor, x0: torch.Tensor, data_range: float = 2.0) -> torch.Te
     return 10 * torch.log10(data_range**2 / mse)
 
 
+def coarse_correlation(schedule: Schedule, images: torch.Tensor, ts: list[int], generator: torch.Generator,
+                       coarse: int = 8) -> pd.DataFrame:
+    """How much of the image a coarse look still sees in x_t: x_t and x_0 are average-pooled to coarse x coarse pixels
+    and correlated (Pearson, per image, over pixels and channels; the mean over images), for every t. Averaging a
+    d-pixel image down to `coarse` divides the noise variance by (d / coarse)^2 but keeps a smooth signal, so at the same
+    t a large image is more recognisable than a small one; simple diffusion's shifted schedule
+    (schedules.shift_schedule) cancels that. Columns: schedule, size, t, snr, correlation."""
+    d = images.shape[-1]
+    if d % coarse:
+        raise ValueError(f"images of {d} pixels cannot be average-pooled to {coarse} x {coarse}")
+    pool = lambda x: torch.nn.functional.avg_pool2d(x.double(), d // coarse).flatten(1)
+    eps = torch.randn(images.shape, generator=generator, dtype=images.dtype)
+    x0 = pool(images)
+    x0 = x0 - x0.mean(1, keepdim=True)
+    rows = []
+    for t in ts:
+        xt = pool(q_sample(schedule, images, torch.full((len(images),), t), eps))
+        xt = xt - xt.mean(1, keepdim=True)
+        corr = (xt * x0).sum(1) / (xt.norm(dim=1) * x0.norm(dim=1)).clamp_min(1e-12)
+        rows.append({"schedule": schedule.name, "size": d, "t": t, "snr": schedule.snr[t].item(),
+                     "correlation": corr.mean().item()})
+    return pd.DataFrame(rows)
+
+
 def class_means(images: torch.Tensor, labels: torch.Tensor, num_classes: int = 10) -> torch.Tensor:
     """Mean image of each class: [num_classes x C x H x W]."""
     return torch.stack([images[labels == k].mean(0) for k in range(num_classes)])

@@ -147,3 +147,25 @@ def test_posterior_moments_match_eq7():
     assert bins["count"].min() >= 1000 and len(bins) >= 20
     with pytest.raises(ValueError, match="needs t >= 1"):
         posterior_check(s, [0], 0.5, 10, g)
+
+
+def test_the_shifted_schedule_makes_a_large_image_as_recognisable_at_a_coarse_scale_as_a_small_one():
+    """An image at 32 pixels that is the 16-pixel image upsampled 2 x: at the same t its 8 x 8 view is less noisy
+    (the pooling averages 4 times as many noise values); under shift_schedule(s, 32, base=16) the two agree within
+    Monte-Carlo noise (400 images, one noise draw each)."""
+    from helpers.forward import coarse_correlation
+    from helpers.schedules import shift_schedule
+
+    g = torch.Generator().manual_seed(0)
+    small = torch.nn.functional.avg_pool2d(torch.rand(400, 3, 32, 32, generator=g), 4) * 2 - 1  # smooth-ish 8x8
+    small = torch.nn.functional.interpolate(small, scale_factor=2, mode="nearest")               # 16 x 16
+    large = torch.nn.functional.interpolate(small, scale_factor=2, mode="nearest")               # 32 x 32
+    s = Schedule.from_name("cosine", 1000)
+    ts = [300, 500, 700, 850]
+    c_small = coarse_correlation(s, small, ts, torch.Generator().manual_seed(1)).correlation.to_numpy()
+    c_large = coarse_correlation(s, large, ts, torch.Generator().manual_seed(2)).correlation.to_numpy()
+    c_shift = coarse_correlation(shift_schedule(s, 32, base=16), large, ts, torch.Generator().manual_seed(3)).correlation.to_numpy()
+    assert (c_large > c_small + 0.02).all()          # unshifted: the large image looks cleaner at every t
+    assert abs(c_shift - c_small).max() < 0.02       # shifted: the same
+    with pytest.raises(ValueError, match="cannot be average-pooled to 8 x 8"):
+        coarse_correlation(s, torch.zeros(2, 1, 12, 12), ts, g)
