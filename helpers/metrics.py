@@ -3,6 +3,8 @@
 - ``mnist-cnn``: the penultimate layer (128-d) of the project's MNIST classifier (checkpoints/mnist-cnn), offline.
   Scores with it are *not* comparable to published Inception FIDs; every label says which features were used.
 - ``pixels``: the raw pixel values (C*H*W dimensions), for tiny images such as the 8 x 8 digits.
+- ``feature-net:FOLDER``: the feature layer of a feature network trained here on data with known factors
+  (helpers.feature_net; e.g. the coloured shapes' attribute classifier), offline; labelled with its folder's name.
 - ``inception``: clean-fid's Inception-V3 in "clean" mode (Parmar et al. 2022), for users whose machine can download
   its weights; offline it fails with a message that names the offline alternative.
 
@@ -30,7 +32,29 @@ def label(metric: str, features: str, n: int) -> str:
     """The name every printed score carries, e.g. 'FID (MNIST-CNN features, N=2000)'."""
     names = {"mnist-cnn": "MNIST-CNN features", "inception": "Inception-V3 clean-fid features",
              "pixels": "raw-pixel features"}
+    if features.startswith("feature-net:"):
+        from pathlib import Path
+
+        return f"{metric} (our {Path(features.split(':', 1)[1]).name} features, N={n})"
     return f"{metric} ({names[features]}, N={n})"
+
+
+def feature_net_weights(features: str):
+    """The weights file of a `feature-net:FOLDER` (a path relative to the repository root, or absolute)."""
+    from pathlib import Path
+
+    from .paths import ROOT
+
+    folder = Path(features.split(":", 1)[1])
+    return (folder if folder.is_absolute() else ROOT / folder) / "model.safetensors"
+
+
+def feature_net_features(images: torch.Tensor, features: str) -> np.ndarray:
+    from .checkpoints import load_model
+    from .feature_net import features as net_features
+
+    model, _ = load_model(feature_net_weights(features).parent)
+    return net_features(model, images)
 
 
 @torch.no_grad()
@@ -84,7 +108,9 @@ def compute_features(images: torch.Tensor, features: str = "mnist-cnn", device="
         return inception_features(images, device=device)
     if features == "pixels":  # for images too small for a feature network (the 8 x 8 digits): C*H*W raw values
         return images.flatten(1).double().cpu().numpy()
-    raise ValueError(f"unknown feature network {features!r}; known: {', '.join(FEATURES)}")
+    if features.startswith("feature-net:"):
+        return feature_net_features(images, features)
+    raise ValueError(f"unknown feature network {features!r}; known: {', '.join(FEATURES)}, feature-net:FOLDER")
 
 
 def frechet_distance(feats1: np.ndarray, feats2: np.ndarray) -> float:
@@ -150,10 +176,11 @@ def reference_features(real: str, features: str = "mnist-cnn", num: int | None =
     from .paths import ROOT, data_cache
 
     is_folder = Path(real).is_dir()
-    weights = ROOT / "checkpoints" / "mnist-cnn" / "model.safetensors"
-    key_src = f"{real}|{features}|{num}|" + (hashlib.sha256(weights.read_bytes()).hexdigest() if features == "mnist-cnn" else "")
+    weights = (feature_net_weights(features) if features.startswith("feature-net:")
+               else ROOT / "checkpoints" / "mnist-cnn" / "model.safetensors" if features == "mnist-cnn" else None)
+    key_src = f"{real}|{features}|{num}|" + (hashlib.sha256(weights.read_bytes()).hexdigest() if weights else "")
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
-    cache = data_cache() / "fid" / f"{features}-{key}.npz"
+    cache = data_cache() / "fid" / f"{features.split(':')[0]}-{key}.npz"
     if not is_folder and cache.exists():
         return np.load(cache)["features"].astype(np.float64)
     images = load_pngs(real, limit=num) if is_folder else load_images(real).images[:num]

@@ -72,3 +72,25 @@ def test_the_cli_trains_a_video_feature_network_and_its_fvd_is_zero_on_the_same_
     assert "already holds a checkpoint" in capsys.readouterr().err
     assert fn.main(["--dataset", "mnist", "--out", str(tmp_path / "m"), "--steps", "5"]) == 2
     assert "needs a data set with known factors (moving-mnist:F or shapes:SIZE), got mnist" in capsys.readouterr().err
+
+
+def test_a_feature_net_serves_fid_and_names_itself(tmp_path):
+    """metrics.compute_features(images, "feature-net:FOLDER"): the network's features, a label that says whose, and
+    reference features cached under the hash of its weights."""
+    from helpers import checkpoints as ckpt
+    from helpers.metrics import compute_features, label, reference_features
+
+    torch.manual_seed(0)
+    model = FeatureNet(FeatureNetConfig(in_channels=3, image_size=16, channels=(4, 8), feature_dim=8, heads={"shape": 3}))
+    folder = tmp_path / "shapes-features-16"
+    folder.mkdir()
+    ckpt.save_tensors(model.state_dict(), folder / ckpt.MODEL)
+    ckpt.save_json({"kind": "feature-net", "architecture": "feature-net", "model": model.config.to_dict()}, folder / ckpt.CARD)
+    spec = f"feature-net:{folder}"
+    images = torch.rand(5, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(compute_features(images, spec)), model.eval().features(images).double())
+    assert label("FID", spec, 5) == "FID (our shapes-features-16 features, N=5)"
+    ref = reference_features("shapes:16:test", spec, num=20)
+    assert ref.shape == (20, 8)
+    assert (reference_features("shapes:16:test", spec, num=20) == ref).all()  # from the cache
