@@ -51,3 +51,25 @@ def test_tokenizer_round_trip_unknown_words_and_length():
     assert len(long) == 8 and long[-1] == tok.eos
     assert tok.encode("") == [tok.bos, tok.eos] + [tok.pad] * 6
     assert tok.batch(["seven", "a thin one"]).shape == (2, 8)
+
+
+def test_a_caption_fits_every_image_with_the_attributes_it_names():
+    """The contrastive loss's positives: caption i fits image j when j has the digit and every attribute i names."""
+    from types import SimpleNamespace
+
+    from helpers.text_encoder import compatible, contrastive_loss
+
+    data = SimpleNamespace(digits=torch.tensor([7, 7, 7, 3]),
+                           levels={"thickness": np.array([0, 2, 0, 0]), "slant": np.array([1, 1, 2, 1])})
+    idx = torch.arange(4)
+    used = ["{d}", "a {thickness} {d}", "a {thickness} {slant} {d}", "a {slant} {n}"]
+    expected = torch.tensor([[1, 1, 1, 0],    # "seven": every seven
+                             [0, 1, 0, 0],    # "a thick seven": only the thick one
+                             [0, 0, 1, 0],    # "a thin slanted right seven": itself
+                             [0, 0, 0, 1]], dtype=torch.bool)
+    assert torch.equal(compatible(data, idx, used), expected)
+    aligned = torch.eye(4)
+    temperature = torch.tensor(3.0)
+    good = contrastive_loss(aligned, aligned, expected, temperature)
+    bad = contrastive_loss(aligned, aligned.roll(1, 0), expected, temperature)
+    assert 0 <= good < bad

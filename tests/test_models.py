@@ -45,6 +45,11 @@ CASES = {
                                "heads": {"digit": 10, "direction": 8}}},
                     lambda g: (torch.randn(2, 3, 1, 8, 8, generator=g),),
                     (2, 18)),  # one logit per class of each head, concatenated
+    "text-encoder": ({"kind": "text-encoder", "architecture": "text-encoder",
+                      "model": {"vocab_size": 12, "max_length": 6, "width": 16, "depth": 1, "num_heads": 2, "embed_dim": 8,
+                                "latent_shape": [2, 3, 3]}},
+                     lambda g: (torch.tensor([[1, 5, 7, 2, 0, 0], [1, 9, 2, 0, 0, 0]]),),
+                     (2, 6 * 16 + 8)),  # every token's vector and the pooled embedding, concatenated
 }
 
 
@@ -67,7 +72,11 @@ def build(name, seed=0, perturb=True):
 def outputs(model, name, seed=1):
     with torch.no_grad():
         out = model(*CASES[name][1](torch.Generator().manual_seed(seed)))
-    return torch.cat(list(out.values()), 1) if isinstance(out, dict) else out  # a feature net's heads
+    if isinstance(out, dict):  # a feature net's heads
+        return torch.cat(list(out.values()), 1)
+    if isinstance(out, tuple):  # a text encoder's tokens and pooled embedding
+        return torch.cat([o.flatten(1) for o in out], 1)
+    return out
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -7,6 +7,7 @@
     video_unet.py  the factorised space-time U-Net of video diffusion (clips [N x F x C x H x W])
     mlp.py         TabDDPM's MLP denoiser for tables
     classifier.py  the MNIST classifier that judges samples, and the noise-aware classifier for guidance
+    text_encoder.py a small CLIP-like text encoder (tokens -> vectors to cross-attend to, and a pooled embedding)
     feature_net.py the attribute classifiers of images or clips whose features give our FID and FVD (shapes, video)
 
 A new family is one module (a config dataclass and an nn.Module that takes it) and one line in ARCHITECTURES.
@@ -23,6 +24,7 @@ from .autoencoder import Autoencoder, AutoencoderConfig
 from .classifier import DigitCNN, DigitCNNConfig, NoisyClassifier, NoisyClassifierConfig
 from .dit import DiT, DiTConfig
 from .feature_net import FeatureNet, FeatureNetConfig
+from .text_encoder import TextEncoder, TextEncoderConfig
 from .layers import count_parameters
 from .mlp import MLPConfig, MLPDenoiser
 from .unet import UNet, UNetConfig
@@ -47,6 +49,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "digit-cnn": Architecture(DigitCNNConfig, DigitCNN, None),
     "noisy-classifier": Architecture(NoisyClassifierConfig, NoisyClassifier, "config"),
     "feature-net": Architecture(FeatureNetConfig, FeatureNet, "model"),
+    "text-encoder": Architecture(TextEncoderConfig, TextEncoder, "model"),
 }
 KIND_ARCHITECTURE = {"ddpm": "unet", "tabddpm": "mlp", "mnist-classifier": "digit-cnn",
                      "noisy-classifier": "noisy-classifier"}
