@@ -87,8 +87,21 @@ def model_num_classes(denoiser) -> int | None:
     return getattr(config, "num_classes", None)
 
 
+def base_net(denoiser) -> nn.Module | None:
+    """The network under any wrappers (guidance) of a denoiser."""
+    while hasattr(denoiser, "denoiser"):
+        denoiser = denoiser.denoiser
+    return getattr(denoiser, "net", None)
+
+
+def text_conditioned(denoiser) -> bool:
+    """Whether the denoiser's network takes token ids [N, L] (a caption) as its condition instead of class labels."""
+    return getattr(getattr(base_net(denoiser), "config", None), "text", None) is not None
+
+
 def check_inputs(net: nn.Module, x_t: torch.Tensor, y: torch.Tensor | None) -> None:
-    """x_t of the network's floating-point dtype; labels (if any) integers, one per sample."""
+    """x_t of the network's floating-point dtype; labels (if any) integers, one per sample (or, for a
+    text-conditioned network, token ids [N, L])."""
     param = next(net.parameters(), None)
     if param is not None and x_t.dtype != param.dtype:
         raise ValueError(f"x_t has dtype {x_t.dtype} but the network's weights are {param.dtype}; convert it with "
@@ -96,7 +109,11 @@ def check_inputs(net: nn.Module, x_t: torch.Tensor, y: torch.Tensor | None) -> N
     if y is not None:
         if y.is_floating_point() or y.dtype == torch.bool:
             raise ValueError(f"class labels must be integers (an [N] LongTensor), got dtype {y.dtype}")
-        if y.shape != (x_t.shape[0],):
+        if getattr(getattr(net, "config", None), "text", None) is not None:
+            if y.ndim != 2 or y.shape[0] != x_t.shape[0]:
+                raise ValueError(f"got captions of shape {list(y.shape)} for {x_t.shape[0]} samples; give token ids [N, L], "
+                                 "one caption per sample")
+        elif y.shape != (x_t.shape[0],):
             raise ValueError(f"got labels of shape {list(y.shape)} for {x_t.shape[0]} samples; give one label per sample")
 
 

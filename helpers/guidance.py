@@ -36,7 +36,7 @@ from torch import nn
 from . import checkpoints as ckpt
 from .checks import ArgumentParser, check_new_checkpoint, non_negative_int, positive_float, positive_int
 from .data import load_images, parse_spec
-from .denoisers import DenoiserWrapper, check_labels, model_num_classes
+from .denoisers import DenoiserWrapper, base_net, check_labels, model_num_classes, text_conditioned
 from .diffusion import q_sample
 from .models.classifier import NoisyClassifier, NoisyClassifierConfig
 from .paths import checkpoints_dir
@@ -56,26 +56,35 @@ class CFGDenoiser(DenoiserWrapper):
     eps_u + w (eps_c - eps_u), with eps_u the prediction for the null label `num_classes`.
 
     w = 1 is one plain conditional call, w = 0 one call with the null label; otherwise one batched call on
-    [x, x] ([2N x C x H x W]) with labels [y, null] (so `nfe` counts one call per step, of twice the batch)."""
+    [x, x] ([2N x C x H x W]) with labels [y, null] (so `nfe` counts one call per step, of twice the batch).
+    A text-conditioned model takes token ids [N, L] as y, and the empty caption as its null condition."""
 
     def __init__(self, denoiser: nn.Module, w: float, num_classes: int | None = None, source: str = "this model"):
         super().__init__()
+        self.text = text_conditioned(denoiser)
         num_classes = num_classes if num_classes is not None else model_num_classes(denoiser)
-        if num_classes is None:
+        if num_classes is None and not self.text:
             raise ValueError(f"guidance needs a conditional model; {source} is unconditional")
         if not math.isfinite(float(w)):
             raise ValueError(f"the guidance scale w must be a finite number, got {w}")
-        self.denoiser, self.w, self.num_classes = denoiser, float(w), int(num_classes)
+        self.denoiser, self.w = denoiser, float(w)
+        self.num_classes = None if num_classes is None else int(num_classes)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if y is None:
-            raise ValueError("classifier-free guidance needs class labels y (an [N] LongTensor); got None")
-        check_labels(y, self.num_classes)
-        if y.shape != (x.shape[0],):
-            raise ValueError(f"got labels of shape {list(y.shape)} for {x.shape[0]} images; give one label per image")
+            raise ValueError("classifier-free guidance needs class labels y (an [N] LongTensor) or, for a "
+                             "text-conditioned model, captions (token ids [N, L]); got None")
+        if self.text:
+            if y.ndim != 2 or y.shape[0] != x.shape[0]:
+                raise ValueError(f"got captions of shape {list(y.shape)} for {x.shape[0]} images; give token ids [N, L]")
+            null = base_net(self.denoiser).null_condition(y)
+        else:
+            check_labels(y, self.num_classes)
+            if y.shape != (x.shape[0],):
+                raise ValueError(f"got labels of shape {list(y.shape)} for {x.shape[0]} images; give one label per image")
+            null = torch.full_like(y, self.num_classes)
         if self.w == 1:
             return self.denoiser(x, t, y)
-        null = torch.full_like(y, self.num_classes)
         if self.w == 0:
             return self.denoiser(x, t, null)
         eps_c, eps_u = self.denoiser(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, null])).chunk(2)

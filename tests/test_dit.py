@@ -104,3 +104,41 @@ def test_bad_configs_and_inputs_are_refused():
         model(torch.randn(2, 3, 8, 8), torch.tensor([1, 2]), torch.tensor([0, 11]))
     with pytest.raises(ValueError, match="only a class-conditional adaln-zero DiT"):
         to_diffusers(DiT(DiTConfig(**SMALL, conditioning="in-context")))
+
+
+TEXT = dict(vocab_size=46, max_length=16, width=16, depth=1, num_heads=2, embed_dim=8, latent_shape=[3, 8, 8])
+
+
+def test_a_text_conditioned_dit_starts_as_the_identity_reads_its_caption_and_guides_with_the_empty_one():
+    from helpers.captions import Tokenizer
+    from helpers.denoisers import Denoiser
+    from helpers.guidance import CFGDenoiser
+    from helpers.models.layers import timestep_embedding
+    from helpers.samplers import generate
+    from helpers.schedules import Schedule
+
+    cfg = DiTConfig(**{**SMALL, "num_classes": None}, text=TEXT)
+    tok = Tokenizer()
+    ids = tok.batch(["a thick seven", "a thin one", "", "seven"])
+    x, t = torch.randn(4, *cfg.sample_shape), torch.tensor([0, 100, 500, 999])
+    fresh = DiT(cfg).eval()
+    with torch.no_grad():
+        assert fresh(x, t, ids).abs().max() == 0  # adaLN-Zero's identity and the zero cross-attention output
+        emb, context, mask = fresh.embed_text(fresh.time_mlp(timestep_embedding(t, 256)), ids)
+        h = fresh.patch(x).flatten(2).transpose(1, 2) + fresh.pos
+        assert all(torch.equal(block(h, emb, context, mask), h) for block in fresh.blocks)
+    assert mask[2].tolist() == [True, True] + [False] * 14  # the empty caption: <bos> <eos>
+    assert not any(p.requires_grad for p in fresh.text.parameters())  # the text encoder is frozen
+    model = perturbed(cfg)
+    with torch.no_grad():
+        a, b = model(x, t, ids), model(x, t, tok.batch(["a thin one"] * 4))
+        assert not torch.allclose(a[0], b[0]) and torch.allclose(a[1], b[1])  # the caption matters, per sample
+        assert torch.equal(model.null_condition(ids), tok.batch([""] * 4))
+        torch.testing.assert_close(model(x, t, None), model(x, t, tok.batch([""] * 4)))  # no caption = the empty one
+    denoiser = Denoiser(model, Schedule.from_name("linear", 1000))
+    images = generate(CFGDenoiser(denoiser, 3.0), 4, 0, sampler="ddim", steps=3, y=ids, batch_size=4)
+    assert images.shape == (4, 3, 8, 8) and torch.isfinite(images).all()
+    with pytest.raises(ValueError, match=r"give token ids \[N, L\]"):
+        CFGDenoiser(denoiser, 3.0)(x, t, torch.tensor([1, 2, 3, 4]))
+    with pytest.raises(ValueError, match="a text-conditioned DiT has no classes"):
+        DiTConfig(**SMALL, text=TEXT)

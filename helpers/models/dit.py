@@ -12,6 +12,12 @@ the variants of the paper's Figure 3:
     in-context       t and y appended as two extra tokens to the sequence; plain transformer blocks
     cross-attention  the blocks attend to the two-token sequence [t, y] after self-attention
 
+A text-conditioned DiT (notebook 11; `text` set to a text encoder's config, no classes) takes token ids [N, L] as its
+condition: a frozen text encoder (helpers/models/text_encoder.py, trained by helpers.text_encoder) turns them into
+token vectors; the <eos> token's vector joins t in adaLN-Zero's input, and every block cross-attends to all tokens
+after its self-attention (as PixArt-alpha does), the cross-attention's output layer zero-initialised so that the
+blocks still start as the identity. Its null condition for CFG is the empty caption.
+
 Only adaln-zero has a diffusers twin (`DiTTransformer2DModel`); `to_diffusers` converts its weights so that the
 two can be compared on the same input (tests/test_dit.py).
 """
@@ -44,6 +50,7 @@ class DiTConfig(NetConfig):
     mlp_ratio: float = 4.0
     num_classes: int | None = 10  # None: unconditional; otherwise label `num_classes` is the null label
     conditioning: str = "adaln-zero"
+    text: dict | None = None  # a text encoder's config (TextEncoderConfig fields): condition on captions
 
     def __post_init__(self):
         if self.conditioning not in CONDITIONINGS:
@@ -54,6 +61,9 @@ class DiTConfig(NetConfig):
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         if self.hidden_size % 4:
             raise ValueError(f"hidden_size must be divisible by 4 (the 2-D position embedding), got {self.hidden_size}")
+        if self.text is not None and (self.num_classes is not None or self.conditioning != "adaln-zero"):
+            raise ValueError("a text-conditioned DiT has no classes (num_classes=None) and uses adaln-zero "
+                             f"(got num_classes={self.num_classes}, conditioning={self.conditioning!r})")
         for name in ("in_channels", "image_size", "patch_size", "depth"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -107,10 +117,12 @@ class Attention(nn.Module):
         self.heads = heads
         self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """mask [N, L_context] bool: which context tokens to attend to (None: all)."""
         context = x if context is None else context
         split = lambda z: z.reshape(z.shape[0], z.shape[1], self.heads, -1).transpose(1, 2)  # (N, heads, L, d)
-        h = F.scaled_dot_product_attention(split(self.q(x)), split(self.k(context)), split(self.v(context)))
+        h = F.scaled_dot_product_attention(split(self.q(x)), split(self.k(context)), split(self.v(context)),
+                                           attn_mask=None if mask is None else mask[:, None, None, :])
         return self.out(h.transpose(1, 2).reshape(x.shape))
 
 
@@ -129,14 +141,20 @@ class Block(nn.Module):
             if self.kind == "adaln-zero":  # every block starts as the identity: all gates are 0
                 nn.init.zeros_(self.modulation[1].weight)
                 nn.init.zeros_(self.modulation[1].bias)
-        if self.kind == "cross-attention":
+        if self.kind == "cross-attention" or cfg.text is not None:
             self.norm_cross = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
             self.cross = Attention(d, cfg.num_heads)
+        self.text = cfg.text is not None
+        if self.text:  # the text cross-attention starts switched off, keeping adaLN-Zero's identity at initialisation
+            nn.init.zeros_(self.cross.out.weight)
+            nn.init.zeros_(self.cross.out.bias)
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, emb: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.kind == "adaln-zero":
             shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(emb).chunk(6, dim=1)
             x = x + gate1[:, None] * self.attn(modulate(self.norm1(x), shift1, scale1))
+            if self.text:
+                x = x + self.cross(self.norm_cross(x), context, mask)
             return x + gate2[:, None] * self.mlp(modulate(self.norm2(x), shift2, scale2))
         if self.kind == "adaln":
             shift1, scale1, shift2, scale2 = self.modulation(emb).chunk(4, dim=1)
@@ -160,6 +178,13 @@ class DiT(nn.Module):
         self.register_buffer("pos", pos_embed_2d(d, cfg.image_size // p), persistent=False)
         self.time_mlp = nn.Sequential(nn.Linear(FREQ_DIM, d), nn.SiLU(), nn.Linear(d, d))
         self.label_emb = nn.Embedding(cfg.num_classes + 1, d) if cfg.num_classes else None
+        self.text = None
+        if cfg.text is not None:  # a frozen text encoder, and the maps from its width to the DiT's
+            from .text_encoder import TextEncoder, TextEncoderConfig
+
+            self.text = TextEncoder(TextEncoderConfig(**cfg.text)).requires_grad_(False)
+            self.text_context = nn.Linear(self.text.config.width, d)
+            self.text_pooled = nn.Linear(self.text.config.width, d)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         if cfg.conditioning in ("adaln-zero", "adaln"):
@@ -173,7 +198,7 @@ class DiT(nn.Module):
         # The paper's initialisation of the rest: Xavier-uniform linear layers, the patch embedding like a linear
         # layer, N(0, 0.02) for the label and time embeddings.
         for m in self.modules():
-            if isinstance(m, nn.Linear) and m.weight.abs().sum() > 0:
+            if isinstance(m, nn.Linear) and m.weight.abs().sum() > 0 and not any(m is t for t in self.text_modules()):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
         nn.init.xavier_uniform_(self.patch.weight.view(d, -1))
@@ -182,6 +207,26 @@ class DiT(nn.Module):
             nn.init.normal_(self.label_emb.weight, std=0.02)
         for layer in (self.time_mlp[0], self.time_mlp[2]):
             nn.init.normal_(layer.weight, std=0.02)
+
+    def text_modules(self) -> list[nn.Module]:
+        return [] if self.text is None else list(self.text.modules())
+
+    def null_condition(self, y: torch.Tensor) -> torch.Tensor:
+        """The condition of CFG's unconditional branch for a batch conditioned on y: the null label, or the empty
+        caption's token ids for a text-conditioned DiT."""
+        if self.text is not None:
+            return self.text.empty(len(y), y.device)
+        return torch.full_like(y, self.config.num_classes)
+
+    def embed_text(self, t_emb: torch.Tensor, ids: torch.Tensor | None):
+        ids = self.text.empty(len(t_emb), t_emb.device) if ids is None else ids
+        if ids.ndim != 2 or ids.dtype != torch.long:
+            raise ValueError(f"a text-conditioned DiT takes token ids [N, {self.text.config.max_length}] as its condition "
+                             f"(helpers.captions.Tokenizer), got {list(ids.shape)} {ids.dtype}")
+        tokens, _ = self.text(ids)
+        eos = (ids == self.text.config.eos_id).int().argmax(1)
+        pooled = tokens[torch.arange(len(ids), device=ids.device), eos]
+        return t_emb + self.text_pooled(pooled), self.text_context(tokens), ids != self.text.config.pad_id
 
     def embed(self, t: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """emb = t_emb + y_emb (the adaLN input), and the conditioning tokens [t_emb, y_emb] (in-context, cross)."""
@@ -198,12 +243,16 @@ class DiT(nn.Module):
             raise ValueError(f"expected input of shape [N, {', '.join(map(str, cfg.sample_shape))}], got {list(x.shape)}")
         if t.ndim == 0:
             t = t.expand(x.shape[0])
-        emb, tokens = self.embed(t, y)
+        mask = None
+        if self.text is not None:
+            emb, tokens, mask = self.embed_text(self.time_mlp(timestep_embedding(t, FREQ_DIM)), y)
+        else:
+            emb, tokens = self.embed(t, y)
         h = self.patch(x).flatten(2).transpose(1, 2) + self.pos  # (N, L, d)
         if cfg.conditioning == "in-context":
             h = torch.cat([h, tokens], dim=1)
         for block in self.blocks:
-            h = block(h, emb, tokens)
+            h = block(h, emb, tokens, mask)
         h = self.norm_out(h[:, : cfg.num_patches])
         if cfg.conditioning in ("adaln-zero", "adaln"):
             shift, scale = self.modulation_out(emb).chunk(2, dim=1)

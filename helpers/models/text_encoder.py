@@ -21,6 +21,7 @@ class TextEncoderConfig:
     num_heads: int = 4
     embed_dim: int = 64  # the joint text-image space of the contrastive loss
     pad_id: int = 0
+    bos_id: int = 1
     eos_id: int = 2
     latent_shape: tuple[int, ...] = (4, 7, 7)  # what LatentEncoder reads
 
@@ -57,6 +58,13 @@ class TextEncoder(nn.Module):
         eos = (ids == cfg.eos_id).int().argmax(1)
         pooled = self.project(h[torch.arange(len(ids)), eos])
         return h, F.normalize(pooled, dim=-1)
+
+    def empty(self, n: int, device=None) -> torch.Tensor:
+        """Token ids [n, L] of the empty caption (<bos> <eos> <pad>...): the null condition of text CFG."""
+        cfg = self.config
+        ids = torch.full((n, cfg.max_length), cfg.pad_id, dtype=torch.long, device=device)
+        ids[:, 0], ids[:, 1] = cfg.bos_id, cfg.eos_id
+        return ids
 
 
 class LatentEncoder(nn.Module):
