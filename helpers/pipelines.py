@@ -37,6 +37,11 @@ def load_pipeline(kind: str, hub_id: str | None = None, device: str = "cuda", dt
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
             pipe = getattr(diffusers, class_name).from_pretrained(hub_id, torch_dtype=dtype, **opts)
+    except ImportError as err:  # diffusers' message for a missing optional package spans lines: name it in one
+        package = next((w for w in ("transformers", "accelerate", "sentencepiece") if w in str(err)), err.name or "?")
+        raise DiffusersModelError(
+            f"{class_name} {hub_id!r} cannot load here: it needs the {package} package (`pip install {package}`), which "
+            f"the set-up leaves out because the pipeline is only of use online, with {needs}") from err
     except Exception as err:
         where = (f"the folder {hub_id}" if local else "the local Hugging Face cache (huggingface.co is not reachable "
                  "from here)" if opts else "the Hugging Face hub")

@@ -59,11 +59,13 @@ class TrainConfig:
     channels_last: bool = True
     mixed_precision: str = "no"
     joint_images: int = 0  # video: clips of independent frames added to each batch (VDM's joint training on images)
+    text_encoder: str | None = None  # a text encoder checkpoint: condition a DiT on captions (label_dropout: empty ones)
 
 
-def global_batch(data, order: "BatchOrder", step: int, cfg: TrainConfig, num_classes: int | None):
-    """x_0, t, eps (and labels, some dropped to the null label) of global batch `step`, drawn from a generator seeded
-    by (seed, step) alone: the same on every process, whatever the number of processes or where a run resumed."""
+def global_batch(data, order: "BatchOrder", step: int, cfg: TrainConfig, num_classes: int | None, captions=None):
+    """x_0, t, eps (and labels, some dropped to the null label, or the token ids of captions in random training
+    phrasings, some dropped to the empty caption) of global batch `step`, drawn from a generator seeded by
+    (seed, step) alone: the same on every process, whatever the number of processes or where a run resumed."""
     idx = order(step)
     g = step_generator(cfg.seed, step)
     x0 = data.images[idx]
@@ -73,6 +75,12 @@ def global_batch(data, order: "BatchOrder", step: int, cfg: TrainConfig, num_cla
     if num_classes:  # label dropout to the null label, for classifier-free guidance
         drop = torch.rand(len(idx), generator=g) < cfg.label_dropout
         y = torch.where(drop, num_classes, data.labels[idx])
+    elif captions is not None:  # (captioned latents, tokenizer): helpers.text_encoder.CaptionedLatents
+        from .captions import TEMPLATES
+
+        texts, _ = captions[0].captions(idx, list(TEMPLATES), g)
+        drop = (torch.rand(len(idx), generator=g) < cfg.label_dropout).tolist()
+        y = captions[1].batch(["" if d else text for text, d in zip(texts, drop)])
     return x0, t, eps, y
 
 
@@ -126,13 +134,13 @@ def init_from_checkpoint(model: UNet, folder: str) -> list[str]:
     return sorted(set(own) - set(source))
 
 
-def ddpm_objective(data, schedule: Schedule, cfg: TrainConfig, num_classes: int | None):
+def ddpm_objective(data, schedule: Schedule, cfg: TrainConfig, num_classes: int | None, captions=None):
     """Ho et al. (2020) Algorithm 1 as an objective of helpers.loop: the per-sample loss (helpers.objectives) of this
     process's slice of global batch `step`, averaged."""
     order = BatchOrder(len(data), cfg.batch_size, cfg.seed)
 
     def objective(model, step: int, ctx):
-        x0, t, eps, y = global_batch(data, order, step, cfg, num_classes)
+        x0, t, eps, y = global_batch(data, order, step, cfg, num_classes, captions)
         x0, t, eps = (ctx.local(v) for v in (x0, t, eps))
         y = None if y is None else ctx.local(y)
         if ctx.channels_last:
@@ -158,6 +166,7 @@ def describe(model_cfg, cfg: TrainConfig, data, n_params: int) -> dict:
         "kind": "ddpm",
         "architecture": architecture_name(model_cfg),
         **({"autoencoder": cfg.dataset.split(":")[1], "sampling": {"clip_x0": False}} if latent else {}),
+        **({"text_encoder": cfg.text_encoder} if cfg.text_encoder else {}),
         "model": model_cfg.to_dict(),
         "parameters": n_params,
         "schedule": {"name": cfg.schedule, "T": cfg.T,
@@ -184,6 +193,16 @@ def train(model_cfg, cfg: TrainConfig, out: Path, resume: bool = False, command:
     schedule = Schedule.from_name(cfg.schedule, cfg.T)
     model = build_model(model_cfg, cfg)
     resuming = check_out(out, resume)
+    captions = None
+    if cfg.text_encoder:
+        from .captions import Tokenizer
+        from .text_encoder import CaptionedLatents
+
+        if not cfg.dataset.startswith("latents:"):
+            raise ValueError(f"--text-encoder trains on captioned latents: give --dataset latents:AUTOENCODER, got {cfg.dataset}")
+        captions = (CaptionedLatents(cfg.dataset.split(":")[1]), Tokenizer(model_cfg.text["max_length"]))
+        if not resuming:  # the frozen text encoder's trained weights (a resumed run has them in its checkpoint)
+            model.text.load_state_dict(ckpt.load_model(cfg.text_encoder)[0].state_dict())
     if cfg.init_from and not resuming:
         new = init_from_checkpoint(model, cfg.init_from)
         if accelerator.is_main_process:
@@ -196,7 +215,7 @@ def train(model_cfg, cfg: TrainConfig, out: Path, resume: bool = False, command:
         raise ValueError(f"batch size {cfg.batch_size} is not divisible by the {accelerator.num_processes} processes")
     channels_last = cfg.channels_last and len(data.shape) == 3  # a layout of 4-D image batches only
     info = describe(model_cfg, cfg, data, count_parameters(model))
-    return fit(model, ddpm_objective(data, schedule, cfg, model_cfg.num_classes), cfg, out, lambda: info,
+    return fit(model, ddpm_objective(data, schedule, cfg, model_cfg.num_classes, captions), cfg, out, lambda: info,
                resume=resume, command=command, channels_last=channels_last, accelerator=accelerator)
 
 
@@ -258,6 +277,8 @@ def build_parser() -> ArgumentParser:
                    help="DiT: how t and the label enter the blocks")
     p.add_argument("--conditional", action="store_true", help="class-conditional, with a null label for CFG")
     p.add_argument("--label-dropout", type=unit_float, default=d.label_dropout)
+    p.add_argument("--text-encoder", default=None, help="DiT: condition on captions, encoded by this text encoder "
+                   "checkpoint (python -m helpers.text_encoder); --label-dropout is then the share of empty captions")
     p.add_argument("--joint-images", type=non_negative_int, default=d.joint_images,
                    help="video: clips of independent still frames added to each batch (VDM's joint training); 0: off")
     return p
@@ -283,6 +304,8 @@ def configs_from_args(args, given: dict | None = None) -> tuple[UNetConfig | DiT
     if wrong:
         owner = next(LABELS[a] for a, keys in OPTIONS.items() if wrong[0] in keys)
         raise ValueError(f"--{wrong[0].replace('_', '-')} is an option of the {owner}, not of --architecture {args.architecture}")
+    if args.text_encoder and args.architecture != "dit":
+        raise ValueError(f"--text-encoder conditions a DiT on captions; it needs --architecture dit, not {args.architecture}")
     data = load_images(args.dataset)
     video = args.architecture == "video-unet"
     if len(data.shape) != (4 if video else 3):
@@ -297,9 +320,14 @@ def configs_from_args(args, given: dict | None = None) -> tuple[UNetConfig | DiT
             channel_mults=args.channel_mults, num_res_blocks=args.num_res_blocks,
             attention_resolutions=args.attention_resolutions, dropout=args.dropout, num_classes=num_classes)
     elif args.architecture == "dit":
+        text = None
+        if args.text_encoder:
+            if args.conditional:
+                raise ValueError("--text-encoder conditions on captions instead of class labels; drop --conditional")
+            text = ckpt.read_card(Path(args.text_encoder))["model"]
         model_cfg = DiTConfig(in_channels=c, image_size=h, patch_size=args.patch_size, hidden_size=args.hidden_size,
                               depth=args.depth, num_heads=args.num_heads, num_classes=num_classes,
-                              conditioning=args.conditioning)
+                              conditioning=args.conditioning, text=text)
     else:
         model_cfg = UNetConfig(
             in_channels=c, image_size=h, base_channels=args.base_channels, channel_mults=args.channel_mults,

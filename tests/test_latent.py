@@ -83,3 +83,33 @@ def test_options_of_the_other_architecture_are_refused(capsys, tmp_path):
     assert "--base-channels is an option of the U-Net, not of --architecture dit" in capsys.readouterr().err
     assert train.main(["--dataset", "digits", "--depth", "3", "--out", str(tmp_path / "b")]) == 2
     assert "--depth is an option of the DiT, not of --architecture unet" in capsys.readouterr().err
+
+
+def test_text_to_image_end_to_end_is_deterministic_per_seed(trained, tmp_path, capsys):
+    """Captions of the 8x8 digits -> the text encoder (contrastive) -> a text-conditioned DiT on the latents ->
+    helpers.text_to_image: the same prompt and seed give the same images, image i is the same at any count, another
+    prompt gives other images; the CLI writes PNGs and names unknown words; an empty folder is refused in one line."""
+    from helpers import text_encoder, text_to_image
+
+    _, ae, _, _ = trained
+    te, t2i = tmp_path / "te", tmp_path / "t2i"
+    assert text_encoder.main(["--autoencoder", str(ae), "--out", str(te), "--steps", "20", "--batch-size", "32"]) == 0
+    card = json.loads((te / "model_card.json").read_text())
+    assert card["model"]["latent_shape"] == [2, 4, 4] and set(card["zero_shot_digit_accuracy"]) == {"training phrasings", "held-out phrasings"}
+    assert train.main(["--architecture", "dit", "--dataset", f"latents:{ae}", "--text-encoder", str(te), "--out", str(t2i),
+                       "--steps", "5", "--batch-size", "16", "--hidden-size", "32", "--depth", "1", "--num-heads", "2",
+                       "--patch-size", "2", "--log-every", "5"]) == 0
+    a = text_to_image.text_to_image("a thick seven", w=2.0, steps=3, seed=4, num=3, checkpoint=t2i)
+    b = text_to_image.text_to_image("a thick seven", w=2.0, steps=3, seed=4, num=2, checkpoint=t2i)
+    c = text_to_image.text_to_image("a thin one", w=2.0, steps=3, seed=4, num=3, checkpoint=t2i)
+    assert a.shape == (3, 1, 8, 8) and torch.equal(a[:2], b) and not torch.equal(a, c)
+    out = tmp_path / "png"
+    assert text_to_image.main(["--prompt", "a thick cat", "--checkpoint", str(t2i), "--num", "2", "--steps", "2",
+                                "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["000000.png", "000001.png", "sampling.json"]
+    assert "does not know the words 'cat'" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert text_to_image.main(["--prompt", "a seven", "--checkpoint", str(empty), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "holds no checkpoint" in err and "\n" not in err
