@@ -74,7 +74,8 @@ class Vocabulary:
 def caption(words: dict[str, str], digit: int, template: str) -> str:
     """One caption: `template` (from TEMPLATES or HELD_OUT) filled with the digit and its attribute words."""
     text = template.format(d=DIGITS[digit], n=str(digit), **words)
-    return re.sub(r"\ban (?=[^aeiou])", "a ", re.sub(r"\ba (?=[aeiou])", "an ", text))
+    text = re.sub(r"\ba (?=[aeiou])(?!one\b)", "an ", text)  # "an eight", "an upright"; but "a one"
+    return re.sub(r"\ban (?=[^aeiou]|one\b)", "a ", text)
 
 
 def normalise(text: str) -> list[str]:

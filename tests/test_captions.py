@@ -34,6 +34,8 @@ def test_words_follow_the_fitted_terciles_and_captions_read_well():
     assert caption(words[1], 8, "a {slant} {d}") == "an upright eight"
     assert caption(words[0], 7, "an {slant} {d} in {thickness} lines") == "a slanted left seven in thin lines"
     assert caption(words[2], 3, TEMPLATES[1]) == "the digit 3, thick and slanted right"
+    assert caption(words[1], 1, "a {d} written {thickness}") == "a one written regular"
+    assert caption(words[1], 8, "a {d} written {thickness}") == "an eight written regular"
     assert not set(TEMPLATES) & set(HELD_OUT)
 
 
