@@ -26,7 +26,6 @@ work shared the CPU meanwhile, `--retime K` measures it again on images 0..K-1 o
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -42,6 +41,8 @@ from helpers.data import load_pngs, save_pngs  # noqa: E402
 from helpers.denoisers import from_checkpoint  # noqa: E402
 from helpers.metrics import compute_features, fid_blocks, reference_features, scores  # noqa: E402
 from helpers.samplers import generate  # noqa: E402
+from helpers import results  # noqa: E402
+from helpers.results import read_rows  # noqa: E402
 
 # (sampler, steps, eta[, spacing]), most informative first so that a partial run is already useful; the spacing is
 # linspace unless given.
@@ -199,19 +200,8 @@ def copy_rows(args, rows: dict) -> int:
     return 0
 
 
-def read_rows(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    with path.open() as f:
-        return {row["name"]: row for row in csv.DictReader(f)}
-
-
 def write_rows(path: Path, rows: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows.values())
+    results.write_rows(path, rows, FIELDS)
 
 
 def denoiser_cache(args):

@@ -14,7 +14,6 @@ clips (metrics.fid_interval); consistency is the share of clips whose frames the
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,8 @@ from helpers.feature_net import features  # noqa: E402
 from helpers.metrics import compute_features, fid_interval  # noqa: E402
 from helpers.moving_mnist import frame_digits  # noqa: E402
 from helpers.samplers import generate  # noqa: E402
+from helpers import results  # noqa: E402
+from helpers.results import read_rows  # noqa: E402
 
 MODELS = {"vdm": "checkpoints/vdm-mnist", "vdm-joint": "checkpoints/vdm-mnist-joint"}
 # (model, sampler, steps, frames), most informative first
@@ -90,19 +91,8 @@ def score(clips: torch.Tensor, ref: dict, feature_net, classifier, seed: int) ->
             "frame_accuracy_confident": round(float((probs.max(1).values >= 0.9).double().mean()), 4)}
 
 
-def read_rows(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    with path.open() as f:
-        return {row["name"]: row for row in csv.DictReader(f)}
-
-
 def write_rows(path: Path, rows: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(rows.values())
+    results.write_rows(path, rows, FIELDS)
 
 
 def main(argv=None) -> int:

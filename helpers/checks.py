@@ -202,6 +202,19 @@ def check_out_file(path: Path, overwrite: bool = False, option: str = "--out") -
     return path
 
 
+def training_options(p, out_default=None, steps: int = 1500, batch_size: int = 64, lr: float = 1e-3) -> None:
+    """The options every small training CLI shares (a classifier, a feature network, the text encoder): --out (required
+    unless a default is given), --overwrite, --steps, --batch-size, --lr and --seed."""
+    from pathlib import Path
+
+    p.add_argument("--out", type=Path, required=out_default is None, default=out_default, help="the checkpoint folder")
+    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
+    p.add_argument("--steps", type=positive_int, default=steps)
+    p.add_argument("--batch-size", type=positive_int, default=batch_size)
+    p.add_argument("--lr", type=positive_float, default=lr)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+
+
 def check_new_checkpoint(out: Path, overwrite: bool = False, option: str = "--out") -> Path:
     """A folder for a new checkpoint: not a file, and not holding a checkpoint already unless `overwrite` (checked
     before training, so that a finished model is not replaced by accident)."""

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoints as ckpt
-from .checks import ArgumentParser, check_new_checkpoint, non_negative_int, positive_float, positive_int
+from .checks import ArgumentParser, check_new_checkpoint, positive_int, training_options
 from .data import load_images, parse_spec
 from .denoisers import DenoiserWrapper, base_net, check_labels, model_num_classes, text_conditioned
 from .diffusion import q_sample
@@ -280,15 +280,10 @@ def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m helpers.guidance", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     tc = sub.add_parser("train-classifier", help="train a noise-aware classifier for classifier guidance")
-    tc.add_argument("--out", type=Path, default=default_classifier_path())
-    tc.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
-    tc.add_argument("--steps", type=positive_int, default=1500)
-    tc.add_argument("--seed", type=non_negative_int, default=0)
+    training_options(tc, out_default=default_classifier_path(), steps=1500, batch_size=128, lr=1e-3)
     tc.add_argument("--schedule", choices=SCHEDULES, default="linear")
     tc.add_argument("--T", type=positive_int, default=1000, help="diffusion steps (must match the models it guides)")
     tc.add_argument("--dataset", default="mnist", help="mnist or digits (train split; tested on the test split)")
-    tc.add_argument("--batch-size", type=positive_int, default=128)
-    tc.add_argument("--lr", type=positive_float, default=1e-3)
     tc.add_argument("--base-channels", type=positive_int, default=32)
     args = p.parse_args(argv)
     from .data import DataUnavailableError

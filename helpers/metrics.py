@@ -49,12 +49,12 @@ def feature_net_weights(features: str):
     return (folder if folder.is_absolute() else ROOT / folder) / "model.safetensors"
 
 
-def feature_net_features(images: torch.Tensor, features: str) -> np.ndarray:
+@torch.no_grad()
+def feature_net_features(images: torch.Tensor, features: str, batch_size: int = 250) -> np.ndarray:
     from .checkpoints import load_model
-    from .feature_net import features as net_features
 
     model, _ = load_model(feature_net_weights(features).parent)
-    return net_features(model, images)
+    return torch.cat([model.features(part) for part in images.split(batch_size)]).double().numpy()
 
 
 @torch.no_grad()

@@ -139,3 +139,26 @@ def show(notebook: str, name: str, columns: list[str] | None = None, where: Path
         for key, v in value.items():
             print(f"{key}: {v}")
     display(Markdown(f"<small>{entry['about']}. Source: {source(notebook, where)}</small>"))
+
+
+def read_rows(path: Path) -> dict:
+    """A benchmark's CSV (bench/results/*.csv) as {row name: row}; {} if it does not exist yet (the benchmarks are
+    resumable: each run adds the rows that are missing)."""
+    import csv
+
+    if not Path(path).exists():
+        return {}
+    with Path(path).open() as f:
+        return {row["name"]: row for row in csv.DictReader(f)}
+
+
+def write_rows(path: Path, rows: dict, fields: list[str]) -> None:
+    """Write {row name: row} as a CSV with these columns (missing values empty)."""
+    import csv
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows.values())

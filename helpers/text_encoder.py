@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from . import checkpoints as ckpt
 from .captions import DIGITS, HELD_OUT, LEVELS, TEMPLATES, Tokenizer, Vocabulary, caption, measure
-from .checks import ArgumentParser, check_new_checkpoint, non_negative_int, positive_float, positive_int
+from .checks import ArgumentParser, check_new_checkpoint, training_options
 from .data import DataUnavailableError, load_images
 from .models.text_encoder import TextEncoder, TextEncoderConfig
 
@@ -115,12 +115,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = ArgumentParser(prog="python -m helpers.text_encoder", description=__doc__.split("\n")[0])
     p.add_argument("--autoencoder", default="checkpoints/autoencoder-mnist", help="the latents' autoencoder checkpoint")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
-    p.add_argument("--steps", type=positive_int, default=1500)
-    p.add_argument("--batch-size", type=positive_int, default=256)
-    p.add_argument("--lr", type=positive_float, default=1e-3)
-    p.add_argument("--seed", type=non_negative_int, default=0)
+    training_options(p, steps=1500, batch_size=256, lr=1e-3)
     args = p.parse_args(argv)
     try:
         check_new_checkpoint(args.out, args.overwrite)

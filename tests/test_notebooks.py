@@ -51,14 +51,7 @@ def test_a_stalled_cell_fails_the_run_and_is_retried(tmp_path):
     assert saved["metadata"]["workbook"]["error"]["error"].startswith("timed out")
 
 
-# Notebook 04's committed outputs predate the fixes of its code (two cells printed absolute paths); its 78-minute
-# full re-execution comes with issue 13. strict: this fails as soon as the re-executed copy is clean, so that the
-# mark is removed then.
-STALE_OUTPUTS = {"04_cfg_ema.ipynb"}
-
-
-@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="outputs predate the fix"))
-                                  if p.name in STALE_OUTPUTS else p for p in notebook_paths()], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.name)
 def test_committed_outputs_hold_no_machine_paths_or_warnings(path):
     """What a grader reads holds no absolute path of the machine that ran it and no library warning."""
     nb = json.loads(path.read_text())
