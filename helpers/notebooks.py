@@ -28,12 +28,13 @@ VERSIONS = ("torch", "diffusers", "numpy", "scipy", "clean-fid")
 
 
 def git_commit() -> str:
-    """HEAD's short hash, with '+changes' when the work tree differs from it ('unknown' outside git)."""
+    """HEAD's short hash, with '+changes' when the tracked code differs from it ('unknown' outside git). What runs
+    write themselves (executed notebooks, results/) does not count: an --inplace run changes its own notebook."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                               text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)*.ipynb",
+                                ":(exclude)results"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
         return head + ("+changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
