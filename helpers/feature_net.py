@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -24,6 +23,7 @@ from . import checkpoints as ckpt
 from .checks import ArgumentParser, check_new_checkpoint, training_options
 from .data import DataUnavailableError, load_images
 from .metrics import frechet_distance
+from .metrics import net_features as features  # [N, feature_dim] features of images or clips
 from .models.feature_net import FeatureNet, FeatureNetConfig
 
 PREFIXES = (4, 8, 16)  # clip lengths a video feature network trains on (those up to the data's length)
@@ -82,12 +82,6 @@ def train_feature_net(spec: str, steps: int, seed: int = 0, batch_size: int = 64
     return model, {"test_accuracy": accuracy, "steps": steps, "seed": seed, "batch_size": batch_size, "lr": lr,
                    "wall_time_s": round(time.time() - start, 1), "loss_history": history,
                    "prefixes": prefixes if video else None}
-
-
-@torch.no_grad()
-def features(model: FeatureNet, x: torch.Tensor, batch_size: int = 250) -> np.ndarray:
-    """[N, feature_dim] features of images or clips in [-1, 1]."""
-    return torch.cat([model.features(part) for part in x.split(batch_size)]).double().numpy()
 
 
 def fvd(model: FeatureNet, clips_a: torch.Tensor, clips_b: torch.Tensor) -> float:

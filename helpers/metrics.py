@@ -50,11 +50,15 @@ def feature_net_weights(features: str):
 
 
 @torch.no_grad()
-def feature_net_features(images: torch.Tensor, features: str, batch_size: int = 250) -> np.ndarray:
+def net_features(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 250) -> np.ndarray:
+    """[N, D] float64 features (`model.features`) of images or clips in [-1, 1], in batches."""
+    return torch.cat([model.features(part) for part in x.split(batch_size)]).double().cpu().numpy()
+
+
+def feature_net_features(images: torch.Tensor, features: str) -> np.ndarray:
     from .checkpoints import load_model
 
-    model, _ = load_model(feature_net_weights(features).parent)
-    return torch.cat([model.features(part) for part in images.split(batch_size)]).double().numpy()
+    return net_features(load_model(feature_net_weights(features).parent)[0], images)
 
 
 @torch.no_grad()
