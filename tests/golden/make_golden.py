@@ -26,9 +26,12 @@ NUM, SEED, STEPS = 8, 0, 20  # 8 samples, seed 0, DDIM with 20 steps (the issue'
 
 
 def image_checkpoints() -> list[Path]:
+    """The pixel U-Nets shipped before the restructuring: their cards carry no "architecture" field (later models,
+    such as the DiT, are written by the new training loop and checked against diffusers instead)."""
     ckpts = ROOT / "checkpoints"
-    return [p.parent for p in sorted(ckpts.glob("*/model_card.json")) + sorted(ckpts.glob("sweep/*/model_card.json"))
-            if json.loads(p.read_text()).get("kind") == "ddpm"]
+    cards = sorted(ckpts.glob("*/model_card.json")) + sorted(ckpts.glob("sweep/*/model_card.json"))
+    return [p.parent for p in cards
+            if (card := json.loads(p.read_text())).get("kind") == "ddpm" and "architecture" not in card]
 
 
 def sample_cases():
