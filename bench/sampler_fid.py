@@ -56,7 +56,11 @@ GRIDS = {
              ("ddim", 1000, 0.0), ("dpmpp-2m", 100, None), ("heun", 50, None),
              # Karras et al.'s sigma spacing (dense at low noise) for the ODE solvers at low NFE.
              ("heun", 5, None, "karras"), ("heun", 10, None, "karras"), ("dpmpp-2m", 10, None, "karras"),
-             ("dpmpp-2m", 20, None, "karras"), ("ddim", 10, 0.0, "karras")],
+             ("dpmpp-2m", 20, None, "karras"), ("ddim", 10, 0.0, "karras"),
+             # Clipping x0_hat to [-1, 1], each sampler the other way from its default (issue 13).
+             ("ddim", 50, 0.0, "linspace", False), ("dpmpp-2m", 20, None, "linspace", True),
+             ("heun", 10, None, "linspace", True), ("ddim", 10, 0.0, "linspace", False),
+             ("dpmpp-2m", 10, None, "linspace", True), ("ddpm", 1000, None, "linspace", False)],
     "quick": [("ddim", 10, 0.0), ("dpmpp-2m", 10, None), ("heun", 3, None), ("ddpm", 10, None)],
     # Notebook 06 (`make bench-distill`): the students against the teacher's samplers at the same NFE (on the students'
     # "trailing" grids, which start at t = 999; linspace's one-step grid would be t = 0) and DDIM-50 as in notebook 05.
@@ -94,8 +98,17 @@ FIELDS = ["name", "sampler", "steps", "eta", "spacing", "nfe", "num", "features"
 
 
 def config_name(sampler: str, steps: int, eta: float | None, spacing: str = "linspace", clip: bool | None = None) -> str:
+    """clip None is the sampler's default (DDPM and DDIM clip x0_hat to [-1, 1], the ODE solvers do not); an explicit
+    choice is part of the name ("-clip", "-noclip"), so that both variants of one sampler can share a CSV."""
     return (f"{sampler}-{steps}" + ("" if eta is None else f"-eta{eta:g}")
-            + ("" if spacing == "linspace" else f"-{spacing}") + ("" if clip in (None, True) else "-noclip"))
+            + ("" if spacing == "linspace" else f"-{spacing}") + {None: "", True: "-clip", False: "-noclip"}[clip])
+
+
+def up_to_date(row: dict | None, num: int, blocks: int) -> bool:
+    """Whether a CSV row already answers a configuration: the same N, at least as many sets, and an interval (rows
+    written before the benchmark gave intervals are scored again, from their saved PNGs where these still exist)."""
+    return (row is not None and int(row["num"]) == num and int(row.get("blocks") or 1) >= blocks
+            and bool(row.get("interval")))
 
 
 def resolve(entry: tuple, checkpoint: str) -> dict:
@@ -274,8 +287,7 @@ def main(argv=None) -> int:
             continue
         name = c["name"]
         blocks = args.blocks if c["steps"] <= args.blocks_max_nfe else 1
-        if (args.only and name not in args.only) or (name in rows and int(rows[name]["num"]) == args.num
-                                                     and int(rows[name].get("blocks") or 1) >= blocks):
+        if (args.only and name not in args.only) or up_to_date(rows.get(name), args.num, blocks):
             continue
         denoiser = denoisers(c["checkpoint"])
         shape = denoiser.sample_shape  # from the model card

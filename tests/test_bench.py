@@ -1,0 +1,38 @@
+"""bench/sampler_fid.py's bookkeeping: configuration names and which CSV rows are drawn or scored again."""
+import importlib.util
+
+from helpers.paths import ROOT
+
+
+def bench():
+    spec = importlib.util.spec_from_file_location("sampler_fid", ROOT / "bench" / "sampler_fid.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_names_are_unique_and_say_an_explicit_clipping_choice():
+    b = bench()
+    assert b.config_name("ddim", 50, 0.0) == "ddim-50-eta0"
+    assert b.config_name("ddim", 50, 0.0, "linspace", False) == "ddim-50-eta0-noclip"
+    assert b.config_name("dpmpp-2m", 20, None, "linspace", True) == "dpmpp-2m-20-clip"
+    assert b.config_name("heun", 10, None, "karras") == "heun-10-karras"
+    for grid, entries in b.GRIDS.items():
+        names = [c["name"] for c in (b.resolve(e, "checkpoints/ddpm-mnist") for e in entries) if c is not None]
+        assert len(names) == len(set(names)), grid
+    full = {b.resolve(e, "x")["name"] for e in b.GRIDS["full"]}
+    # the clipping ablation of notebook 05: each sampler the other way from its default, beside the default
+    for default, flipped in (("ddpm-1000", "ddpm-1000-noclip"), ("ddim-50-eta0", "ddim-50-eta0-noclip"),
+                             ("dpmpp-2m-20", "dpmpp-2m-20-clip"), ("heun-10", "heun-10-clip")):
+        assert {default, flipped} <= full
+
+
+def test_rows_without_an_interval_or_with_fewer_images_or_sets_are_done_again():
+    ok = {"num": "1000", "blocks": "1", "interval": "bootstrap over the 1000 images"}
+    up_to_date = bench().up_to_date
+    assert up_to_date(ok, 1000, 1)
+    assert not up_to_date(None, 1000, 1)
+    assert not up_to_date({**ok, "interval": ""}, 1000, 1)  # written before rows had intervals
+    assert not up_to_date({**ok, "num": "500"}, 1000, 1)
+    assert not up_to_date(ok, 1000, 5)
+    assert up_to_date({"num": "1000", "blocks": "5", "interval": "t over 5 sets"}, 1000, 5)
