@@ -92,5 +92,107 @@ with pd.option_context("display.max_colwidth", 140):
 R.table("fair_comparison", fair, f"classifier guidance on the unconditional ddpm-mnist against CFG on the conditional model at accuracy matched within 0.01, FID with 95% bootstrap intervals; N = {NUM}")
 print(f"{len(CLASSIFIER_SCALES)} scales in {time.time() - start:.0f} s")
 '''.strip()))
+# Section 8: every number the conclusions quote is printed from this run's variables (issue 13: nothing typed).
+conclusions = find("## 8. What the experiments say")
+cells[conclusions] = nbf.v4.new_markdown_cell(r"""
+## 8. What the experiments say
+
+The numbers the conclusions below rest on, printed from this run (N = `NUM` images per configuration, DDIM, the same
+$x_T$ and labels everywhere, FID on the MNIST-CNN features; intervals are 95% bootstrap intervals over the images;
+"not resolved" where two intervals overlap). The floor is the FID of `NUM` real training digits against the test
+digits over 10 draws: a score within its spread cannot be told from real digits on these features.""".strip())
+cells.insert(conclusions + 1, nbf.v4.new_code_cell(r"""
+from helpers.metrics import fid_by_sample_size, reference_features
+
+floor = fid_by_sample_size(reference_features("mnist:train"), ref.feats, [NUM], num_boot=10, seed=SEED).iloc[0]
+pct = lambda v: f"{v:.1%}"
+print(f"floor at N = {NUM}: FID {floor.fid_mean:.1f} +- {floor.fid_std:.1f} (sd over 10 draws)")
+print(f"label embedding: {net.label_emb.weight.numel():,} parameters ({net.label_emb.weight.numel() / card['parameters']:.2%} of the model); "
+      f"class rows' norms {label_norm[:-1].min():.1f} to {label_norm[:-1].max():.1f}, null row {label_norm[-1]:.2f}; "
+      f"time embedding's norm: median {time_norm.median():.1f}, range {time_norm.min():.1f} to {time_norm.max():.1f}")
+c = case_table.set_index(["EMA", "w"])
+for (ema, w), r in c.iterrows():
+    print(f"case {'EMA' if ema else 'raw'}, w = {w:g}: {FID} {r[FID]:.1f}, class accuracy {pct(r[gs.ACCURACY])}, spread {r[gs.DIVERSITY]:.2f}")
+sw = sweep.set_index("w")
+print("CFG sweep (EMA): " + "; ".join(f"w = {w:g}: FID {r[FID]:.1f}, accuracy {pct(r[gs.ACCURACY])}, worst class {pct(r[gs.WORST_CLASS])}, "
+                                   f"spread {r[gs.DIVERSITY]:.2f}" for w, r in sw.iterrows()))
+cfg_runs = pd.DataFrame([{"w": k[2], FID: v[0][FID], "accuracy": v[0][gs.ACCURACY]} for k, v in results.items()
+                         if k[:2] == ("ema", "cfg")]).drop_duplicates("w").sort_values("w")
+ok = cfg_runs[cfg_runs.accuracy >= TARGET_ACCURACY]
+if len(ok):
+    best = ok.loc[ok[FID].idxmin()]
+    print(f"among all CFG runs of this notebook (sweep and matched), the lowest FID with accuracy >= {TARGET_ACCURACY:.0%}: "
+          f"w = {best.w:g}, FID {best[FID]:.1f}, accuracy {pct(best.accuracy)} (the sweep's own pick: w = {W_CHOSEN:g})")
+print("null branch along the fine-tune: " + "; ".join(f"step {int(r.step)}: FID {r[FID]:.1f} [{r['95% lo']:.1f}, {r['95% hi']:.1f}]"
+                                                    for _, r in null_branch.iterrows()))
+d = snaps.pivot(index="step", columns="weights", values=sfid)
+a = snaps.pivot(index="step", columns="weights", values=gs.ACCURACY)
+print("EMA along training: " + "; ".join(f"step {s}: raw FID {d.raw[s]:.1f}, EMA FID {d.ema[s]:.1f}, accuracy raw {pct(a.raw[s])}, "
+                                         f"EMA {pct(a.ema[s])}" for s in d.index))
+print(f"EMA better than raw at every snapshot: {bool((d.ema < d.raw).all())}; raw FID rising at every snapshot: "
+      f"{bool(d.raw.is_monotonic_increasing)}")
+print("EMA windows: " + "; ".join(f"step {int(r.step)}: d = {r['decay d_k']:.4f}, window {r['window 1/(1-d_k) (steps)']:.0f} steps, "
+                                  f"{r['share of weight on the last 10% of steps']:.0%} on the last 10%" for _, r in ema_windows.iterrows()))
+print(f"a constant decay {cap} would keep {cap ** total:.2f} of the weight on the initial weights after {total} steps")
+print("guiding classifier's test accuracy by t: " + ", ".join(f"t={t}: {pct(v)}" for t, v in clf_card["accuracy_by_t"].items()))
+GUIDE = "guiding classifier's accuracy (t=0)"
+print("classifier guidance on the null branch: " + "; ".join(
+    f"s = {r.scale:g}: FID {r[FID]:.1f}, accuracy {pct(r[gs.ACCURACY])} (guiding classifier {pct(r[GUIDE])}), "
+    f"spread {r[gs.DIVERSITY]:.2f}" for _, r in cg.iterrows()))
+if len(matched):
+    print(f"CFG against classifier guidance (null branch) at interpolated accuracy: CFG lower FID in "
+          f"{int((matched[f'CFG {FID}'] < matched[f'CG {FID}']).sum())} of {len(matched)} pairs; CFG's accuracy at or above CG's in "
+          f"{int((matched['CFG accuracy'] >= matched['CG accuracy']).sum())}")
+print("the fair comparison (CG on ddpm-mnist, CFG within 0.01 accuracy): " + "; ".join(
+    f"s = {r['classifier scale s']:g}: {r['verdict']}" for _, r in fair.iterrows()))
+print("cost: " + "; ".join(f"{r.iloc[0]}: {r[gs.SECONDS]:.3f} s/image ({r['x no CFG']:.2f}x)" for _, r in cost.iterrows()))
+""".strip()))
+cells.insert(conclusions + 2, nbf.v4.new_markdown_cell(r"""
+**The label embedding is tiny but not weak.** It is a small fraction of the model, yet its rows are about as long as
+the time embedding they are added to (printed above), so the label shifts every residual block about as much as the
+timestep does. The null row started at exactly zero; the warm start is checked in section 1: with the null label,
+the new model at step 0 reproduces the unconditional model exactly.
+
+**What EMA changes: the quality of each sample.** Without guidance EMA lowers FID far more than any other choice
+here and raises class accuracy (the four cases, printed above); in the grids the raw weights of the last step draw
+broken strokes where the EMA weights, from the same noise, draw clean digits. The learning rate stays at 1e-3 after
+its warm-up, so the last iterate is a noisy point around the optimum, and the EMA averages the last couple of hundred
+of them (section 4). Along training the EMA is better than the raw weights at every snapshot; the raw snapshots are
+single draws of a fluctuating iterate, so their own ups and downs are not a trend. The warm-up of the decay is what
+lets the EMA follow a short fine-tune at all: a constant decay of 0.9999 would still hold most of its weight on the
+initial weights (printed above).
+
+**What CFG changes: whether samples follow their label, and their diversity.** Guidance lifts class accuracy to
+(nearly) every sample and lowers the within-class spread. With the raw weights it also improves FID (the push
+towards the label repairs malformed digits); with the EMA weights, whose digits are already good, FID gets worse as
+$w$ grows: what remains is lost variety and a change of style (bolder, thicker, more uniform strokes in the grids:
+CFG's over-saturation, in grey levels). The same $w$ is not the same strength for different weights, so guidance is
+compared at matched class accuracy, not at matched $w$. A little guidance buys almost all of the accuracy at a small
+cost in FID (the lowest FID above 95% accuracy among all CFG runs, printed above, is at a $w$ between the sweep's
+grid points), in line with Ho & Salimans (2021).
+
+**$w = 0$, the null branch.** The null label gives chance-level class accuracy, as it should. Its FID is far worse
+than the conditional branch's, and the null branch along the fine-tune (section 4, printed above) shows where that
+comes from: at step 0 it *is* the shipped unconditional model; the fine-tune, in which only one label in ten is
+null, moves the shared weights towards the conditional task, and the unconditional function that the null row
+selects degrades with it.
+
+**Classifier guidance against CFG.** The guiding classifier is informative only in the second half of sampling (its
+accuracy by $t$, printed above), and from the middle scales on it accepts the samples more often than the
+independent evaluation classifier: its gradient is partly adversarial (the grids at large $s$ show speckles that
+convince it without drawing a better digit). Two comparisons answer two questions. *On the one conditional model*
+(classifier guidance steering its null branch), CFG has the lower FID at interpolated matched accuracy (printed
+above) — but that mixes the method with a degraded null branch. *Each method on the model it is meant for*
+(classifier guidance on the unconditional `ddpm-mnist`, CFG on the conditional model, accuracies matched within one
+point) is the fair comparison; its verdicts, with intervals, are printed above and in section 5's table.
+
+**Cost.** CFG doubles the network work per step, and on one CPU thread batching cannot hide that: the batched call
+on 2N costs at least two calls on N (printed above). The batched form pays on a GPU that N images do not saturate;
+no GPU is available to measure that. Classifier guidance adds a forward and backward pass of a classifier about a
+tenth of the U-Net's size.
+
+**The course's data sets.** CIFAR-10, landscapes and Stanford Cars load through `helpers.data` and train through the
+same `helpers.train` when they are available (online, or as a local image folder); this machine has neither, so all
+the measurements above are on MNIST.""".strip()))
 nbf.write(nb, PATH)
 print(f"patched {PATH}: {len(cells)} cells")
