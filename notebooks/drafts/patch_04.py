@@ -25,6 +25,7 @@ def replace(i: int, old: str, new: str) -> None:
 assert not any("null_branch" in c.source for c in cells), "already patched"
 params = find("import sys")
 replace(params, 'CLASSIFIER = str(ROOT / "checkpoints" / "noisy-classifier")', 'UNCONDITIONAL = str(ROOT / "checkpoints" / "ddpm-mnist")  # the unconditional DDPM (the fine-tune\'s start)\nCLASSIFIER = str(ROOT / "checkpoints" / "noisy-classifier")')
+replace(params, "TARGET_ACCURACY = 0.95", "DROPOUT_CHECKPOINT = ROOT / \"checkpoints\" / \"ddpm-mnist-cond-drop50\"  # the same fine-tune with label dropout 0.5 (`make train-ddpm-mnist-cond-drop50`)\nTARGET_ACCURACY = 0.95")
 replace(params, "TARGET_ACCURACY = 0.95", "BOOTSTRAP = pick(quick=20, standard=100, full=200)  # bootstrap resamples per FID interval\nTARGET_ACCURACY = 0.95")
 imports = find("import inspect, time")
 replace(imports, "from helpers.metrics import label\n", "from helpers import stats\nfrom helpers.metrics import compute_features, fid_interval, label\nfrom helpers.samplers import generate\n")
@@ -58,6 +59,28 @@ first, last = null_branch.iloc[0], null_branch.iloc[-1]
 print(f"{len(null_rows)} evaluations in {time.time() - start:.0f} s; " + stats.compare(
     (last[FID], last["95% lo"], last["95% hi"]), (first[FID], first["95% lo"], first["95% hi"]),
     (f"null branch after {int(last.step)} steps", "at step 0")))
+
+# Does a larger null share keep the null branch? The same fine-tune with label dropout 0.5 instead of 0.1.
+if ckpt.has_checkpoint(DROPOUT_CHECKPOINT):
+    other, ocard = from_checkpoint(DROPOUT_CHECKPOINT, ema=True, device=DEVICE)
+    rows = []
+    for w in (0.0, 1.0, CASE_W):
+        for name, model in (("label dropout 0.1 (shipped)", ema_model), (f"label dropout {ocard['train']['label_dropout']:g}", other)):
+            images = run(("ema", "cfg", w), CFGDenoiser(model, w))[1] if model is ema_model else generate(
+                CFGDenoiser(model, w), NUM, SEED, shape, sampler=SAMPLER, steps=STEPS, batch_size=250, device=DEVICE, y=labels)
+            fid, lo, hi = fid_ci(images)
+            rows.append({"model": name, "w": w, FID: fid, "95% lo": lo, "95% hi": hi,
+                         gs.ACCURACY: gs.class_scores(images, labels, evaluator)[0]})
+    dropout_table = pd.DataFrame(rows)
+    display(dropout_table)
+    R.table("label_dropout", dropout_table, f"the fine-tune with label dropout 0.1 against {ocard['train']['label_dropout']:g} ({ocard['step']} steps each): null branch (w = 0), w = 1 and w = {CASE_W:g}; N = {NUM}")
+    by = dropout_table.set_index(["w", "model"])
+    for w in (0.0, 1.0):
+        a, b = (by.loc[w].iloc[i] for i in (1, 0))
+        print(f"w = {w:g}: " + stats.compare((a[FID], a["95% lo"], a["95% hi"]), (b[FID], b["95% lo"], b["95% hi"]),
+                                            (by.loc[w].index[1], by.loc[w].index[0])))
+else:
+    print(f"{DROPOUT_CHECKPOINT.name} is not here: `make train-ddpm-mnist-cond-drop50` trains it (about 30 min)")
 '''.strip()))
 
 cg = find("rows, start = [], time.time()\nfor s in CLASSIFIER_SCALES:")
