@@ -83,8 +83,10 @@ GRIDS = {
                        *[("dpmpp-2m-sde", k, 1.0, "trailing") for k in (6, 10)]],
     "fast-quick": [("lsq-ms", 4, None, "trailing"), ("dpmpp-2m", 4, None, "trailing")],
     # Notebook 10 (`make bench-dit`): the latent DiT's steps question, DDIM and DPM-Solver++(2M) at 5 to 250 steps.
+    # Ancestral DDPM at 50 and 100 steps too: is the ODE samplers' plateau the ODE's, as for the pixel U-Net (notebook 05)?
     "dit": [*[(name, k, eta) for k in (5, 10, 20, 50) for name, eta in (("ddim", 0.0), ("dpmpp-2m", None))],
-            *[(name, k, eta) for k in (100, 250) for name, eta in (("ddim", 0.0), ("dpmpp-2m", None))]],
+            *[(name, k, eta) for k in (100, 250) for name, eta in (("ddim", 0.0), ("dpmpp-2m", None))],
+            ("ddpm", 50, None), ("ddpm", 100, None)],
     "dit-quick": [("ddim", 5, 0.0), ("dpmpp-2m", 5, None)],
     # Notebook 09 (`make bench-shapes`): the colour models at each size, DDIM and ancestral DDPM at several step counts,
     # scored on the shapes' attribute classifier of that size (--features feature-net:FOLDER --reference shapes:S:test).

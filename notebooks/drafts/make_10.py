@@ -50,6 +50,9 @@ GUIDANCE_W = pick((1, 3), (1, 2, 4), (1, 1.5, 2, 3, 4, 6))                 # CFG
 GUIDANCE_N = pick(20, 200, 500)    # images per scale (N = 500 and DDIM-50, as notebook 04's sweep)
 GUIDANCE_STEPS = pick(10, 25, 50)
 ABLATION_N = pick(20, 200, 1000)   # images per conditioning variant (DDIM-50, w = 1)
+DIAG_N = pick(50, 500, 1000)       # samples per configuration in the latent-space diagnostic
+DIAG_CONFIGS = pick((("ddim", 5), ("dpmpp-2m", 5)), (("ddim", 5), ("ddim", 50), ("dpmpp-2m", 50)),
+                    (("ddim", 5), ("ddim", 20), ("ddim", 100), ("dpmpp-2m", 20), ("ddpm", 100)))
 COST_NUM = pick(10, 50, 100)       # images in each timed batch
 BOOTSTRAP = pick(20, 200, 200)     # bootstrap resamples per FID interval
 HUB_DIT = "facebook/DiT-XL-2-256"  # the official DiT-XL/2 (online, with a GPU)
@@ -196,8 +199,8 @@ md(r'''
 ## 3. Sampling steps: FID and an image series
 
 `make bench-dit` drew images 0..999 of seed 0 for every row (image $i$ asks for digit $i \bmod 10$, starts from the same
-$x_T$ in every row, no guidance, $w = 1$) with DDIM ($\eta = 0$) and DPM-Solver++(2M) at 5 to 250 steps, decoded them,
-and scored them with a bootstrap interval. Latents are never clipped (they are not bounded to $[-1, 1]$). The pixel
+$x_T$ in every row, no guidance, $w = 1$) with DDIM ($\eta = 0$) and DPM-Solver++(2M) at 5 to 250 steps, and
+ancestral DDPM at 50 and 100 steps, decoded them, and scored them with a bootstrap interval. Latents are never clipped (they are not bounded to $[-1, 1]$). The pixel
 U-Net's rows are notebook 05's (`checkpoints/ddpm-mnist`, unconditional, the same seed, N and features; one set each,
 no interval; DDIM and DDPM clip $\hat x_0$ there, DPM-Solver++ does not).
 ''')
@@ -217,7 +220,7 @@ N_BENCH = int(steps_table["num"].iloc[0])
 unet_rows = pd.read_csv(UNET_BENCH_CSV).set_index("name")
 rows = []
 for _, r in steps_table.sort_values(["sampler", "steps"]).iterrows():
-    twin = f"ddim-{r.steps}-eta0" if r.sampler == "ddim" else f"dpmpp-2m-{r.steps}"
+    twin = r["name"]  # the benchmark names a configuration the same way for both models
     rows.append({"sampler": r.sampler, "steps": r.steps, f"DiT FID (N={N_BENCH})": r.fid, "95% lo": r.fid_lo, "95% hi": r.fid_hi,
                  "DiT s/image": r.s_per_image, "U-Net FID (notebook 05)": unet_rows.fid.get(twin, np.nan),
                  "U-Net s/image": unet_rows.s_per_image.get(twin, np.nan)})
@@ -225,8 +228,8 @@ by_steps = pd.DataFrame(rows)
 DIT_FID = f"DiT FID (N={N_BENCH})"
 display(by_steps)
 R.table("fid_by_steps", by_steps, f"the DiT's FID (95% bootstrap interval) against sampling steps, DDIM and DPM-Solver++(2M), N = {N_BENCH}, w = 1; the pixel U-Net's from notebook 05")
-missing = [f"{s}-{k}" for s in ("ddim", "dpmpp-2m") for k in (5, 10, 20, 50, 100, 250)
-           if not ((steps_table.sampler == s) & (steps_table.steps == k)).any()]
+missing = [f"{s}-{k}" for s, ks in (("ddim", (5, 10, 20, 50, 100, 250)), ("dpmpp-2m", (5, 10, 20, 50, 100, 250)), ("ddpm", (50, 100)))
+           for k in ks if not ((steps_table.sampler == s) & (steps_table.steps == k)).any()]
 if missing:
     print("rows not yet drawn by `make bench-dit`:", ", ".join(missing))
 
@@ -258,6 +261,37 @@ for c, sampler in enumerate(("ddim", "dpmpp-2m")):
         show_grid(images, nrow=10, ax=axes[r, c], title=f"{sampler}, {k} steps")
         axes[r, c].title.set_fontsize(8)
 plt.tight_layout(); plt.show()
+''')
+
+md(r'''
+**Where the samplers differ: in the latents or in the decoder?** For a few step counts, `DIAG_N` samples are drawn
+again as *latents* (no decoding, the same $x_T$ and labels as the benchmark's first images) and compared with the
+latents of `DIAG_N` real test digits: the Fréchet distance between the two sets of 196-dimensional scaled latents
+(the same formula as FID, on the latents themselves), the per-channel mean and standard deviation, and the mean
+distance of a latent to its nearest real latent. If the ranking of the samplers in latent space matches the ranking by
+FID, the difference is made in the latents; if not, the decoder turns small latent differences into large pixel ones.
+''')
+
+code(r'''
+from helpers.metrics import frechet_distance
+
+sf = ae_card["latent"]["scaling_factor"]
+real_z = (ae.posterior_means(test.images[:DIAG_N]) * sf).flatten(1)
+diag_labels = gs.balanced_labels(DIAG_N, 10)
+rows = []
+for sampler, k in DIAG_CONFIGS:
+    latents = generate(dit, DIAG_N, SEED, sampler=sampler, steps=k, batch_size=250, y=diag_labels, decode=False)
+    images = torch.cat([dit.decoder(part) for part in latents.split(250)])  # decoded as generate() does
+    z = latents.flatten(1)
+    nearest = torch.cdist(z, real_z).min(1).values
+    rows.append({"sampler": sampler, "steps": k, "latent Frechet distance": frechet_distance(z.numpy(), real_z.numpy()),
+                 "latent std (real: %.3f)" % real_z.std(): float(z.std()), "latent mean (real: %.3f)" % real_z.mean(): float(z.mean()),
+                 "mean distance to nearest real latent": float(nearest.mean()), **fid_row(images, diag_labels)})
+latent_diag = pd.DataFrame(rows)
+display(latent_diag)
+R.table("latent_diagnostic", latent_diag, f"samples in latent space against real latents (Frechet distance on the 196-d scaled latents) and their decoded FID; N = {DIAG_N}")
+print("real against real (another DIAG_N test digits), the latent distance's floor: "
+      f"{frechet_distance((ae.posterior_means(test.images[DIAG_N:2 * DIAG_N]) * sf).flatten(1).numpy(), real_z.numpy()):.2f}")
 ''')
 
 md(r'''
