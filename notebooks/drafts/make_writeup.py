@@ -359,7 +359,23 @@ except ResultsMissing as err:
 ''')
 
 md(r'''
-**VDM's limitations** (notebook 12) will be answered from its measurements when that notebook exists.
+**VDM's limitations** (notebook 12). A video diffusion model denoises a whole clip at once with a U-Net factorised
+over space (2-D convolutions and attention per frame) and time (attention across frames); notebook 12 trains one on
+moving MNIST and scores it with an FVD on a small video classifier of its own (not I3D). Its limitations, each with a
+number from that notebook: the cost per clip is the image model's cost per frame times frames times steps; the
+length a model trained on 8 frames can be asked for; and the metric, only as good as its feature network:
+''')
+
+code(r'''
+try:
+    vf = results.read("12_video_diffusion", "facts")
+    show("12_video_diffusion", "by_frames")
+    frames = vf.get("by_frames", {})
+    print(f"{vf['gflop_per_frame']:.2f} GFLOP per frame per network call; training {vf['training_hours']:.1f} CPU hours; "
+          + "; ".join(f"{k} frames: {v['s_per_clip']:.2f} s per clip, FVD {v['fvd']:.1f}, identity kept across frames in "
+                      f"{v['consistency']:.0%} of clips" for k, v in frames.items()) + f" ({source('12_video_diffusion')})")
+except ResultsMissing as err:
+    print(f"not available yet: {err}")
 ''')
 
 md(r'''
