@@ -4,27 +4,12 @@ re-execute the notebook in full mode, rewrite the prose of "What the experiments
 delete this file): the grid at 4x the steps, the share of samples that the MNIST classifier reads as a digit for every
 run, FID intervals, whether the six-minute ranking survives, and every number of the conclusions printed, not typed.
 The notebook has no generator; this script edits its sources in place."""
-import sys
-
 import nbformat as nbf
 
-PATH = sys.argv[1] if len(sys.argv) > 1 else "notebooks/03_schedules_and_losses.ipynb"
-nb = nbf.read(PATH, as_version=4)
-cells = nb.cells
+from cells import Patch  # notebooks/drafts/cells.py (run with PYTHONPATH=notebooks/drafts)
 
-
-def find(prefix: str) -> int:
-    hits = [i for i, c in enumerate(cells) if c.source.startswith(prefix)]
-    assert len(hits) == 1, (prefix, hits)
-    return hits[0]
-
-
-def replace(i: int, old: str, new: str) -> None:
-    assert cells[i].source.count(old) == 1, (i, old)
-    cells[i].source = cells[i].source.replace(old, new)
-
-
-assert not any("long_table" in c.source for c in cells), "already patched"
+P = Patch("notebooks/03_schedules_and_losses.ipynb", marker="long_table")
+cells, find, replace = P.cells, P.find, P.replace
 params = find("import sys")
 replace(params, 'SWEEP = ROOT / "checkpoints" / "sweep"  # the committed runs',
         'SWEEP = ROOT / "checkpoints" / "sweep"  # the committed runs (1500 steps each)\n'
@@ -135,5 +120,4 @@ if "linear-l2-vlb" in by:
     print(f"L_simple against the VLB weighting at 1500 steps: {by['linear-l2']:.0f} against {by['linear-l2-vlb']:.0f}")
 print(f"VLB weight: t=0 against t=999: {w[0] / w[999]:.0f}x")
 '''.strip()))
-nbf.write(nb, PATH)
-print(f"patched {PATH}: {len(cells)} cells")
+P.write()

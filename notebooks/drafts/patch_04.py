@@ -4,25 +4,10 @@ on the unconditional checkpoints/ddpm-mnist against CFG at class accuracies matc
 intervals on every FID compared. The notebook has no generator; this script edits its sources in place."""
 import nbformat as nbf
 
-import sys
+from cells import Patch  # notebooks/drafts/cells.py (run with PYTHONPATH=notebooks/drafts)
 
-PATH = sys.argv[1] if len(sys.argv) > 1 else "notebooks/04_cfg_ema.ipynb"
-nb = nbf.read(PATH, as_version=4)
-cells = nb.cells
-
-
-def find(prefix: str) -> int:
-    hits = [i for i, c in enumerate(cells) if c.source.startswith(prefix)]
-    assert len(hits) == 1, (prefix, hits)
-    return hits[0]
-
-
-def replace(i: int, old: str, new: str) -> None:
-    assert cells[i].source.count(old) == 1, (i, old)
-    cells[i].source = cells[i].source.replace(old, new)
-
-
-assert not any("null_branch" in c.source for c in cells), "already patched"
+P = Patch("notebooks/04_cfg_ema.ipynb", marker="null_branch")
+cells, find, replace = P.cells, P.find, P.replace
 params = find("import sys")
 replace(params, 'CLASSIFIER = str(ROOT / "checkpoints" / "noisy-classifier")', 'UNCONDITIONAL = str(ROOT / "checkpoints" / "ddpm-mnist")  # the unconditional DDPM (the fine-tune\'s start)\nCLASSIFIER = str(ROOT / "checkpoints" / "noisy-classifier")')
 replace(params, "TARGET_ACCURACY = 0.95", "DROPOUT_CHECKPOINT = ROOT / \"checkpoints\" / \"ddpm-mnist-cond-drop50\"  # the same fine-tune with label dropout 0.5 (`make train-ddpm-mnist-cond-drop50`)\nTARGET_ACCURACY = 0.95")
@@ -217,5 +202,4 @@ tenth of the U-Net's size.
 **The course's data sets.** CIFAR-10, landscapes and Stanford Cars load through `helpers.data` and train through the
 same `helpers.train` when they are available (online, or as a local image folder); this machine has neither, so all
 the measurements above are on MNIST.""".strip()))
-nbf.write(nb, PATH)
-print(f"patched {PATH}: {len(cells)} cells")
+P.write()

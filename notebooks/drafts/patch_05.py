@@ -4,27 +4,12 @@ rewrite section 8's text from the printed verdicts; delete this file after): a 9
 instead of typed comparisons, the clipping ablation (each sampler the other way from its default), DDIM's image
 series across eta from the same x_T, and the 8 x 8 floor at the samples' N. The notebook has no generator; this
 script edits its sources in place."""
-import sys
-
 import nbformat as nbf
 
-PATH = sys.argv[1] if len(sys.argv) > 1 else "notebooks/05_ddpm_vs_ddim.ipynb"
-nb = nbf.read(PATH, as_version=4)
-cells = nb.cells
+from cells import Patch  # notebooks/drafts/cells.py (run with PYTHONPATH=notebooks/drafts)
 
-
-def find(prefix: str) -> int:
-    hits = [i for i, c in enumerate(cells) if c.source.startswith(prefix)]
-    assert len(hits) == 1, (prefix, hits)
-    return hits[0]
-
-
-def replace(i: int, old: str, new: str) -> None:
-    assert cells[i].source.count(old) == 1, (i, old)
-    cells[i].source = cells[i].source.replace(old, new)
-
-
-assert not any("clipping_table" in c.source for c in cells), "already patched"
+P = Patch("notebooks/05_ddpm_vs_ddim.ipynb", marker="clipping_table")
+cells, find, replace = P.cells, P.find, P.replace
 
 # Parameters: the 8x8 samples at the training set's N (the floor's), the eta series, bootstrap resamples.
 params = find("import sys")
@@ -175,5 +160,4 @@ replace(summary, '    print(f"{n} steps: " + ", ".join(f"{s} {v:.1f}" for s, v i
 conclusions = find("What the measurements say")
 replace(conclusions, "(one set of N per configuration: differences within a few floor standard deviations are not resolved at this N; issue 13 adds intervals):",
         "(one set of N per configuration with its 95% bootstrap interval; every comparison below is one of the verdicts printed above, and a pair whose intervals overlap is not resolved at this N):")
-nbf.write(nb, PATH)
-print(f"patched {PATH}: {len(cells)} cells")
+P.write()
