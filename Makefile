@@ -158,13 +158,18 @@ train-dit-mnist: setup
 		--checkpoint-every 500 --log-every 100 --out checkpoints/dit-mnist $(if $(wildcard checkpoints/dit-mnist/model_card.json),--resume,)
 
 # Notebook 10's conditioning ablation: four smaller DiTs (depth 4), identical but for how t and y enter the blocks, on
-# the same budget (2500 steps of 64, seed 0; about 10 to 15 minutes each on one thread here; each resumable).
+# the same budget (DIT_ABLATION_STEPS steps of 64, seed 0; at 2500 steps none of them drew digits yet (notebook 10),
+# hence 10000: about 55 min each on one thread here; each resumable, and extended from a kept model and optimiser).
 DIT_CONDITIONINGS := adaln-zero adaln in-context cross-attention
+DIT_ABLATION_STEPS := 10000
 train-dit-ablation: setup
 	@for c in $(DIT_CONDITIONINGS); do out=checkpoints/dit-ablation/$$c; \
-	  if [ -f $$out/model_card.json ]; then $(BIN)/python -m helpers.train --out $$out --resume || exit $$?; \
+	  step=$$($(BIN)/python -c "import json,sys; print(json.load(open(sys.argv[1]))['step'])" $$out/model_card.json 2>/dev/null || echo 0); \
+	  if [ $$step -ge $(DIT_ABLATION_STEPS) ]; then echo "$$out: done ($$step steps)"; \
+	  elif [ -f $$out/model.safetensors ]; then $(BIN)/python -m helpers.train --out $$out --resume --steps $(DIT_ABLATION_STEPS) || exit $$?; \
+	  elif [ -f $$out/model_card.json ]; then echo "error: $$out ships its EMA weights only ($$step steps); remove it (rm -r $$out) to train it to $(DIT_ABLATION_STEPS) steps" >&2; exit 2; \
 	  else $(BIN)/python -m helpers.train --architecture dit --dataset latents:checkpoints/autoencoder-mnist --conditional \
-	    --label-dropout 0.1 --conditioning $$c --hidden-size 128 --depth 4 --lr 3e-4 --warmup 200 --steps 2500 \
+	    --label-dropout 0.1 --conditioning $$c --hidden-size 128 --depth 4 --lr 3e-4 --warmup 200 --steps $(DIT_ABLATION_STEPS) \
 	    --batch-size 64 --seed 0 --checkpoint-every 500 --log-every 50 --out $$out || exit $$?; fi; done
 
 # Notebook 10's steps question: DDIM and DPM-Solver++(2M) at 5 to 250 steps on the DiT, N = 1000, image i asking for
