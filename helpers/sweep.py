@@ -77,6 +77,12 @@ def get_run(name: str) -> Run:
                      f"(add -seedK, K >= 1, for a replicate with another training seed)")
 
 
+def runs_in(folder: Path) -> list[Run]:
+    """The grid's runs, then the replicates (NAME-seedK) that `folder` holds."""
+    replicates = sorted({p.name for p in Path(folder).glob("*-seed*")} - {r.name for r in RUNS})
+    return [*RUNS, *(get_run(n) for n in replicates)]
+
+
 def train_run(run: Run, folder: Path = SWEEP_DIR, budget: dict = BUDGET) -> dict:
     """Train (or resume, or leave alone if finished) one run; returns its model card."""
     from . import checkpoints as ckpt
@@ -142,8 +148,7 @@ def results_table(folder: Path = SWEEP_DIR):
     from .metrics import label
 
     rows = []
-    replicates = sorted({p.name for p in Path(folder).glob("*-seed*")} - {r.name for r in RUNS})
-    for run in [*RUNS, *(get_run(n) for n in replicates)]:
+    for run in runs_in(folder):
         out = Path(folder) / run.name
         if not ckpt.has_checkpoint(out):
             continue
@@ -177,7 +182,8 @@ def main(argv=None) -> int:
         args.folder = FOLDERS[args.budget].relative_to(ROOT) if Path.cwd() == ROOT else FOLDERS[args.budget]
 
     try:
-        runs = [get_run(n) for n in args.only] if args.only else list(RUNS)
+        runs = ([get_run(n) for n in args.only] if args.only
+                else runs_in(args.folder) if args.action == "evaluate" else list(RUNS))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

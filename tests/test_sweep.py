@@ -60,3 +60,4 @@ def test_one_tiny_run_trains_evaluates_and_tabulates(tmp_path):
     assert table["confident >= 0.9"].iloc[0] == result["confident_fraction"]
     sweep.train_run(sweep.get_run("cosine-huber-seed1"), tmp_path, budget)  # a replicate joins the table
     assert list(sweep.results_table(tmp_path).run) == ["cosine-huber", "cosine-huber-seed1"]
+    assert sweep.runs_in(tmp_path)[-1].name == "cosine-huber-seed1"  # `evaluate` with no --only scores it too
