@@ -50,7 +50,7 @@ GUIDANCE_W = pick((1, 3), (1, 2, 4), (1, 1.5, 2, 3, 4, 6))                 # CFG
 GUIDANCE_N = pick(20, 200, 500)    # images per scale (N = 500 and DDIM-50, as notebook 04's sweep)
 GUIDANCE_STEPS = pick(10, 25, 50)
 ABLATION_N = pick(20, 200, 1000)   # images per conditioning variant (DDIM-50, w = 1)
-DIAG_N = pick(50, 500, 1000)       # samples per configuration in the latent-space diagnostic
+DIAG_N = pick(50, 250, 1000)       # samples per configuration in the latent-space diagnostic
 DIAG_CONFIGS = pick((("ddim", 5), ("dpmpp-2m", 5)), (("ddim", 5), ("ddim", 50), ("dpmpp-2m", 50)),
                     (("ddim", 5), ("ddim", 20), ("ddim", 100), ("dpmpp-2m", 20), ("ddpm", 100)))
 COST_NUM = pick(10, 50, 100)       # images in each timed batch

@@ -13,7 +13,7 @@ cells, find, replace = P.cells, P.find, P.replace
 
 # Parameters: the 8x8 samples at the training set's N (the floor's), the eta series, bootstrap resamples.
 params = find("import sys")
-replace(params, "DIGITS_N = 200 if QUICK else 500", "DIGITS_N = 200 if QUICK else 1437   # 1437: every training digit, the floor's N")
+replace(params, "DIGITS_N = pick(200, 200, 500)", "DIGITS_N = pick(200, 200, 1437)")  # full: every training digit, the floor's N
 replace(params, "HUB_ARCHITECTURES", "ETA_SERIES = (0.0, 0.2, 0.5, 1.0)   # DDIM's eta in the image series (the DDIM problem set)\n"
         "ETA_STEPS = 10 if QUICK else 50\nETA_IMAGES = 8\nBOOTSTRAP = 20 if QUICK else 200  # bootstrap resamples per FID interval (8x8 digits)\n"
         "HUB_ARCHITECTURES")
