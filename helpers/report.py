@@ -55,10 +55,16 @@ def title_of(nb) -> str:
 
 
 def question_of(nb) -> str:
-    """The paragraph that opens with **Question.** or **Questions.** in the first cell, as plain text."""
+    """The paragraph that opens with **Question.** (or **Questions.**, or **Question** (its source).) in the first
+    cell, as plain text; a source in brackets goes to the end: "Does it work? (the course's problem set)". Without
+    one, the first paragraph after the title (the write-up's summary)."""
     first = next((c.source for c in nb.cells if c.cell_type == "markdown"), "")
-    m = re.search(r"\*\*Questions?\.\*\*\s*(.+?)(?:\n\s*\n|$)", first, re.S)
-    return re.sub(r"\s+", " ", m.group(1)).strip() if m else ""
+    m = re.search(r"\*\*Questions?(?:\.\*\*|\*\*\s*(\([^)]*\))\.)\s*(.+?)(?:\n\s*\n|$)", first, re.S)
+    if not m:
+        paragraphs = [p for p in re.split(r"\n\s*\n", first) if p.strip() and not p.lstrip().startswith("#")]
+        return re.sub(r"\s+", " ", paragraphs[0].replace("**", "")).strip() if paragraphs else ""
+    text = re.sub(r"\s+", " ", m.group(2)).strip()
+    return f"{text} {m.group(1)}" if m.group(1) else text
 
 
 def gif_strip(gif: bytes, frames: int = 6) -> bytes:

@@ -33,6 +33,11 @@ def test_title_question_and_gif():
             "image/gif": tiny_gif(), "text/plain": "<IPython.core.display.Image object>"})])])
     assert report.title_of(nb) == "07 · A title"
     assert report.question_of(nb) == "Does it work?"
+    sourced = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        '# 10 · T\n\n**Question** (the DiT problem set). How do "steps"\nmatter?\n\nMore.')])
+    assert report.question_of(sourced) == 'How do "steps" matter? (the DiT problem set)'
+    summary = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Write-up\n\n**Team write-up** of\nthe rest.\n\nMore.")])
+    assert report.question_of(summary) == "Team write-up of the rest."
     assert report.gifs_to_html(nb) == 1
     data = nb.cells[1].outputs[0]["data"]
     assert "text/plain" not in data and 'class="wb-gif"' in data["text/html"] and 'class="wb-strip"' in data["text/html"]

@@ -27,7 +27,7 @@ code(r'''
 import sys
 from pathlib import Path
 sys.path.insert(0, str(Path.cwd().parent))  # the repository root, so that `helpers` imports
-from helpers.paths import ROOT, is_quick
+from helpers.paths import ROOT, is_quick, run_mode
 
 SEED = 0
 DEVICE = "cpu"
@@ -67,7 +67,7 @@ teacher, tcard = from_checkpoint(TEACHER, device=DEVICE)
 cards = distill.rounds(STUDENTS)
 students = {c["distillation"]["student_steps"]: from_checkpoint(STUDENTS / f"v-{c['distillation']['student_steps']}", device=DEVICE)[0]
             for c in cards}
-print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mode {'quick' if QUICK else 'full'}; teacher "
+print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mode {run_mode()}; teacher "
       f"{TEACHER.name}: {tcard['parameters']:,} parameters, eps-prediction; students on grids of {sorted(students, reverse=True)} steps")
 ''')
 

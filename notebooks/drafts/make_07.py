@@ -29,7 +29,7 @@ code(r'''
 import sys
 from pathlib import Path
 sys.path.insert(0, str(Path.cwd().parent))  # the repository root, so that `helpers` imports
-from helpers.paths import ROOT, is_quick, pick
+from helpers.paths import ROOT, is_quick, pick, run_mode
 
 SEED = 0
 DEVICE = "cpu"
@@ -74,7 +74,7 @@ R = Results("07_fast_sampler", seed=SEED)
 model, card = from_checkpoint(CHECKPOINT, device=DEVICE)
 shipped = model.calibration
 T = model.alpha_bar.shape[0]
-print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mode {'quick' if QUICK else 'full'}; {CHECKPOINT.name}: "
+print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mode {run_mode()}; {CHECKPOINT.name}: "
       f"{card['parameters']:,} parameters; calibrations shipped in {CHECKPOINT.name}/calibration.json: {sorted(shipped)}")
 ''')
 

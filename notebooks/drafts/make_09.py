@@ -33,7 +33,7 @@ code(r'''
 import sys
 from pathlib import Path
 sys.path.insert(0, str(Path.cwd().parent))  # the repository root, so that `helpers` imports
-from helpers.paths import ROOT, is_quick, pick
+from helpers.paths import ROOT, is_quick, pick, run_mode
 
 SEED = 0
 DEVICE = "cpu"
@@ -74,7 +74,7 @@ torch.manual_seed(SEED)
 pd.set_option("display.precision", 4)
 plt.rcParams["figure.dpi"] = 80
 R = Results("09_image_size", seed=SEED)
-print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mode {'quick' if QUICK else 'full'}")
+print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mode {run_mode()}")
 ''')
 
 md(r'''

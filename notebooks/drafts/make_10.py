@@ -32,7 +32,7 @@ code(r'''
 import sys
 from pathlib import Path
 sys.path.insert(0, str(Path.cwd().parent))  # the repository root, so that `helpers` imports
-from helpers.paths import ROOT, is_quick, pick
+from helpers.paths import ROOT, is_quick, pick, run_mode
 
 SEED = 0
 DEVICE = "cpu"
@@ -86,7 +86,7 @@ R = Results("10_latent_dit", seed=SEED)
 ref = gs.reference("mnist:test", "mnist-cnn", device=DEVICE)
 evaluator = load_classifier(device=DEVICE)
 dit, card = from_checkpoint(DIT, device=DEVICE)
-print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mode {'quick' if QUICK else 'full'}")
+print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mode {run_mode()}")
 print(f"{DIT.name}: {card['parameters']:,} parameters, {card['model']}, step {card['step']}, "
       f"{card['wall_time_s'] / 60:.0f} min of training; latents of {card['autoencoder']}")
 print("made by:", card["command"])

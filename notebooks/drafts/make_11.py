@@ -30,7 +30,7 @@ code(r'''
 import sys
 from pathlib import Path
 sys.path.insert(0, str(Path.cwd().parent))  # the repository root, so that `helpers` imports
-from helpers.paths import ROOT, is_quick, pick
+from helpers.paths import ROOT, is_quick, pick, run_mode
 
 SEED = 0
 DEVICE = "cpu"
@@ -75,7 +75,7 @@ denoiser, card, tok = load(str(T2I), DEVICE)
 te_card = read_card(TEXT_ENCODER)
 evaluator = load_classifier(device=DEVICE)
 real = reference_features("mnist:test")
-print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mode {'quick' if QUICK else 'full'}")
+print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mode {run_mode()}")
 print(f"{T2I.name}: {card['parameters']:,} parameters (the frozen text encoder included), {card['step']} steps in "
       f"{card['wall_time_s'] / 3600:.1f} h; made by: {card['command']}")
 ''')

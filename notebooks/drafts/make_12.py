@@ -29,7 +29,7 @@ code(r'''
 import sys
 from pathlib import Path
 sys.path.insert(0, str(Path.cwd().parent))  # the repository root, so that `helpers` imports
-from helpers.paths import ROOT, is_quick, pick
+from helpers.paths import ROOT, is_quick, pick, run_mode
 
 SEED = 0
 DEVICE = "cpu"
@@ -72,7 +72,7 @@ R = Results("12_video_diffusion", seed=SEED)
 video, card = from_checkpoint(VIDEO, device=DEVICE)
 features_net, features_card = load_model(FEATURES, device=DEVICE)
 gif_dir = Path(tempfile.mkdtemp())
-print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mode {'quick' if QUICK else 'full'}")
+print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, mode {run_mode()}")
 print(f"{VIDEO.name}: {card['parameters']:,} parameters, clips {card['data']['shape']}, {card['step']} steps in "
       f"{card['wall_time_s'] / 3600:.1f} h; made by: {card['command']}")
 
