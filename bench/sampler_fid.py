@@ -17,8 +17,8 @@ disjoint sets of N images are drawn and the row gives the mean FID at N over the
 (metrics.fid_blocks); otherwise one set and a bootstrap interval over its images (metrics.fid_interval).
 
 Every configuration draws images 0..N-1 of seed 0 (image i starts from the same x_T in every configuration) from the
-EMA weights of checkpoints/ddpm-mnist, keeps them as PNGs under samples/bench/NAME/ (reused and continued if a run was
-stopped) and scores them against the MNIST test split with the MNIST-CNN features. Time per image is measured on the
+EMA weights of checkpoints/ddpm-mnist, keeps them as PNGs under samples/bench/CHECKPOINT/NAME-seedS/ (continued if a
+run was stopped, and only if the folder's made_by.json names the same checkpoint, training step and row) and scores them against the MNIST test split with the MNIST-CNN features. Time per image is measured on the
 images drawn in the run that drew them, with the network compiled by torch.compile unless --no-compile; when other
 work shared the CPU meanwhile, `--retime K` measures it again on images 0..K-1 of every configuration in the CSV
 (not saved; the scores stay those of the N images).
@@ -42,7 +42,7 @@ from helpers.denoisers import from_checkpoint  # noqa: E402
 from helpers.metrics import compute_features, fid_blocks, reference_features, scores  # noqa: E402
 from helpers.samplers import generate  # noqa: E402
 from helpers import results  # noqa: E402
-from helpers.results import read_rows  # noqa: E402
+from helpers.results import checkpoint_step, claim_folder, read_rows  # noqa: E402
 
 # (sampler, steps, eta[, spacing]), most informative first so that a partial run is already useful; the spacing is
 # linspace unless given.
@@ -295,7 +295,9 @@ def main(argv=None) -> int:
         shape = denoiser.sample_shape  # from the model card
         net = getattr(denoiser, "denoiser", denoiser).net  # under CFG, the wrapped model's network
         gflop = gflop_per_call(getattr(net, "_orig_mod", net), torch.randn(2, *shape), torch.full((2,), 500))
-        folder = args.samples / f"{name}-seed{args.seed}"
+        folder = args.samples / Path(str(c["checkpoint"])).name / f"{name}-seed{args.seed}"
+        claim_folder(folder, {"checkpoint": str(c["checkpoint"]), "step": checkpoint_step(c["checkpoint"]), "row": name,
+                              "seed": args.seed, "labels": args.labels, "guidance": args.guidance})
         timing = draw(denoiser, folder, c["sampler"], c["steps"], c["eta"], c["spacing"], blocks * args.num, args.seed,
                       args.batch_size, c["clip"], args.labels)
         images = load_pngs(folder, limit=blocks * args.num)

@@ -32,7 +32,7 @@ from helpers.metrics import compute_features, fid_interval  # noqa: E402
 from helpers.moving_mnist import frame_digits  # noqa: E402
 from helpers.samplers import generate  # noqa: E402
 from helpers import results  # noqa: E402
-from helpers.results import read_rows  # noqa: E402
+from helpers.results import checkpoint_step, claim_folder, read_rows  # noqa: E402
 
 MODELS = {"vdm": "checkpoints/vdm-mnist", "vdm-joint": "checkpoints/vdm-mnist-joint"}
 # (model, sampler, steps, frames), most informative first
@@ -120,8 +120,9 @@ def main(argv=None) -> int:
             continue
         if model not in loaded:
             loaded[model] = from_checkpoint(ROOT / models[model])[0]
-        drawn = draw(loaded[model], args.samples / f"{name}-seed{args.seed}", sampler, steps, frames, args.num,
-                     args.seed, args.batch_size)
+        folder = args.samples / f"{name}-seed{args.seed}"
+        claim_folder(folder, {"checkpoint": models[model], "step": checkpoint_step(models[model]), "row": name, "seed": args.seed})
+        drawn = draw(loaded[model], folder, sampler, steps, frames, args.num, args.seed, args.batch_size)
         s = score(drawn["clips"], references(feature_net, frames, refs), feature_net, classifier, args.seed)
         rows[name] = {"name": name, "model": model, "checkpoint": models[model], "sampler": sampler, "steps": steps,
                       "frames": frames, "num": args.num, "seed": args.seed, **s, "s_per_clip": round(drawn["s_per_clip"], 4),

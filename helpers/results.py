@@ -162,3 +162,31 @@ def write_rows(path: Path, rows: dict, fields: list[str]) -> None:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows.values())
+
+
+def claim_folder(folder: Path, made_by: dict) -> None:
+    """Make `folder` the cache of the samples that `made_by` describes (checkpoint and its training step, sampler,
+    steps, seed, ...): a benchmark continues the samples already there only if the same configuration made them. A
+    folder made by another configuration (another checkpoint at the same row name, a retrained model) or before
+    folders recorded their maker is refused with one line, never silently reused."""
+    folder = Path(folder)
+    stamp = folder / "made_by.json"
+    made_by = json.loads(json.dumps(made_by))  # as it reads back (tuples -> lists)
+    if stamp.exists():
+        before = json.loads(stamp.read_text())
+        if before != made_by:
+            diff = {k: (before.get(k), made_by.get(k)) for k in sorted(set(before) | set(made_by)) if before.get(k) != made_by.get(k)}
+            raise SystemExit(f"error: {folder} holds samples made by another configuration ({', '.join(f'{k}: {a!r}, now {b!r}' for k, (a, b) in diff.items())}); "
+                             f"remove it (rm -r {folder}) or pass another --samples folder")
+        return
+    if folder.exists() and any(folder.iterdir()):
+        raise SystemExit(f"error: {folder} holds samples that do not record what made them; remove it (rm -r {folder}) "
+                         f"or pass another --samples folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(made_by, indent=1) + "\n")
+
+
+def checkpoint_step(checkpoint: str | Path) -> int | None:
+    """The training step in a local checkpoint's model card (None for a hub id or a folder without a card)."""
+    card = ROOT / checkpoint / "model_card.json"
+    return json.loads(card.read_text()).get("step") if card.exists() else None

@@ -36,3 +36,25 @@ def test_rows_without_an_interval_or_with_fewer_images_or_sets_are_done_again():
     assert not up_to_date({**ok, "num": "500"}, 1000, 1)
     assert not up_to_date(ok, 1000, 5)
     assert up_to_date({"num": "1000", "blocks": "5", "interval": "t over 5 sets"}, 1000, 5)
+
+
+def test_a_sample_folder_is_continued_only_by_what_made_it(tmp_path):
+    """Seen: `make bench` scored the DiT's cached samples as the U-Net's, since both rows were named ddim-10-eta0."""
+    import pytest
+
+    from helpers.results import claim_folder
+
+    made = {"checkpoint": "checkpoints/ddpm-mnist", "step": 7000, "row": "ddim-10-eta0", "seed": 0}
+    folder = tmp_path / "ddim-10-eta0-seed0"
+    claim_folder(folder, made)
+    (folder / "000000.png").write_bytes(b"")
+    claim_folder(folder, made)  # the same maker continues
+    for other in ({**made, "checkpoint": "checkpoints/dit-mnist"}, {**made, "step": 8000}):
+        with pytest.raises(SystemExit) as e:
+            claim_folder(folder, other)
+        assert str(e.value).startswith(f"error: {folder} holds samples made by another configuration") and "rm -r" in str(e.value)
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "000000.png").write_bytes(b"")
+    with pytest.raises(SystemExit, match="do not record what made them"):
+        claim_folder(legacy, made)
