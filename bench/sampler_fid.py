@@ -18,8 +18,9 @@ disjoint sets of N images are drawn and the row gives the mean FID at N over the
 
 Every configuration draws images 0..N-1 of seed 0 (image i starts from the same x_T in every configuration) from the
 EMA weights of checkpoints/ddpm-mnist, keeps them as PNGs under samples/bench/CHECKPOINT/NAME-seedS/ (continued if a
-run was stopped, and only if the folder's made_by.json names the same checkpoint, training step and row) and scores them against the MNIST test split with the MNIST-CNN features. Time per image is measured on the
-images drawn in the run that drew them, with the network compiled by torch.compile unless --no-compile; when other
+run was stopped, and only if the folder's made_by.json names the same checkpoint, training step and row) and scores
+them against the MNIST test split with the MNIST-CNN features. Time per image is measured on the images drawn in the
+run that drew them, with the network compiled by torch.compile unless --no-compile; when other
 work shared the CPU meanwhile, `--retime K` measures it again on images 0..K-1 of every configuration in the CSV
 (not saved; the scores stay those of the N images).
 """
