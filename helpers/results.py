@@ -184,9 +184,3 @@ def claim_folder(folder: Path, made_by: dict) -> None:
                          f"or pass another --samples folder")
     folder.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps(made_by, indent=1) + "\n")
-
-
-def checkpoint_step(checkpoint: str | Path) -> int | None:
-    """The training step in a local checkpoint's model card (None for a hub id or a folder without a card)."""
-    card = ROOT / checkpoint / "model_card.json"
-    return json.loads(card.read_text()).get("step") if card.exists() else None
