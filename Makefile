@@ -158,8 +158,9 @@ train-dit-mnist: setup
 		--checkpoint-every 500 --log-every 100 --out checkpoints/dit-mnist $(if $(wildcard checkpoints/dit-mnist/model_card.json),--resume,)
 
 # Notebook 10's conditioning ablation: four smaller DiTs (depth 4), identical but for how t and y enter the blocks, on
-# the same budget (DIT_ABLATION_STEPS steps of 64, seed 0; at 2500 steps none of them drew digits yet (notebook 10),
-# hence 10000: about 55 min each on one thread here; each resumable, and extended from a kept model and optimiser).
+# the same budget (DIT_ABLATION_STEPS steps of 64, seed 0; at 2500 steps none of them drew digits yet, hence 10000:
+# 45 to 54 min each on one thread here, the model cards' wall times; each resumable, and extendable from a kept model
+# and optimiser, since the learning rate is constant after warm-up).
 DIT_CONDITIONINGS := adaln-zero adaln in-context cross-attention
 DIT_ABLATION_STEPS := 10000
 train-dit-ablation: setup

@@ -390,9 +390,10 @@ display(ablation)
 R.table("ablation", ablation, f"the four conditionings on the same budget: size, GFLOP, training time, final loss, FID (95% bootstrap) and class accuracy; N = {ABLATION_N}, DDIM-50, w = 1")
 print(f"{time.time() - start:.0f} s")
 by = ablation.set_index("conditioning")
-for other in ("adaln", "cross-attention", "in-context"):
-    print(stats.compare(tuple(by.loc["adaln-zero", ["FID", "95% lo", "95% hi"]]), tuple(by.loc[other, ["FID", "95% lo", "95% hi"]]),
-                        ("adaLN-Zero", other)))
+ablation_verdicts = {other: stats.compare(tuple(by.loc["adaln-zero", ["FID", "95% lo", "95% hi"]]),
+                                         tuple(by.loc[other, ["FID", "95% lo", "95% hi"]]), ("adaLN-Zero", other))
+                     for other in ("adaln", "cross-attention", "in-context")}
+print("\n".join(ablation_verdicts.values()))
 
 fig, ax = plt.subplots(figsize=(7.5, 3.5))
 for kind, h in curves.items():
@@ -513,7 +514,7 @@ print(f"  ordering by FID here: {' < '.join(order)}; the paper's: adaln-zero < a
 print(f"- Latent against pixel: DiT FID {d.FID:.1f} [{d['95% lo']:.1f}, {d['95% hi']:.1f}] after {d['training CPU s'] / 3600:.1f} CPU hours, "
       f"{d['s/image (DDIM-50)']:.3f} s/image; U-Net FID {u.FID:.1f} [{u['95% lo']:.1f}, {u['95% hi']:.1f}] after "
       f"{u['training CPU s'] / 3600:.1f} CPU hours, {u['s/image (DDIM-50)']:.3f} s/image; GFLOP per call {arch.iloc[0, 3]:.3f} against {arch.iloc[1, 3]:.3f}.")
-facts = {"reconstruction_fid": ae_rec.FID, "real_fid": ae_real.FID, "ordering": order,
+facts = {"reconstruction_fid": ae_rec.FID, "real_fid": ae_real.FID, "ordering": order, "ablation_verdicts": ablation_verdicts,
          "dit_fid_w1": d.FID, "unet_fid_w1": u.FID, "dit_s_per_image": d["s/image (DDIM-50)"], "unet_s_per_image": u["s/image (DDIM-50)"]}
 R.values("facts", facts, "the numbers the conclusions quote")
 ''')
@@ -540,12 +541,22 @@ support, and it says where they do not decide).
   normalised activations, regressed from $c$: a cheap, global and multiplicative way to tell every layer what noise
   level and class it is working on, rather than asking attention to fetch that information from extra tokens
   (in-context) or through an extra attention (cross-attention). The zero-initialised gates make each residual block
-  start as the identity (checked in section 2), which the paper found trains faster and better. **The ablation here does
-  not decide the question:** after 2500 steps of 64 none of the four depth-4 models draws digits (FIDs near 800,
-  class accuracy below 30%), so their FIDs compare models that have not yet learnt the data. adaLN-Zero has the lowest
-  FID and the lowest training loss, but its FID is resolved only against cross-attention. The paper's variants also
-  differ in size and compute, as these do (parameters and GFLOP per call in the table). A meaningful ablation needs a
-  budget at which the models draw digits (left open: issue 17).
+  start as the identity (checked in section 2), which the paper found trains faster and better. **What the ablation
+  here shows** (the committed full run: the table of section 5 and the verdicts printed there and above): after
+  10,000 steps of 64 all four depth-4 models draw digits (unguided class accuracy far above the 10% of chance, though below the
+  depth-6 DiT's),
+  and adaLN-Zero has the lowest FID, as in the paper, but it is resolved better only than cross-attention; against
+  adaLN and in-context its lead is inside the noise at this N. The two variants the paper ranks last come in the other
+  order here, with overlapping intervals (the table), so that part of the paper's ordering is neither confirmed nor
+  contradicted. The loss curves separate only a little, between steps 1,000 and 3,000, where adaLN-Zero leads and
+  cross-attention trails, and then run close together, cross-attention's a little above the rest (the table's final
+  losses): at this scale how $t$ and $y$ enter the blocks matters much less than in the paper.
+  Reasons visible here: the condition is easy (eleven labels and a timestep, where ImageNet has a thousand classes);
+  every variant starts with a zero output layer, so adaLN-Zero's only advantage at initialisation is its gates; the
+  models are small and early in training (their FIDs are well above the depth-6 DiT's at $w = 1$, section 4), where
+  capacity and budget, not the conditioning path, limit them; and, as in the paper, the variants differ in size and
+  compute: cross-attention costs the most GFLOP per call and scores worst, in-context has the fewest parameters and is
+  not resolved from adaLN-Zero. A sharper test needs several seeds per variant and a larger $N$ or budget.
 * **DiT's limits**, each with its number above: the autoencoder's floor bounds every latent model (section 1; here
   its reconstructions score about as well as the real digits, so the gap is the DiT's, not the decoder's quality on
   real latents); the decoder's sensitivity off the data's latents makes the sampler matter more than in pixel space

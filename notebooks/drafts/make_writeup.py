@@ -352,6 +352,8 @@ try:
     ablation = results.read("10_latent_dit", "ablation")
     print(f"ordering of the conditionings by FID here: {' < '.join(facts['ordering'])} (the paper's, on ImageNet: "
           f"adaln-zero < adaln < cross-attention < in-context)")
+    for verdict in facts["ablation_verdicts"].values():
+        print(f"  FID, {verdict}")
     if ablation["class accuracy"].max() < 0.5:
         print(f"but at this budget none of the four draws digits (FID {ablation.FID.min():.0f} to {ablation.FID.max():.0f}, class "
               f"accuracy at most {ablation['class accuracy'].max():.0%}), so the ablation does not decide the question")
