@@ -542,21 +542,21 @@ support, and it says where they do not decide).
   level and class it is working on, rather than asking attention to fetch that information from extra tokens
   (in-context) or through an extra attention (cross-attention). The zero-initialised gates make each residual block
   start as the identity (checked in section 2), which the paper found trains faster and better. **What the ablation
-  here shows** (the committed full run: the table of section 5 and the verdicts printed there and above): after
-  10,000 steps of 64 all four depth-4 models draw digits (unguided class accuracy far above the 10% of chance, though below the
-  depth-6 DiT's),
-  and adaLN-Zero has the lowest FID, as in the paper, but it is resolved better only than cross-attention; against
-  adaLN and in-context its lead is inside the noise at this N. The two variants the paper ranks last come in the other
-  order here, with overlapping intervals (the table), so that part of the paper's ordering is neither confirmed nor
-  contradicted. The loss curves separate only a little, between steps 1,000 and 3,000, where adaLN-Zero leads and
-  cross-attention trails, and then run close together, cross-attention's a little above the rest (the table's final
-  losses): at this scale how $t$ and $y$ enter the blocks matters much less than in the paper.
-  Reasons visible here: the condition is easy (eleven labels and a timestep, where ImageNet has a thousand classes);
-  every variant starts with a zero output layer, so adaLN-Zero's only advantage at initialisation is its gates; the
-  models are small and early in training (their FIDs are well above the depth-6 DiT's at $w = 1$, section 4), where
-  capacity and budget, not the conditioning path, limit them; and, as in the paper, the variants differ in size and
-  compute: cross-attention costs the most GFLOP per call and scores worst, in-context has the fewest parameters and is
-  not resolved from adaLN-Zero. A sharper test needs several seeds per variant and a larger $N$ or budget.
+  here shows** (the committed full run: the table of section 5 and the verdicts printed there and above): after 10,000
+  steps of 64 all four depth-4 models draw digits (unguided class accuracy far above the 10% of chance, though below
+  the depth-6 DiT's), and adaLN-Zero has the lowest FID, as in the paper, but it is resolved better only than
+  cross-attention; against adaLN and in-context its lead is inside the noise at this N. The two variants the paper
+  ranks last come in the other order here, with overlapping intervals (the table), so that part of the paper's
+  ordering is neither confirmed nor contradicted. The loss curves separate only a little, between steps 1,000 and
+  3,000, where adaLN-Zero leads and cross-attention trails, and then run close together, cross-attention's a little
+  above the rest (the table's final losses): at this scale how $t$ and $y$ enter the blocks matters much less than in
+  the paper. Reasons visible here: the condition is easy (eleven labels and a timestep, where ImageNet has a thousand
+  classes); every variant starts with a zero output layer, so adaLN-Zero's only advantage at initialisation is its
+  gates; the models are small and early in training (their FIDs are well above the depth-6 DiT's at $w = 1$, section
+  4), where capacity and budget, not the conditioning path, limit them; and, as in the paper, the variants differ in
+  size and compute: cross-attention costs the most GFLOP per call and scores worst, in-context has the fewest
+  parameters and is not resolved from adaLN-Zero. A sharper test needs several seeds per variant and a larger $N$ or
+  budget.
 * **DiT's limits**, each with its number above: the autoencoder's floor bounds every latent model (section 1; here
   its reconstructions score about as well as the real digits, so the gap is the DiT's, not the decoder's quality on
   real latents); the decoder's sensitivity off the data's latents makes the sampler matter more than in pixel space
