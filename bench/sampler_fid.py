@@ -43,7 +43,7 @@ from helpers.denoisers import from_checkpoint  # noqa: E402
 from helpers.metrics import compute_features, fid_blocks, reference_features, scores  # noqa: E402
 from helpers.samplers import generate  # noqa: E402
 from helpers import results  # noqa: E402
-from helpers.checkpoints import has_checkpoint, read_card  # noqa: E402
+from helpers.checkpoints import trained_step  # noqa: E402
 from helpers.results import claim_folder, read_rows  # noqa: E402
 
 # (sampler, steps, eta[, spacing]), most informative first so that a partial run is already useful; the spacing is
@@ -298,7 +298,7 @@ def main(argv=None) -> int:
         net = getattr(denoiser, "denoiser", denoiser).net  # under CFG, the wrapped model's network
         gflop = gflop_per_call(getattr(net, "_orig_mod", net), torch.randn(2, *shape), torch.full((2,), 500))
         folder = args.samples / Path(str(c["checkpoint"])).name / f"{name}-seed{args.seed}"
-        claim_folder(folder, {"checkpoint": str(c["checkpoint"]), "step": read_card(ROOT / c["checkpoint"])["step"] if has_checkpoint(ROOT / c["checkpoint"]) else None, "row": name,
+        claim_folder(folder, {"checkpoint": str(c["checkpoint"]), "step": trained_step(ROOT / c["checkpoint"]), "row": name,
                               "seed": args.seed, "labels": args.labels, "guidance": args.guidance})
         timing = draw(denoiser, folder, c["sampler"], c["steps"], c["eta"], c["spacing"], blocks * args.num, args.seed,
                       args.batch_size, c["clip"], args.labels)

@@ -23,7 +23,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from helpers.checkpoints import load_model, read_card  # noqa: E402
+from helpers.checkpoints import load_model, trained_step  # noqa: E402
 from helpers.classifier import load_classifier, predict  # noqa: E402
 from helpers.data import load_images  # noqa: E402
 from helpers.denoisers import from_checkpoint  # noqa: E402
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
         if model not in loaded:
             loaded[model] = from_checkpoint(ROOT / models[model])[0]
         folder = args.samples / f"{name}-seed{args.seed}"
-        claim_folder(folder, {"checkpoint": models[model], "step": read_card(ROOT / models[model])["step"], "row": name, "seed": args.seed})
+        claim_folder(folder, {"checkpoint": models[model], "step": trained_step(ROOT / models[model]), "row": name, "seed": args.seed})
         drawn = draw(loaded[model], folder, sampler, steps, frames, args.num, args.seed, args.batch_size)
         s = score(drawn["clips"], references(feature_net, frames, refs), feature_net, classifier, args.seed)
         rows[name] = {"name": name, "model": model, "checkpoint": models[model], "sampler": sampler, "steps": steps,

@@ -34,6 +34,11 @@ def has_checkpoint(folder: str | Path) -> bool:
     return (Path(folder) / CARD).exists()
 
 
+def trained_step(folder: str | Path) -> int | None:
+    """The training step a checkpoint's card records; None for a folder without a card (a diffusers pipeline)."""
+    return read_card(folder)["step"] if has_checkpoint(folder) else None
+
+
 def save_tensors(tensors: dict, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
