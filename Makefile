@@ -231,9 +231,12 @@ train-t2i-mnist: setup
 		--label-dropout 0.15 --hidden-size 128 --depth 6 --lr 3e-4 --warmup 500 --steps 7000 --batch-size 128 --seed 0 \
 		--checkpoint-every 500 --log-every 100 --out checkpoints/t2i-mnist)
 
-# Notebook 05's benchmarks: FID against NFE for every sampler (hours; resumable), and the sampling loop's overhead.
+# Notebook 05's benchmarks: FID against NFE for every sampler (hours; resumable), the paired comparisons on the same
+# images, every row's time per image on 50 images (run on an idle machine), and the sampling loop's overhead.
 bench: setup
 	$(BIN)/python bench/sampler_fid.py
+	$(BIN)/python bench/paired_fid.py
+	$(BIN)/python bench/sampler_fid.py --retime 50
 	$(BIN)/python bench/loop_overhead.py
 
 evaluate-ddpm-mnist: setup

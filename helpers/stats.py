@@ -3,7 +3,8 @@ break-even count of a one-off cost against a per-image saving.
 
 An estimate is (value, lo, hi), a point and its 95% interval (e.g. metrics.fid_interval). Two estimates are
 "resolved" when their intervals do not overlap (a conservative test: non-overlapping 95% intervals imply a
-difference at well below the 5% level); otherwise the comparison is "not resolved at this N".
+difference at well below the 5% level); otherwise the comparison is "not resolved at this N". Where A and B share
+their noise image by image, the paired interval of A - B (compare_paired) is the sharper test.
 """
 from __future__ import annotations
 
@@ -29,6 +30,17 @@ def compare(a, b, names=("A", "B"), lower_is_better: bool = True) -> str:
         better = names[0] if a_lower == lower_is_better else names[1]
         return f"{better} is better (resolved: the 95% intervals do not overlap): {interval}"
     return f"not resolved at this N (the 95% intervals overlap): {interval}"
+
+
+def compare_paired(difference, names=("A", "B"), lower_is_better: bool = True) -> str:
+    """A sentence on a paired difference (value, lo, hi) of A minus B (metrics.fid_difference): resolved when its
+    95% interval excludes 0."""
+    d, lo, hi = check_interval("the difference", difference)
+    interval = f"{names[0]} - {names[1]} = {d:.2f} [{lo:.2f}, {hi:.2f}]"
+    if lo > 0 or hi < 0:
+        better = names[0] if (hi < 0) == lower_is_better else names[1]
+        return f"{better} is better (resolved: the paired 95% interval excludes 0): {interval}"
+    return f"not resolved at this N (the paired 95% interval contains 0): {interval}"
 
 
 def break_even(one_off_seconds: float, slow_s_per_image: float, fast_s_per_image: float) -> float:

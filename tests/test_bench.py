@@ -58,3 +58,42 @@ def test_a_sample_folder_is_continued_only_by_what_made_it(tmp_path):
     (legacy / "000000.png").write_bytes(b"")
     with pytest.raises(SystemExit, match="do not record what made them"):
         claim_folder(legacy, made)
+
+
+def paired_fid():
+    spec = importlib.util.spec_from_file_location("paired_fid", ROOT / "bench" / "paired_fid.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_notebook05_pairs_are_the_comparisons_among_the_rows_present():
+    names = {"ddpm-50", "ddpm-100", "ddim-10-eta0", "dpmpp-2m-10", "ddim-10-eta0.2", "ddim-50-eta0", "ddim-50-eta0-noclip",
+             "heun-10-clip"}  # heun-10 (the flipped row's default) absent
+    assert paired_fid().notebook05_pairs(names) == [
+        ("ddpm-50", "ddpm-100"), ("dpmpp-2m-10", "ddim-10-eta0"), ("ddpm-50", "ddim-50-eta0"), ("ddim-10-eta0.2", "ddim-10-eta0"),
+        ("ddim-50-eta0-noclip", "ddim-50-eta0")]
+
+
+def test_paired_fid_refuses_unknown_rows_and_rows_without_their_samples(tmp_path, capsys):
+    import pytest
+
+    from helpers.results import claim_folder, write_rows
+
+    p = paired_fid()
+    row = {"checkpoint": "checkpoints/ddpm-mnist", "seed": "0", "num": "20", "features": "mnist-cnn", "fid": "50.0",
+           "fid_lo": "40.0", "fid_hi": "60.0"}
+    csv = tmp_path / "rows.csv"
+    write_rows(csv, {n: {"name": n, **row} for n in ("ddim-10-eta0", "ddpm-10")}, ["name", *row])
+    args = ["--csv", str(csv), "--samples", str(tmp_path / "samples"), "--out", str(tmp_path / "out.csv")]
+    with pytest.raises(SystemExit) as e:
+        p.main(args + ["--pair", "ddim-10-eta0:ddim-20-eta0"])
+    assert e.value.code == 2
+    assert "--pair must be A:B with two row names of" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=r"^error: no samples of row ddim-10-eta0 in .*--only ddim-10-eta0"):
+        p.main(args + ["--pair", "ddim-10-eta0:ddpm-10"])
+    folder = tmp_path / "samples" / "ddpm-mnist" / "ddim-10-eta0-seed0"
+    claim_folder(folder, {"checkpoint": "checkpoints/ddpm-mnist", "step": 1, "row": "ddim-10-eta0", "seed": 0})
+    with pytest.raises(SystemExit, match=r"was made by .* not by row ddim-10-eta0 of checkpoints/ddpm-mnist at step"):
+        p.main(args + ["--pair", "ddim-10-eta0:ddpm-10"])
+    assert not (tmp_path / "out.csv").exists()

@@ -14,6 +14,7 @@ cells, find, replace = P.cells, P.find, P.replace
 # Parameters: the 8x8 samples at the training set's N (the floor's), the eta series, bootstrap resamples.
 params = find("import sys")
 replace(params, "DIGITS_N = pick(200, 200, 500)", "DIGITS_N = pick(200, 200, 1437)")  # full: every training digit, the floor's N
+replace(params, 'OVERHEAD_JSON =', 'PAIRS_CSV = ROOT / "bench" / "results" / "fid_pairs.csv"        # made by `python bench/paired_fid.py`\nOVERHEAD_JSON =')
 replace(params, "HUB_ARCHITECTURES", "ETA_SERIES = (0.0, 0.2, 0.5, 1.0)   # DDIM's eta in the image series (the DDIM problem set)\n"
         "ETA_STEPS = 10 if QUICK else 50\nETA_IMAGES = 8\nBOOTSTRAP = 20 if QUICK else 200  # bootstrap resamples per FID interval (8x8 digits)\n"
         "HUB_ARCHITECTURES")
@@ -38,13 +39,26 @@ cells[s3].source += r"""
 Every FID carries a 95% interval: the FID $\pm 1.96$ standard deviations of the FID over 200 bootstrap resamples of
 the N images (`metrics.fid_interval`; the real set is fixed, as for every configuration). Two configurations whose
 intervals overlap are "not resolved at this N". Images $i$ of two configurations start from the same $x_T$, so these
-intervals are conservative for differences. KID (Bińkowski et al. 2018) is an unbiased estimate of the squared MMD
+intervals are conservative for differences; `bench/paired_fid.py` scores each comparison the notebook makes on the
+difference itself (FID(A) - FID(B) over bootstrap resamples that take the same images from both, so the shared noise
+cancels; `metrics.fid_difference`), and the verdicts below give both: "paired" resolves where its interval excludes 0.
+KID (Bińkowski et al. 2018) is an unbiased estimate of the squared MMD
 between the feature distributions: it can be negative when the true value is near zero, and a KID whose standard
 deviation (over the estimator's subsets) is larger than its value cannot be told from zero at this N; the cell
 below counts such rows."""
 bench = find("if RUN_BENCH:")
+replace(bench, '    display(pd.read_csv(tmp / "q.csv")[["name", "nfe", "fid", "s_per_image"]])\n',
+        '    display(pd.read_csv(tmp / "q.csv")[["name", "nfe", "fid", "s_per_image"]])\n'
+        '    spec = importlib.util.spec_from_file_location("paired_fid", ROOT / "bench" / "paired_fid.py")\n'
+        '    paired_fid = importlib.util.module_from_spec(spec); spec.loader.exec_module(paired_fid)\n'
+        '    paired_fid.main(["--csv", str(tmp / "q.csv"), "--samples", str(tmp / "samples"), "--out", str(tmp / "p.csv"), "--num-boot", "20"])\n')
 replace(bench, 'results = pd.read_csv(BENCH_CSV)\n',
         'results = pd.read_csv(BENCH_CSV)\n'
+        'pairs = pd.read_csv(PAIRS_CSV).set_index("name")  # bench/paired_fid.py, on the same images as BENCH_CSV\n'
+        'def paired(a, b):\n'
+        '    """The paired verdict on rows a and b (FID(a) - FID(b), 95% paired-bootstrap interval), None if not scored."""\n'
+        '    r = pairs.loc[f"{a} - {b}"] if f"{a} - {b}" in pairs.index else None\n'
+        '    return None if r is None else stats.compare_paired((r["diff"], r.diff_lo, r.diff_hi), (a, b))\n'
         'flipped = results.name.str.endswith(("-clip", "-noclip"))  # the clipping ablation of section 5\n'
         'clip_rows, results = results[flipped].copy(), results[~flipped].copy()\n')
 replace(bench, 'fid_col, kid_col = label("FID", "mnist-cnn", N), label("KID", "mnist-cnn", N)\nresults = results.rename(columns={"fid": fid_col, "kid": kid_col})',
@@ -78,7 +92,8 @@ replace(eta, 'display(pivot.rename_axis(index="eta", columns=f"steps -> {fid_col
         'by_eta = eta_table.set_index(["steps", "eta"])\n'
         'for steps in pivot.columns:\n'
         '    for e in (0.2, 1.0):\n'
-        '        print(f"{steps} steps: " + stats.compare(ci(by_eta.loc[(steps, e)]), ci(by_eta.loc[(steps, 0.0)]), (f"eta {e:g}", "eta 0")))')
+        '        print(f"{steps} steps: " + stats.compare(ci(by_eta.loc[(steps, e)]), ci(by_eta.loc[(steps, 0.0)]), (f"eta {e:g}", "eta 0")))\n'
+        '        print("    paired: " + str(paired(f"ddim-{steps}-eta{e:g}", f"ddim-{steps}-eta0")))')
 cells.insert(eta + 1, nbf.v4.new_markdown_cell(r'''
 **The same $x_T$ across $\eta$.** Image $i$ starts from the same $x_T$ in every row and, for $\eta > 0$, draws its
 step noise from the same generator stream; only $\eta$ changes. At $\eta = 0$ the image is a function of $x_T$ alone;
@@ -113,7 +128,8 @@ for _, r in clip_rows.iterrows():
                   f"{fid_col}, default": f"{d[fid_col]:.2f} [{d.fid_lo:.2f}, {d.fid_hi:.2f}]",
                   f"{fid_col}, other way": f"{r[fid_col]:.2f} [{r.fid_lo:.2f}, {r.fid_hi:.2f}]",
                   "verdict": stats.compare(ci(r), ci(d), ("clipped" if r.clip_x0 else "unclipped",
-                                                          "clipped" if d.clip_x0 else "unclipped")).split(":")[0]})
+                                                          "clipped" if d.clip_x0 else "unclipped")).split(" (")[0],
+                  "paired verdict": (paired(r["name"], default) or "not scored").split(" (")[0]})
 clipping_table = pd.DataFrame(pairs)
 display(clipping_table)
 R.table("clipping", clipping_table, f"each sampler with and without clipping x0_hat to [-1, 1]; FID [95% interval] at N = {N}")
@@ -146,7 +162,9 @@ replace(summary, 'print("the ODE solvers at many steps: " + ", ".join(f"{n} {f[n
         'fmt = lambda n: f"{n} {f[n]:.1f} [{by_name.loc[n].fid_lo:.1f}, {by_name.loc[n].fid_hi:.1f}]"\n'
         'print("the ODE solvers at many steps: " + ", ".join(fmt(n) for n in plateau))\n'
         'print("respaced ancestral sampling: " + ", ".join(fmt(n) for n in ancestral))\n'
-        'verdict = lambda a, b: print(f"{a} against {b}: " + stats.compare(ci(by_name.loc[a]), ci(by_name.loc[b]), (a, b)))\n'
+        'def verdict(a, b):\n'
+        '    print(f"{a} against {b}: " + stats.compare(ci(by_name.loc[a]), ci(by_name.loc[b]), (a, b)))\n'
+        '    print("    paired: " + str(paired(a, b)))\n'
         'for a, b in (("ddpm-50", "ddpm-100"), ("ddpm-100", "ddpm-1000"), ("ddpm-50", "ddpm-1000"), ("ddim-1000-eta0", "ddpm-1000"),\n'
         '             ("ddim-100-eta0", "ddim-1000-eta0"), ("dpmpp-2m-50", "ddim-1000-eta0"), ("heun-50", "ddim-1000-eta0")):\n'
         '    if a in by_name.index and b in by_name.index:\n'
@@ -159,5 +177,5 @@ replace(summary, '    print(f"{n} steps: " + ", ".join(f"{s} {v:.1f}" for s, v i
         'print("floor against ancestral sampling: " + ", ".join(f"{n} - floor = {f[n] - floor.fid_mean:.1f}" for n in ancestral))')
 conclusions = find("What the measurements say")
 replace(conclusions, "(one set of N per configuration: differences within a few floor standard deviations are not resolved at this N; issue 13 adds intervals):",
-        "(one set of N per configuration with its 95% bootstrap interval; every comparison below is one of the verdicts printed above, and a pair whose intervals overlap is not resolved at this N):")
+        "(one set of N per configuration with its 95% bootstrap interval; every comparison below is one of the verdicts printed above: a pair whose intervals overlap is not resolved at this N by the overlap rule, and the paired verdict on the same images says whether the difference itself is):")
 P.write()
