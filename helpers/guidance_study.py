@@ -144,6 +144,34 @@ def evaluate_guided(denoiser: nn.Module, labels: torch.Tensor, seed: int, ref: R
     return row, images
 
 
+class RunCache(dict):
+    """{key: (row, images)} of evaluate_guided, kept in a file after every new key, so that an interrupted long run
+    (notebook 04's full mode takes about three hours on one thread) continues where it stopped. The file records
+    `stamp` (the checkpoints' training steps, N, seed, sampler, steps, ...); a file made under another stamp is not
+    reused: it is set aside as FILE.stale and the run starts empty, saying so. path None: nothing is kept."""
+
+    def __init__(self, path: str | Path | None, stamp: dict):
+        super().__init__()
+        self.path, self.stamp, self.loaded = (Path(path) if path else None), dict(stamp), 0
+        if self.path is not None and self.path.exists():
+            saved = torch.load(self.path, weights_only=False)
+            if saved.get("stamp") == self.stamp:
+                self.update(saved["runs"])
+                self.loaded = len(saved["runs"])
+            else:
+                self.path.replace(self.path.with_name(self.path.name + ".stale"))
+                print(f"{self.path} was made under {saved.get('stamp')}, not {self.stamp}: set aside as "
+                      f"{self.path.name}.stale; drawing every configuration again")
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            torch.save({"stamp": self.stamp, "runs": dict(self)}, tmp)
+            tmp.replace(self.path)
+
+
 def fid_column(row_or_columns) -> str:
     """The name of the FID column (metrics.label's 'FID (..., N=...)') in a row or a DataFrame's columns."""
     names = [c for c in row_or_columns if str(c).startswith("FID (")]

@@ -176,3 +176,19 @@ def test_match_accuracy_refines_the_interpolation_until_within_one_point():
     w, acc, tried = match_accuracy(lambda v: calls.append(v) or curve(v), 0.95, ws, [curve(v) for v in ws], tol=0.01)
     assert abs(acc - 0.95) <= 0.01 and abs(curve(w) - acc) < 1e-12 and len(tried) == len(calls) >= 2
     assert match_accuracy(curve, 0.05, ws, [curve(v) for v in ws]) == (None, None, [])  # below the sweep's range
+
+
+def test_run_cache_keeps_each_configuration_and_refuses_another_stamp(tmp_path, capsys):
+    path = tmp_path / "runs.pt"
+    stamp = {"checkpoint_step": 1200, "num": 500, "seed": 0}
+    runs = gs.RunCache(path, stamp)
+    assert runs.loaded == 0 and not path.exists()
+    runs[("ema", "cfg", 3.0)] = ({"FID": 1.0}, torch.ones(2, 1, 4, 4))
+    again = gs.RunCache(path, stamp)
+    assert again.loaded == 1 and again[("ema", "cfg", 3.0)][0] == {"FID": 1.0}
+    assert torch.equal(again[("ema", "cfg", 3.0)][1], torch.ones(2, 1, 4, 4))
+    other = gs.RunCache(path, {**stamp, "num": 50})  # e.g. quick mode, or a retrained checkpoint
+    assert other.loaded == 0 and len(other) == 0
+    assert "set aside as runs.pt.stale" in capsys.readouterr().out
+    assert (tmp_path / "runs.pt.stale").exists() and not path.exists()
+    assert len(gs.RunCache(None, stamp)) == 0  # no file: nothing kept
