@@ -1,14 +1,20 @@
-"""bench/sampler_fid.py's bookkeeping: configuration names and which CSV rows are drawn or scored again."""
+"""bench/sampler_fid.py's bookkeeping (configuration names, which CSV rows are drawn or scored again) and
+bench/paired_fid.py's choice of pairs and its refusals."""
 import importlib.util
 
 from helpers.paths import ROOT
 
 
-def bench():
-    spec = importlib.util.spec_from_file_location("sampler_fid", ROOT / "bench" / "sampler_fid.py")
+def script(name: str):
+    """bench/NAME.py as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def bench():
+    return script("sampler_fid")
 
 
 def test_names_are_unique_and_say_an_explicit_clipping_choice():
@@ -61,10 +67,7 @@ def test_a_sample_folder_is_continued_only_by_what_made_it(tmp_path):
 
 
 def paired_fid():
-    spec = importlib.util.spec_from_file_location("paired_fid", ROOT / "bench" / "paired_fid.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return script("paired_fid")
 
 
 def test_notebook05_pairs_are_the_comparisons_among_the_rows_present():
