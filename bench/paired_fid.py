@@ -58,8 +58,9 @@ def sample_folder(row: dict, samples: Path) -> Path:
     return folder
 
 
-def row_features(row: dict, samples: Path, real, cache: dict):
-    """The features of a row's N images, read from its sample folder; their FID must be the row's."""
+def row_features(row: dict, samples: Path, fid, cache: dict):
+    """The features of a row's N images, read from its sample folder; their FID (`fid`, frechet_to of the real set)
+    must be the row's."""
     name = row["name"]
     if name not in cache:
         folder, num = sample_folder(row, samples), int(row["num"])
@@ -67,9 +68,9 @@ def row_features(row: dict, samples: Path, real, cache: dict):
         if len(images) < num:
             raise SystemExit(f"error: {folder} holds {len(images)} images; row {name} scored {num}")
         feats = compute_features(images, row["features"])
-        fid = frechet_to(real)(feats)
-        if abs(fid - float(row["fid"])) > 1e-3:
-            raise SystemExit(f"error: the {num} images in {folder} give FID {fid:.3f}, the CSV's row {name} says "
+        value = fid(feats)
+        if abs(value - float(row["fid"])) > 1e-3:
+            raise SystemExit(f"error: the {num} images in {folder} give FID {value:.3f}, the CSV's row {name} says "
                              f"{row['fid']}; score the row again before comparing it")
         cache[name] = feats
     return cache[name]
@@ -110,10 +111,11 @@ def main(argv=None) -> int:
     out, cache, refs = {}, {}, {}
     for a, b in pairs:
         ra, rb = rows[a], rows[b]
-        if ra["features"] not in refs:
-            refs[ra["features"]] = reference_features(args.reference, ra["features"])
-        real = refs[ra["features"]]
-        d = fid_difference(row_features(ra, args.samples, real, cache), row_features(rb, args.samples, real, cache), real,
+        if ra["features"] not in refs:  # the real set's features and its FID function, once per feature network
+            real = reference_features(args.reference, ra["features"])
+            refs[ra["features"]] = (real, frechet_to(real))
+        real, fid = refs[ra["features"]]
+        d = fid_difference(row_features(ra, args.samples, fid, cache), row_features(rb, args.samples, fid, cache), real,
                            num_boot=args.num_boot, seed=args.seed)
         overlap = stats.compare((float(ra["fid"]), float(ra["fid_lo"]), float(ra["fid_hi"])),
                                 (float(rb["fid"]), float(rb["fid_lo"]), float(rb["fid_hi"])), (a, b))
