@@ -18,6 +18,14 @@ replace(params, 'SWEEP = ROOT / "checkpoints" / "sweep"  # the committed runs',
 imports = find("import json, tempfile, time")
 replace(imports, "from helpers import fid, sweep\n", "from helpers import fid, stats, sweep\n")
 
+# Section 6: what a KID below zero, or smaller than its standard deviation, means.
+s6 = find("## 6. Quality: FID and KID")
+cells[s6].source += (
+    "\n\nKID (Bińkowski et al. 2018) is an unbiased estimate of the squared MMD between the two feature distributions, "
+    "so it can come out negative when the true value is near zero; its standard deviation (over the estimator's "
+    "subsets) says how far to trust it: a KID smaller than its standard deviation cannot be told from zero at this N, "
+    "and such a run's KID ranks nothing. The FID's 95% interval (a bootstrap over the N images) plays the same role "
+    "for FID.")
 # Section 6's table gains each run's interval and confident share (both budgets' evaluations store them).
 quality = find("if fid_col in table:\n    grid = table")
 replace(quality, 'ranked = table.sort_values(fid_col)[["run", fid_col, kid_col, "KID std", "train time (min)", "final loss"]]',
