@@ -100,3 +100,23 @@ def test_paired_fid_refuses_unknown_rows_and_rows_without_their_samples(tmp_path
     with pytest.raises(SystemExit, match=r"was made by .* not by row ddim-10-eta0 of checkpoints/ddpm-mnist at step"):
         p.main(args + ["--pair", "ddim-10-eta0:ddpm-10"])
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_retime_warms_up_on_two_steps_then_times_the_rows_own_steps(monkeypatch, tmp_path):
+    """--retime K: one untimed call of 2 steps on the same batch of K (the one-off costs), then the timed call with the
+    row's steps; the row's time per image is replaced and the CSV rewritten after every row."""
+    import argparse
+
+    module = bench()
+    calls, written = [], []
+    monkeypatch.setattr(module, "generate", lambda denoiser, num, seed, **kw: calls.append((num, seed, kw["steps"], kw.get("eta"))))
+    monkeypatch.setattr(module, "image_labels", lambda denoiser, labels, start, num: None)
+    monkeypatch.setattr(module, "write_rows", lambda path, rows: written.append(dict(rows)))
+    rows = {"ddim-50-eta0": {"sampler": "ddim", "steps": "50", "eta": "0.0", "spacing": "linspace", "clip_x0": "True",
+                             "checkpoint": "checkpoints/ddpm-mnist", "s_per_image": "9.9"},
+            "ddpm-1000": {"sampler": "ddpm", "steps": "1000", "eta": "", "spacing": "linspace", "clip_x0": "True",
+                          "checkpoint": "checkpoints/ddpm-mnist", "s_per_image": "9.9"}}
+    args = argparse.Namespace(only=None, retime=3, seed=0, compile=False, csv=tmp_path / "x.csv")
+    module.retime(lambda checkpoint: object(), rows, args)
+    assert calls == [(3, 0, 2, 0.0), (3, 0, 50, 0.0), (3, 0, 2, None), (3, 0, 1000, None)]
+    assert len(written) == 2 and all(r["timed_images"] == 3 and r["s_per_image"] != "9.9" for r in rows.values())
