@@ -29,7 +29,8 @@ from helpers.results import read_rows, write_rows  # noqa: E402
 
 def notebook05_pairs(names) -> list[tuple[str, str]]:
     """Notebook 05's comparisons (A, B) among the rows `names`: DDPM's steps, the ODE samplers against ancestral
-    sampling, the samplers at equal steps, DDIM's eta, and each clipping-ablation row against its default."""
+    sampling, the samplers at equal steps, DDIM's eta, each clipping-ablation row against its default, and each row on
+    Karras's timesteps against the same sampler on linspace timesteps."""
     pairs = [("ddpm-50", "ddpm-100"), ("ddpm-100", "ddpm-1000"), ("ddpm-50", "ddpm-1000"),
              ("ddim-1000-eta0", "ddpm-1000"), ("ddim-100-eta0", "ddim-1000-eta0"),
              ("dpmpp-2m-50", "ddim-1000-eta0"), ("heun-50", "ddim-1000-eta0")]
@@ -39,6 +40,7 @@ def notebook05_pairs(names) -> list[tuple[str, str]]:
         pairs += [(f"ddim-{n}-eta{e}", f"ddim-{n}-eta0") for e in ("0.2", "0.5", "1")]
     pairs += [(name, name.removesuffix("-noclip").removesuffix("-clip")) for name in names
               if name.endswith(("-clip", "-noclip"))]
+    pairs += [(name, name.removesuffix("-karras")) for name in sorted(names) if name.endswith("-karras")]
     return [(a, b) for a, b in pairs if a in names and b in names]
 
 

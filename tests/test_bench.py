@@ -72,10 +72,10 @@ def paired_fid():
 
 def test_notebook05_pairs_are_the_comparisons_among_the_rows_present():
     names = {"ddpm-50", "ddpm-100", "ddim-10-eta0", "dpmpp-2m-10", "ddim-10-eta0.2", "ddim-50-eta0", "ddim-50-eta0-noclip",
-             "heun-10-clip"}  # heun-10 (the flipped row's default) absent
+             "heun-10-clip", "dpmpp-2m-10-karras", "heun-5-karras"}  # heun-10 and heun-5 (defaults) absent
     assert paired_fid().notebook05_pairs(names) == [
         ("ddpm-50", "ddpm-100"), ("dpmpp-2m-10", "ddim-10-eta0"), ("ddpm-50", "ddim-50-eta0"), ("ddim-10-eta0.2", "ddim-10-eta0"),
-        ("ddim-50-eta0-noclip", "ddim-50-eta0")]
+        ("ddim-50-eta0-noclip", "ddim-50-eta0"), ("dpmpp-2m-10-karras", "dpmpp-2m-10")]
 
 
 def test_paired_fid_refuses_unknown_rows_and_rows_without_their_samples(tmp_path, capsys):
