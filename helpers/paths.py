@@ -16,6 +16,19 @@ def data_cache() -> Path:
     return Path(os.environ.get("WORKBOOK_DATA_CACHE", ROOT / "data" / "cache"))
 
 
+def write_atomic(path: Path, save) -> None:
+    """Call save(tmp) on a temporary file beside `path`, then rename it to `path`: a process reading a cache file while
+    another writes it (two test workers, two notebooks) sees the old file or the whole new one, never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def checkpoints_dir() -> Path:
     return ROOT / "checkpoints"
 

@@ -1,9 +1,16 @@
+import os
+
 import pytest
 import torch
 
 from helpers.denoisers import Denoiser
 from helpers.schedules import Schedule
 from helpers.models.unet import UNet, UNetConfig
+
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # `make test`: the cores shared out among the workers (the notebooks'
+    THREADS = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))  # kernels and the CLIs'
+    os.environ["OMP_NUM_THREADS"] = str(THREADS)                                          # subprocesses inherit it)
+    torch.set_num_threads(THREADS)
 
 
 def tiny_unet(seed: int = 0, **overrides) -> UNet:

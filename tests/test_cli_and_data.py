@@ -116,3 +116,27 @@ def test_hub_image_data_offline_says_so(monkeypatch):
         load_images("hf:uoft-cs/cifar10:test")
     with pytest.raises(ValueError, match="hf needs a data set id"):
         load_images("hf:")
+
+
+def test_cache_files_are_written_whole_or_not_at_all(tmp_path):
+    """Caches (reference features, latents) are shared by parallel test workers and notebooks: write_atomic renames a
+    finished temporary file into place, so a reader never sees a partial file, and a failed save leaves nothing."""
+    from helpers.paths import write_atomic
+
+    path = tmp_path / "sub" / "cache.npz"
+    seen = []
+
+    def save(tmp):
+        tmp.write_bytes(b"x" * 100)
+        seen.append(path.exists())  # not yet in place while being written
+
+    write_atomic(path, save)
+    assert seen == [False] and path.read_bytes() == b"x" * 100
+
+    def fail(tmp):
+        tmp.write_bytes(b"partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(path, fail)
+    assert path.read_bytes() == b"x" * 100 and sorted(p.name for p in path.parent.iterdir()) == ["cache.npz"]
