@@ -58,7 +58,7 @@ run: setup
 report: setup
 	$(BIN)/python -m helpers.report
 
-# Unit tests, cross-checks and the notebooks in quick mode, in TEST_WORKERS processes of one thread each.
+# Unit tests, cross-checks and the notebooks in quick mode, in TEST_WORKERS processes (the cores shared out among them).
 TEST_WORKERS ?= 2
 test: setup
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --durations=15
