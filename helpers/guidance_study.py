@@ -27,6 +27,7 @@ from torch import nn
 from . import checkpoints as ckpt
 from .denoisers import DenoiserWrapper
 from .metrics import compute_features, reference_features, scores
+from .paths import write_atomic
 
 SNAPSHOTS = "snapshots"
 ACCURACY = "class accuracy"
@@ -166,10 +167,7 @@ class RunCache(dict):
     def __setitem__(self, key, value):
         super().__setitem__(key, value)
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            torch.save({"stamp": self.stamp, "runs": dict(self)}, tmp)
-            tmp.replace(self.path)
+            write_atomic(self.path, lambda tmp: torch.save({"stamp": self.stamp, "runs": dict(self)}, tmp))
 
 
 def fid_column(row_or_columns) -> str:

@@ -129,7 +129,8 @@ def main() -> int:
     samples = {name: fn().contiguous() for name, fn in sample_cases()}
     save_file(samples, str(HERE / "golden.safetensors"))
     training = {name: fn() for name, fn in training_cases()}
-    meta = {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": 1, "num": NUM, "seed": SEED, "steps": STEPS, "training": training}
+    meta = {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": 1,
+            "num": NUM, "seed": SEED, "steps": STEPS, "training": training}
     (HERE / "golden.json").write_text(json.dumps(meta, indent=1) + "\n")
     print(f"{len(samples)} sample cases, {len(training)} training cases -> {HERE}")
     return 0
