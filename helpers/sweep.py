@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checks import INTERRUPTED
 from .metrics import EVAL_N
 from .paths import ROOT
 
@@ -83,6 +84,10 @@ def runs_in(folder: Path) -> list[Run]:
     return [*RUNS, *(get_run(n) for n in replicates)]
 
 
+class Stopped(RuntimeError):
+    """A run stopped by SIGTERM after it saved its state (not a failure: the same command resumes it)."""
+
+
 def train_run(run: Run, folder: Path = SWEEP_DIR, budget: dict = BUDGET) -> dict:
     """Train (or resume, or leave alone if finished) one run; returns its model card."""
     from . import checkpoints as ckpt
@@ -96,7 +101,11 @@ def train_run(run: Run, folder: Path = SWEEP_DIR, budget: dict = BUDGET) -> dict
         argv = ["--out", str(out), "--resume", "--steps", str(budget["steps"])]
     else:
         argv = run.train_args(out, budget)
-    if train_main(argv) != 0:
+    status = train_main(argv)
+    if status == INTERRUPTED:
+        raise Stopped(f"{run.name} stopped by SIGTERM at step {ckpt.read_card(out)['step']}, saved; the same command "
+                      f"continues it")
+    if status != 0:
         raise RuntimeError(f"training {run.name} failed; see the error above")
     return ckpt.read_card(out)
 
@@ -193,7 +202,11 @@ def main(argv=None) -> int:
         return 0
     for run in runs:
         if args.action == "train":
-            card = train_run(run, args.folder, BUDGETS[args.budget])
+            try:
+                card = train_run(run, args.folder, BUDGETS[args.budget])
+            except Stopped as stop:
+                print(stop, file=sys.stderr)
+                return INTERRUPTED
             print(f"{run.name}: step {card['step']}, loss {card['final_loss']:.4f}, {card['wall_time_s']:.0f} s", flush=True)
             continue
         out = args.folder / run.name

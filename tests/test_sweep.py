@@ -61,3 +61,26 @@ def test_one_tiny_run_trains_evaluates_and_tabulates(tmp_path):
     sweep.train_run(sweep.get_run("cosine-huber-seed1"), tmp_path, budget)  # a replicate joins the table
     assert list(sweep.results_table(tmp_path).run) == ["cosine-huber", "cosine-huber-seed1"]
     assert sweep.runs_in(tmp_path)[-1].name == "cosine-huber-seed1"  # `evaluate` with no --only scores it too
+
+
+def test_a_run_stopped_by_sigterm_says_so_and_exits_143(tmp_path, monkeypatch, capsys):
+    """A sweep that SIGTERM stops (its training saved, exit status 143) reports one line and the status, no traceback."""
+    from helpers import train
+    from helpers.checks import INTERRUPTED
+
+    run = sweep.get_run("linear-l2")
+    sweep.train_run(run, tmp_path, {**sweep.BUDGET, "steps": 1, "batch-size": 8, "checkpoint-every": 1})
+    monkeypatch.setattr(train, "main", lambda argv: INTERRUPTED)  # what the training returns when SIGTERM stops it
+    with pytest.raises(sweep.Stopped, match="linear-l2 stopped by SIGTERM at step 1, saved"):
+        sweep.train_run(run, tmp_path, {**sweep.BUDGET, "steps": 2, "batch-size": 8, "checkpoint-every": 1})
+    monkeypatch.setattr(train, "main", lambda argv: 1)  # a real failure still raises
+    with pytest.raises(RuntimeError, match="training linear-l2 failed"):
+        sweep.train_run(run, tmp_path, {**sweep.BUDGET, "steps": 2, "batch-size": 8, "checkpoint-every": 1})
+
+    def stopped(*_):
+        raise sweep.Stopped("linear-l2 stopped by SIGTERM at step 1, saved; the same command continues it")
+    monkeypatch.setattr(sweep, "train_run", stopped)
+    capsys.readouterr()  # the tiny training's progress bar
+    assert sweep.main(["train", "--only", "linear-l2", "--folder", str(tmp_path)]) == INTERRUPTED
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "linear-l2 stopped by SIGTERM at step 1, saved; the same command continues it"]
