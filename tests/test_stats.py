@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from helpers.metrics import fid_difference, fid_interval
-from helpers.stats import break_even, compare, compare_paired
+from helpers.stats import break_even, compare, compare_paired, rank_agreement
 
 
 def test_compare_names_the_better_one_only_when_the_intervals_separate():
@@ -101,3 +101,25 @@ def test_fid_blocks_averages_disjoint_blocks_with_a_t_interval():
     assert one["blocks"] == 1 and one["interval"] == "bootstrap" and one["lo"] < one["fid"] < one["hi"]
     with pytest.raises(ValueError, match="need at least n = 400 rows"):
         fid_blocks(fake[:100], real, 400)
+
+
+def test_rank_agreement_counts_kept_and_flipped_pairs():
+    # items 0..3: at a, 0 < 1 < 2 < 3 with 0/1 overlapping; at b, 2 and 3 swap (resolved) and 0/1 resolved
+    a = [(10, 9, 11), (10.5, 9.5, 11.5), (20, 19, 21), (30, 29, 31)]
+    b = [(5, 4, 6), (8, 7, 9), (40, 39, 41), (25, 24, 26)]
+    out = rank_agreement(a, b, draws=200)
+    # pairs: (0,1) resolved in b only; (0,2), (0,3), (1,2), (1,3) kept; (2,3) flipped
+    assert out["pairs"] == {"kept": 4, "flipped": 1, "resolved in a only": 0, "resolved in b only": 1,
+                            "resolved in neither": 0}
+    assert out["flipped"] == [(2, 3)]
+    assert out["rho"] == pytest.approx(0.8)  # ranks (1,2,3,4) against (1,2,4,3): 1 - 6 * 2 / (4 * 15)
+    assert out["rho_lo"] <= out["rho"] <= out["rho_hi"] <= 1 and out["items"] == 4
+    same = rank_agreement(a, a, draws=200)
+    assert same["rho"] == same["rho_lo"] == same["rho_hi"] == 1.0 and same["pairs"]["flipped"] == 0
+
+
+def test_rank_agreement_refuses_mismatched_or_broken_estimates():
+    with pytest.raises(ValueError, match="the same items"):
+        rank_agreement([(1, 0, 2)] * 3, [(1, 0, 2)] * 4)
+    with pytest.raises(ValueError, match=r"b\[1\] must be \(value, lo, hi\)"):
+        rank_agreement([(1, 0, 2)] * 3, [(1, 0, 2), (5, 6, 7), (1, 0, 2)])
