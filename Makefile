@@ -92,10 +92,11 @@ train-sweep: setup
 evaluate-sweep: setup
 	$(BIN)/python -m helpers.sweep evaluate
 
-# The same fourteen at 4x the steps (issue 13: about 25 min each on one core; resumable), then replicates of the best
-# and worst run with another seed: python -m helpers.sweep train --budget long --only NAME-seed1.
+# The same fourteen at 4x the steps (issue 13: 30 to 60 min each on one thread; resumable), then the seed-1 replicates
+# of the best (linear-huber) and the worst (linear-l2-vlb) run at this budget.
 train-sweep-long: setup
 	$(BIN)/python -m helpers.sweep train --budget long
+	$(BIN)/python -m helpers.sweep train --budget long --only linear-huber-seed1 --only linear-l2-vlb-seed1
 
 evaluate-sweep-long: setup
 	$(BIN)/python -m helpers.sweep evaluate --budget long
