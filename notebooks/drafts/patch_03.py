@@ -14,7 +14,9 @@ params = find("import sys")
 replace(params, 'SWEEP = ROOT / "checkpoints" / "sweep"  # the committed runs',
         'SWEEP = ROOT / "checkpoints" / "sweep"  # the committed runs (1500 steps each)\n'
         'LONG = ROOT / "checkpoints" / "sweep-long"  # the same runs at 6000 steps (`make train-sweep-long evaluate-sweep-long`)\n'
-        'RANK_DRAWS = 200 if QUICK else 2000  # draws for the rank correlation\'s interval')
+        'RANK_DRAWS = 200 if QUICK else 2000  # draws for the rank correlation\'s interval\n'
+        'PAIRED_N = 100 if QUICK else 1000  # images per run in the paired comparisons at 6000 steps (full: the evaluation\'s N)\n'
+        'PAIRED_STEPS = 5 if QUICK else 50    # their DDIM steps (full: the evaluation\'s)')
 imports = find("import json, tempfile, time")
 replace(imports, "from helpers import fid, sweep\n", "from helpers import fid, stats, sweep\n")
 
@@ -80,7 +82,9 @@ if len(long_table) and fid_col in long_table:
     second = grid_runs.sort_values(fid_col).iloc[1]
     ci = lambda r: (r[fid_col], r["FID 95% lo"], r["FID 95% hi"])
     print("best against second: " + stats.compare(ci(best_l), ci(second), (best_l.run, second.run)))
-    print("confident share >= 0.5 at 6000 steps: " + ", ".join(grid_runs.loc[grid_runs["confident >= 0.9"] >= 0.5, "run"]))
+    conf = grid_runs.set_index("run")["confident >= 0.9"]
+    print(f"confident share at 6000 steps: {conf.min():.1%} ({conf.idxmin()}) to {conf.max():.1%} ({conf.idxmax()}); "
+          f"at 1500 steps: {grid_runs['confident >= 0.9 (1500 steps)'].min():.1%} to {grid_runs['confident >= 0.9 (1500 steps)'].max():.1%}")
     by_schedule = grid_runs[~grid_runs.run.str.endswith("-vlb")].assign(schedule=lambda d: d.run.str.split("-").str[0],
                                                                          loss=lambda d: d.run.str.split("-").str[1])
     print("mean FID by schedule at 6000 steps:", by_schedule.groupby("schedule")[fid_col].mean().round(1).to_dict())
@@ -104,6 +108,25 @@ else:
     print(f"checkpoints/{LONG.name} has no evaluated runs yet: `make train-sweep-long evaluate-sweep-long`")
 '''.strip()))
 cells.insert(recheck + 3, nbf.v4.new_code_cell(r'''
+# Paired comparisons at 6000 steps: image i of every run starts from the same x_T (sweep.draw), so FID(A) - FID(B) gets
+# a paired bootstrap interval over the images (metrics.fid_difference), sharper than two overlapping intervals where
+# the runs draw similar images from the same noise. The best run against the next three, and the three losses under
+# the best run's schedule.
+from helpers.metrics import compute_features, fid_difference, reference_features
+
+if len(long_table):
+    order = list(grid_runs.sort_values(fid_col).run)
+    sched_best = order[0].split("-")[0]
+    pairs = [(order[0], r) for r in order[1:4]] + [(f"{sched_best}-huber", f"{sched_best}-l2"), (f"{sched_best}-l2", f"{sched_best}-l1")]
+    pairs = list(dict.fromkeys(tuple(sorted(p_, key=order.index)) for p_ in pairs))
+    start, real = time.time(), reference_features("mnist:test")
+    feats = {name: compute_features(sweep.draw(LONG / name, PAIRED_N, steps=PAIRED_STEPS, seed=SEED), "mnist-cnn")
+             for name in dict.fromkeys(n for p_ in pairs for n in p_)}
+    for a_, b_ in pairs:
+        print(stats.compare_paired(fid_difference(feats[a_], feats[b_], real, seed=SEED), (a_, b_)))
+    print(f"N = {PAIRED_N} images per run, DDIM-{PAIRED_STEPS}, seed {SEED} ({time.time() - start:.0f} s)")
+'''.strip()))
+cells.insert(recheck + 4, nbf.v4.new_code_cell(r'''
 # Samples of the longer runs from the same x_T as section 5's.
 if len(long_table):
     names = [n for n in long_table.run if not n.endswith(("-seed1", "-seed2"))]
