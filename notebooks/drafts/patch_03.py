@@ -112,6 +112,8 @@ cells.insert(recheck + 3, nbf.v4.new_code_cell(r'''
 # a paired bootstrap interval over the images (metrics.fid_difference), sharper than two overlapping intervals where
 # the runs draw similar images from the same noise. The best run against the next three, and the three losses under
 # the best run's schedule.
+from helpers.classifier import digit_report, load_classifier, predict
+from helpers.data import load_images
 from helpers.metrics import compute_features, fid_difference, reference_features
 
 if len(long_table):
@@ -120,11 +122,21 @@ if len(long_table):
     pairs = [(order[0], r) for r in order[1:4]] + [(f"{sched_best}-huber", f"{sched_best}-l2"), (f"{sched_best}-l2", f"{sched_best}-l1")]
     pairs = list(dict.fromkeys(tuple(sorted(p_, key=order.index)) for p_ in pairs))
     start, real = time.time(), reference_features("mnist:test")
-    feats = {name: compute_features(sweep.draw(LONG / name, PAIRED_N, steps=PAIRED_STEPS, seed=SEED), "mnist-cnn")
+    drawn = {name: sweep.draw(LONG / name, PAIRED_N, steps=PAIRED_STEPS, seed=SEED)
              for name in dict.fromkeys(n for p_ in pairs for n in p_)}
+    feats = {name: compute_features(images, "mnist-cnn") for name, images in drawn.items()}
     for a_, b_ in pairs:
         print(stats.compare_paired(fid_difference(feats[a_], feats[b_], real, seed=SEED), (a_, b_)))
     print(f"N = {PAIRED_N} images per run, DDIM-{PAIRED_STEPS}, seed {SEED} ({time.time() - start:.0f} s)")
+    # what the classifier reads in the same samples: a confident digit, and how evenly the ten classes are drawn
+    clf = load_classifier(device=DEVICE)
+    for name, images in drawn.items():
+        r = digit_report(predict(clf, images))
+        shares = np.array(r["class_shares"])
+        print(f"{name}: confident {r['confident_fraction']:.1%}; class shares {shares.min():.1%} (digit {shares.argmin()}) "
+              f"to {shares.max():.1%} (digit {shares.argmax()})")
+    r = digit_report(predict(clf, load_images("mnist:test").images[:PAIRED_N]))
+    print(f"real test digits: confident {r['confident_fraction']:.1%}; class shares {r['min_share']:.1%} to {r['max_share']:.1%}")
 '''.strip()))
 cells.insert(recheck + 4, nbf.v4.new_code_cell(r'''
 # Samples of the longer runs from the same x_T as section 5's.
