@@ -110,8 +110,8 @@ else:
 cells.insert(recheck + 3, nbf.v4.new_code_cell(r'''
 # Paired comparisons at 6000 steps: image i of every run starts from the same x_T (sweep.draw), so FID(A) - FID(B) gets
 # a paired bootstrap interval over the images (metrics.fid_difference), sharper than two overlapping intervals where
-# the runs draw similar images from the same noise. The best run against the next three, and the three losses under
-# the best run's schedule.
+# the runs draw similar images from the same noise. The best run against the second, the three losses under the best
+# run's schedule, and the four schedules under its loss.
 from helpers.classifier import digit_report, load_classifier, predict
 from helpers.data import load_images
 from helpers.metrics import compute_features, fid_difference, reference_features
@@ -119,7 +119,9 @@ from helpers.metrics import compute_features, fid_difference, reference_features
 if len(long_table):
     order = list(grid_runs.sort_values(fid_col).run)
     sched_best = order[0].split("-")[0]
-    pairs = [(order[0], r) for r in order[1:4]] + [(f"{sched_best}-huber", f"{sched_best}-l2"), (f"{sched_best}-l2", f"{sched_best}-l1")]
+    loss_best = order[0].split("-")[1]
+    pairs = ([(order[0], order[1])] + [(f"{sched_best}-{a_}", f"{sched_best}-{b_}") for a_, b_ in (("huber", "l2"), ("l2", "l1"))]
+             + [(order[0], f"{s_}-{loss_best}") for s_ in sweep.SCHEDULE_NAMES if s_ != sched_best])
     pairs = list(dict.fromkeys(tuple(sorted(p_, key=order.index)) for p_ in pairs))
     start, real = time.time(), reference_features("mnist:test")
     drawn = {name: sweep.draw(LONG / name, PAIRED_N, steps=PAIRED_STEPS, seed=SEED)
@@ -169,5 +171,12 @@ print("losses by mean FID at 1500 steps: " + ", ".join(f"{k} {v:.0f}" for k, v i
 if "linear-l2-vlb" in by:
     print(f"L_simple against the VLB weighting at 1500 steps: {by['linear-l2']:.0f} against {by['linear-l2-vlb']:.0f}")
 print(f"VLB weight: t=0 against t=999: {w[0] / w[999]:.0f}x")
+if len(long_table):  # the orders within one loss and within one schedule, at both budgets
+    for col, when in ((f"{fid_col} (1500 steps)", "1500"), (fid_col, "6000")):
+        ranked_ = grid_runs[~grid_runs.run.str.endswith("-vlb")].sort_values(col)
+        for loss_ in sweep.LOSS_NAMES:
+            print(f"{when} steps, {loss_}: schedules by FID " + ", ".join(r.split("-")[0] for r in ranked_.run if r.split("-")[1] == loss_))
+        for s_ in sweep.SCHEDULE_NAMES:
+            print(f"{when} steps, {s_}: losses by FID " + ", ".join(r.split("-")[1] for r in ranked_.run if r.split("-")[0] == s_))
 '''.strip()))
 P.write()
