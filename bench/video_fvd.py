@@ -23,7 +23,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from helpers.checkpoints import load_model, trained_step  # noqa: E402
+from helpers.checkpoints import load_model, read_card, trained_step  # noqa: E402
+from helpers.checks import non_negative_int, positive_int  # noqa: E402
 from helpers.classifier import load_classifier, predict  # noqa: E402
 from helpers.data import load_images  # noqa: E402
 from helpers.denoisers import from_checkpoint  # noqa: E402
@@ -70,10 +71,10 @@ def draw(denoiser, folder: Path, sampler: str, steps: int, frames: int, num: int
     return {"clips": torch.cat(clips)[:num], "s_per_clip": seconds / max(have, 1)}
 
 
-def references(feature_net, frames: int, cache: dict) -> dict:
-    """Video features, per-frame MNIST-CNN features of the first N_REF test clips of `frames` frames."""
+def references(feature_net, frames: int, cache: dict, n: int = N_REF) -> dict:
+    """Video features, per-frame MNIST-CNN features of the first `n` test clips of `frames` frames."""
     if frames not in cache:
-        clips = load_images("moving-mnist:16:test").images[:N_REF, :frames]
+        clips = load_images("moving-mnist:16:test").images[:n, :frames]
         cache[frames] = {"video": features(feature_net, clips),
                          "frames": compute_features(frame_digits(clips), "mnist-cnn")}
     return cache[frames]
@@ -98,9 +99,10 @@ def write_rows(path: Path, rows: dict) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--grid", choices=GRIDS, default="full")
-    p.add_argument("--num", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--num", type=positive_int, default=128)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--reference-clips", type=positive_int, default=N_REF, help="test clips per reference")
     p.add_argument("--features", default="checkpoints/video-features")
     p.add_argument("--model", action="append", default=[], metavar="NAME=FOLDER",
                    help="another checkpoint for a model name of the grid, e.g. vdm=/tmp/tiny")
@@ -113,20 +115,25 @@ def main(argv=None) -> int:
     rows, refs, loaded = read_rows(args.csv), {}, {}
     for model, sampler, steps, frames in GRIDS[args.grid]:
         name = name_of(model, sampler, steps, frames)
-        if name in rows and int(rows[name]["num"]) == args.num:
+        if name in rows and int(rows[name]["num"]) == args.num and int(rows[name]["reference_clips"]) == args.reference_clips:
             continue
         if not (ROOT / models[model] / "model_card.json").exists():
             print(f"{name}: skipped, {models[model]} is not trained yet", flush=True)
+            continue
+        card = read_card(ROOT / models[model])
+        step, total = card["step"], card["train"]["steps"]
+        if step < total:
+            print(f"{name}: skipped, {models[model]} is at step {step} of {total} (finish it with --resume)", flush=True)
             continue
         if model not in loaded:
             loaded[model] = from_checkpoint(ROOT / models[model])[0]
         folder = args.samples / f"{name}-seed{args.seed}"
         claim_folder(folder, {"checkpoint": models[model], "step": trained_step(ROOT / models[model]), "row": name, "seed": args.seed})
         drawn = draw(loaded[model], folder, sampler, steps, frames, args.num, args.seed, args.batch_size)
-        s = score(drawn["clips"], references(feature_net, frames, refs), feature_net, classifier, args.seed)
+        s = score(drawn["clips"], references(feature_net, frames, refs, args.reference_clips), feature_net, classifier, args.seed)
         rows[name] = {"name": name, "model": model, "checkpoint": models[model], "sampler": sampler, "steps": steps,
                       "frames": frames, "num": args.num, "seed": args.seed, **s, "s_per_clip": round(drawn["s_per_clip"], 4),
-                      "threads": torch.get_num_threads(), "reference_clips": N_REF}
+                      "threads": torch.get_num_threads(), "reference_clips": args.reference_clips}
         write_rows(args.csv, rows)
         print(f"{name}: FVD (our video features) {s['fvd']:.1f} [{s['fvd_lo']:.1f}, {s['fvd_hi']:.1f}], per-frame FID "
               f"{s['frame_fid']:.1f}, consistency {s['consistency']:.0%}, {drawn['s_per_clip']:.3f} s/clip", flush=True)

@@ -243,7 +243,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--dataset", default=d.dataset,
                    help="mnist, digits, imagefolder:PATH, latents:AUTOENCODER_FOLDER or hf:ID[:split] (online)")
     p.add_argument("--architecture", choices=NETWORKS, default="unet", help="the denoiser: U-Net, DiT or the video U-Net")
-    p.add_argument("--steps", type=positive_int, default=d.steps, help="total optimiser steps (with --resume: the new total)")
+    p.add_argument("--steps", type=positive_int, default=d.steps,
+                   help="total optimiser steps (with --resume: the new total; left out, the run's own)")
     p.add_argument("--checkpoint-every", type=positive_int, default=d.checkpoint_every)
     p.add_argument("--seed", type=non_negative_int, default=d.seed)
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
@@ -296,8 +297,9 @@ def configs_from_args(args, given: dict | None = None) -> tuple[UNetConfig | DiT
     if args.resume:
         check_resume(args.out, args.resume, given or {}, saved_options(ckpt.read_card(args.out))
                      if ckpt.has_checkpoint(args.out) else {})
-        card = ckpt.read_card(args.out)
-        cfg = TrainConfig(**{**card["train"], "steps": args.steps})
+        card = ckpt.read_card(args.out)  # --steps given: the new total; not given: the run's own total
+        steps = args.steps if "steps" in (given or {}) else card["train"]["steps"]
+        cfg = TrainConfig(**{**card["train"], "steps": steps})
         return NETWORKS[card.get("architecture", "unet")](**card["model"]), cfg
     wrong = sorted(name for name in (given or {}) if name not in OPTIONS[args.architecture]
                    and any(name in keys for keys in OPTIONS.values()))

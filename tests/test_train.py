@@ -1,6 +1,7 @@
 """Training: exact resume, several processes under Accelerate, checkpoints and their errors."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -50,6 +51,16 @@ def test_resume_after_stop_gives_identical_weights(straight, tmp_path):
     for name in ("model", "ema", "optimizer"):
         assert max_diff(weights(straight, name), weights(out, name)) == 0.0, name
     assert ckpt.read_card(out)["loss_history"] == ckpt.read_card(straight)["loss_history"]
+
+
+def test_resume_without_steps_keeps_the_runs_total(straight, tmp_path):
+    """--resume alone continues to the run's own --steps, not to the option's default (8000)."""
+    out = tmp_path / "copy"
+    shutil.copytree(straight, out)
+    assert train_main(["--out", str(out), "--resume"]) == 0
+    card = ckpt.read_card(out)
+    assert card["train"]["steps"] == 30 and card["step"] == 30
+    assert max_diff(weights(straight), weights(out)) == 0.0
 
 
 def test_killed_run_resumes_exactly(straight, tmp_path):
