@@ -80,8 +80,14 @@ def train_feature_net(spec: str, steps: int, seed: int = 0, batch_size: int = 64
             pred = torch.cat([o[name] for o in outs]).argmax(1)
             accuracy[name if p is None else f"{name}, {p} frames"] = round(float((pred == t).double().mean()), 4)
     return model, {"test_accuracy": accuracy, "steps": steps, "seed": seed, "batch_size": batch_size, "lr": lr,
-                   "wall_time_s": round(time.time() - start, 1), "loss_history": history,
+                   "wall_time_s": round(time.time() - start, 1), "final_loss": final_loss(history), "loss_history": history,
                    "prefixes": prefixes if video else None}
+
+
+def final_loss(history: list) -> float | None:
+    """The card's final loss: the mean of the last two logged losses (each the loss of one batch)."""
+    last = [loss for _, loss in history[-2:]]
+    return sum(last) / len(last) if last else None
 
 
 def fvd(model: FeatureNet, clips_a: torch.Tensor, clips_b: torch.Tensor) -> float:

@@ -7,6 +7,7 @@ import torch
 from helpers import feature_net as fn
 from helpers.checkpoints import load_model
 from helpers.models.feature_net import FeatureNet, FeatureNetConfig
+from helpers.paths import ROOT
 
 
 def test_images_and_clips_of_any_length_give_features_and_one_logit_per_class():
@@ -61,7 +62,7 @@ def test_the_cli_trains_a_video_feature_network_and_its_fvd_is_zero_on_the_same_
     assert fn.main(["--dataset", "moving-mnist:4", "--out", str(out), "--steps", "50", "--batch-size", "8"]) == 0
     card = json.loads((out / "model_card.json").read_text())
     assert card["architecture"] == "feature-net" and card["model"]["video"] is True and card["prefixes"] == [4]
-    assert set(card["test_accuracy"]) == {"digit, 4 frames", "direction, 4 frames"} and card["loss_history"][0][0] == 50
+    assert set(card["test_accuracy"]) == {"digit, 4 frames", "direction, 4 frames"} and card["loss_history"][0][0] == 50 and card["final_loss"] == card["loss_history"][0][1]
     model, _ = load_model(out)
     from helpers.data import load_images
 
@@ -94,3 +95,24 @@ def test_a_feature_net_serves_fid_and_names_itself(tmp_path):
     ref = reference_features("shapes:16:test", spec, num=20)
     assert ref.shape == (20, 8)
     assert (reference_features("shapes:16:test", spec, num=20) == ref).all()  # from the cache
+
+
+@pytest.mark.parametrize("frames", [8, 16])
+def test_the_shipped_video_features_put_every_corruption_clearly_above_the_floor(frames):
+    """FVD (our video features) with the shipped checkpoints/video-features (`make train-video-features`): 256 real
+    training clips against 1000 test clips score the floor; the same training clips with their frames shuffled,
+    frozen or noisy score higher, with 95% intervals above the floor's. (At 4 frames shuffling is not resolved at
+    this N: notebook 12, section 3, measures it with 512 clips.)"""
+    from helpers.data import load_images
+    from helpers.metrics import fid_interval
+    from helpers.moving_mnist import make_clips
+
+    net, _ = load_model(ROOT / "checkpoints" / "video-features")
+    ref = fn.features(net, load_images("moving-mnist:16:test").images[:1000, :frames])
+    mnist = load_images("mnist")
+    clips = make_clips(mnist.images, mnist.labels, frames, "train", num=256)[0]
+    g = torch.Generator().manual_seed(0)
+    floor = fid_interval(fn.features(net, clips), ref, num_boot=20)
+    for kind in ("shuffle", "freeze", "noise"):
+        value, lo, _ = fid_interval(fn.features(net, fn.degrade(clips, kind, g)), ref, num_boot=20)
+        assert lo > floor[2], f"{frames} frames, {kind}: {value:.2f} (95% lo {lo:.2f}) against the floor {floor}"

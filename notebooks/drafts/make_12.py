@@ -38,7 +38,7 @@ VIDEO = ROOT / "checkpoints" / "vdm-mnist"              # `make train-vdm-mnist`
 VIDEO_JOINT = ROOT / "checkpoints" / "vdm-mnist-joint"  # `make train-vdm-mnist-joint` (VDM's joint image training)
 FEATURES = ROOT / "checkpoints" / "video-features"      # `make train-video-features`
 BENCH_CSV = ROOT / "bench" / "results" / "video_fvd.csv"  # `make bench-video`
-RUN_BENCH = QUICK                   # True: run the benchmark's own code here too (two rows, 8 clips)
+RUN_BENCH = QUICK                   # True: run the benchmark's own code here too (two rows, 8 clips, 256 reference clips)
 timesteps = pick((5, 10), (10, 25), (10, 25, 50))  # sampling steps of the video series (the official code's name)
 num_frames = pick((4, 8), (4, 8, 16), (4, 8, 16))  # clip lengths drawn from the one model (the official code's name)
 SERIES_CLIPS = 4                    # clips in each GIF (the same starting noise in every GIF of a length)
@@ -188,7 +188,7 @@ if RUN_BENCH:
     spec = importlib.util.spec_from_file_location("video_fvd", ROOT / "bench" / "video_fvd.py")
     bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
     tmp = Path(tempfile.mkdtemp())
-    bench.main(["--grid", "quick", "--num", "8", "--batch-size", "8", "--features", str(FEATURES), "--model", f"vdm={VIDEO}",
+    bench.main(["--grid", "quick", "--num", "8", "--batch-size", "8", "--reference-clips", "256", "--features", str(FEATURES), "--model", f"vdm={VIDEO}",
                 "--csv", str(tmp / "q.csv"), "--samples", str(tmp / "samples")])
     display(pd.read_csv(tmp / "q.csv")[["name", "fvd", "frame_fid", "consistency", "s_per_clip"]])
 
