@@ -145,16 +145,22 @@ def test_bad_video_training_options_are_refused_in_one_line(tmp_path, capsys, ex
 def test_frame_digits_give_mnist_images_the_classifier_reads():
     """Per-frame FID and temporal consistency read each frame's digit with the MNIST classifier: on real test clips
     it is right for 97.3% of frames (300 clips x 8 frames, measured when this test was written; 98.8% on MNIST's own
-    test digits) and gives one label for every frame of 100% of the clips."""
+    test digits) and gives one label for every frame of 100% of the clips; clips whose digit changes mid-clip fail."""
     from helpers.classifier import load_classifier, predict
-    from helpers.moving_mnist import frame_digits
+    from helpers.moving_mnist import consistency, frame_digits
 
     data = load_images("moving-mnist:8:test")
     crops = frame_digits(data.images[:300])
     assert crops.shape == (2400, 1, 28, 28) and crops.min() >= -1 and crops.max() <= 1
-    labels = predict(load_classifier(), crops).argmax(1).reshape(300, 8)
+    classifier = load_classifier()
+    labels = predict(classifier, crops).argmax(1).reshape(300, 8)
     assert (labels == data.labels[:300, None]).double().mean() > 0.95
     assert (labels == labels[:, :1]).all(1).double().mean() > 0.99
+    real = consistency(data.images[:300], classifier)
+    assert real["consistency_lo"] <= real["consistency"] == (labels == labels[:, :1]).all(1).double().mean().item()
+    other = torch.nonzero((labels != labels[0, 0]).all(1))[:, 0]  # clips none of whose frames reads as clip 0's digit
+    spliced = torch.cat([data.images[:1, :4].expand(len(other), -1, -1, -1, -1), data.images[other, 4:]], 1)
+    assert len(other) > 200 and consistency(spliced, classifier)["consistency"] == 0  # a digit changing mid-clip fails
     with pytest.raises(ValueError, match=r"expected moving-MNIST clips \[N, F, 1, 32, 32\], got \[2, 1, 32, 32\]"):
         frame_digits(torch.zeros(2, 1, 32, 32))
 
@@ -191,4 +197,4 @@ def test_the_video_bench_skips_an_unfinished_model_and_scores_a_finished_one(tmp
     rows = list(csv.DictReader(out.open()))
     assert [r["name"] for r in rows] == ["vdm-ddim-5-f8", "vdm-ddim-5-f4"] and {(r["num"], r["reference_clips"]) for r in rows} == {("4", "64")}
     for r in rows:
-        assert float(r["fvd_lo"]) <= float(r["fvd"]) <= float(r["fvd_hi"]) and 0 <= float(r["consistency"]) <= 1
+        assert float(r["fvd_lo"]) <= float(r["fvd"]) <= float(r["fvd_hi"]) and 0 <= float(r["consistency_lo"]) <= float(r["consistency"]) <= float(r["consistency_hi"]) <= 1
