@@ -46,8 +46,7 @@ GRIDS = {
 }
 FIELDS = ["name", "model", "checkpoint", "sampler", "steps", "frames", "num", "seed", "fvd", "fvd_lo", "fvd_hi",
           "frame_fid", "frame_fid_lo", "frame_fid_hi", "consistency", "consistency_lo", "consistency_hi",
-          "frame_accuracy_confident", "s_per_clip", "threads",
-          "reference_clips"]
+          "frame_accuracy_confident", "s_per_clip", "threads", "reference_clips", "num_boot"]
 N_REF = 2000  # test clips per reference
 
 
@@ -82,10 +81,10 @@ def references(feature_net, frames: int, cache: dict, n: int = N_REF) -> dict:
     return cache[frames]
 
 
-def score(clips: torch.Tensor, ref: dict, feature_net, classifier, seed: int) -> dict:
-    fvd, fvd_lo, fvd_hi = fid_interval(features(feature_net, clips), ref["video"], seed=seed)
+def score(clips: torch.Tensor, ref: dict, feature_net, classifier, seed: int, num_boot: int = 200) -> dict:
+    fvd, fvd_lo, fvd_hi = fid_interval(features(feature_net, clips), ref["video"], num_boot, seed=seed)
     digits = frame_digits(clips)
-    ffid, ffid_lo, ffid_hi = fid_interval(compute_features(digits, "mnist-cnn"), ref["frames"], seed=seed)
+    ffid, ffid_lo, ffid_hi = fid_interval(compute_features(digits, "mnist-cnn"), ref["frames"], num_boot, seed=seed)
     c = {k: round(v, 4) for k, v in consistency(clips, classifier).items()}
     return {"fvd": round(fvd, 3), "fvd_lo": round(fvd_lo, 3), "fvd_hi": round(fvd_hi, 3), "frame_fid": round(ffid, 3),
             "frame_fid_lo": round(ffid_lo, 3), "frame_fid_hi": round(ffid_hi, 3), **c}
@@ -102,6 +101,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--reference-clips", type=positive_int, default=N_REF, help="test clips per reference")
+    p.add_argument("--num-boot", type=positive_int, default=200, help="bootstrap resamples per interval")
     p.add_argument("--features", default="checkpoints/video-features")
     p.add_argument("--model", action="append", default=[], metavar="NAME=FOLDER",
                    help="another checkpoint for a model name of the grid, e.g. vdm=/tmp/tiny")
@@ -114,7 +114,8 @@ def main(argv=None) -> int:
     rows, refs, loaded = read_rows(args.csv), {}, {}
     for model, sampler, steps, frames in GRIDS[args.grid]:
         name = name_of(model, sampler, steps, frames)
-        if name in rows and int(rows[name]["num"]) == args.num and int(rows[name]["reference_clips"]) == args.reference_clips:
+        if name in rows and [int(rows[name][k]) for k in ("num", "reference_clips", "num_boot")] == [
+                args.num, args.reference_clips, args.num_boot]:
             continue
         if not (ROOT / models[model] / "model_card.json").exists():
             print(f"{name}: skipped, {models[model]} is not trained yet", flush=True)
@@ -129,10 +130,11 @@ def main(argv=None) -> int:
         folder = args.samples / f"{name}-seed{args.seed}"
         claim_folder(folder, {"checkpoint": models[model], "step": trained_step(ROOT / models[model]), "row": name, "seed": args.seed})
         drawn = draw(loaded[model], folder, sampler, steps, frames, args.num, args.seed, args.batch_size)
-        s = score(drawn["clips"], references(feature_net, frames, refs, args.reference_clips), feature_net, classifier, args.seed)
+        s = score(drawn["clips"], references(feature_net, frames, refs, args.reference_clips), feature_net, classifier, args.seed, args.num_boot)
         rows[name] = {"name": name, "model": model, "checkpoint": models[model], "sampler": sampler, "steps": steps,
                       "frames": frames, "num": args.num, "seed": args.seed, **s, "s_per_clip": round(drawn["s_per_clip"], 4),
-                      "threads": torch.get_num_threads(), "reference_clips": args.reference_clips}
+                      "threads": torch.get_num_threads(), "reference_clips": args.reference_clips,
+                      "num_boot": args.num_boot}
         write_rows(args.csv, rows)
         print(f"{name}: FVD (our video features) {s['fvd']:.1f} [{s['fvd_lo']:.1f}, {s['fvd_hi']:.1f}], per-frame FID "
               f"{s['frame_fid']:.1f}, consistency {s['consistency']:.0%}, {drawn['s_per_clip']:.3f} s/clip", flush=True)

@@ -165,16 +165,15 @@ def test_frame_digits_give_mnist_images_the_classifier_reads():
         frame_digits(torch.zeros(2, 1, 32, 32))
 
 
-def test_the_video_bench_skips_an_unfinished_model_and_scores_a_finished_one(tmp_path, capsys, monkeypatch):
+def test_the_video_bench_skips_an_unfinished_model_and_scores_a_finished_one(tmp_path, capsys):
     """bench/video_fvd.py evaluates only finished runs (a card at step < its --steps is skipped, named), then draws,
     scores and writes one CSV row per grid row, with intervals that contain their estimate."""
     import csv
-    import functools
     import importlib.util
     import json
     import shutil
 
-    from helpers import feature_net, metrics, train
+    from helpers import feature_net, train
     from helpers.paths import ROOT
 
     done, partial, feats = tmp_path / "done", tmp_path / "partial", tmp_path / "vf"
@@ -187,14 +186,13 @@ def test_the_video_bench_skips_an_unfinished_model_and_scores_a_finished_one(tmp
     spec = importlib.util.spec_from_file_location("video_fvd", ROOT / "bench" / "video_fvd.py")
     bench, out = importlib.util.module_from_spec(spec), tmp_path / "v.csv"
     spec.loader.exec_module(bench)
-    monkeypatch.setattr(bench, "fid_interval", functools.partial(metrics.fid_interval, num_boot=10))  # time
-    common = ["--grid", "quick", "--num", "4", "--batch-size", "4", "--reference-clips", "64", "--features", str(feats), "--csv", str(out),
+    common = ["--grid", "quick", "--num", "4", "--batch-size", "4", "--reference-clips", "64", "--num-boot", "10", "--features", str(feats), "--csv", str(out),
               "--samples", str(tmp_path / "s")]
     assert bench.main([*common, "--model", f"vdm={partial}"]) == 0
     assert f"vdm-ddim-5-f8: skipped, {partial} is at step 3 of 6 (finish it with --resume)" in capsys.readouterr().out
     assert not out.exists()
     assert bench.main([*common, "--model", f"vdm={done}"]) == 0
     rows = list(csv.DictReader(out.open()))
-    assert [r["name"] for r in rows] == ["vdm-ddim-5-f8", "vdm-ddim-5-f4"] and {(r["num"], r["reference_clips"]) for r in rows} == {("4", "64")}
+    assert [r["name"] for r in rows] == ["vdm-ddim-5-f8", "vdm-ddim-5-f4"] and {(r["num"], r["reference_clips"], r["num_boot"]) for r in rows} == {("4", "64", "10")}
     for r in rows:
         assert float(r["fvd_lo"]) <= float(r["fvd"]) <= float(r["fvd_hi"]) and 0 <= float(r["consistency_lo"]) <= float(r["consistency"]) <= float(r["consistency_hi"]) <= 1

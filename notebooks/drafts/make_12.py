@@ -43,6 +43,7 @@ timesteps = pick((5, 10), (10, 25), (10, 25, 50))  # sampling steps of the video
 num_frames = pick((4, 8), (4, 8, 16), (4, 8, 16))  # clip lengths drawn from the one model (the official code's name)
 SERIES_CLIPS = 4                    # clips in each GIF (the same starting noise in every GIF of a length)
 REAL_N = pick(64, 256, 512)         # real clips in the metric's sanity checks
+NUM_BOOT = pick(20, 200, 200)       # bootstrap resamples per 95% interval
 ''', tags=["parameters"])
 
 code(r'''
@@ -59,8 +60,9 @@ from helpers.checkpoints import load_model
 from helpers.data import load_images
 from helpers.denoisers import from_checkpoint
 from helpers.metrics import fid_interval
+from helpers.classifier import load_classifier
 from helpers.models.video_unet import TemporalAttention
-from helpers.moving_mnist import make_clips
+from helpers.moving_mnist import consistency, make_clips
 from helpers.plotting import save_gif, show_grid
 from helpers.results import Results
 from helpers.samplers import generate
@@ -140,7 +142,7 @@ for frames in num_frames:
     clips = train16[:, :frames]
     for kind in ("real", "shuffle", "freeze", "noise"):
         x = clips if kind == "real" else fn.degrade(clips, kind, g)
-        value, lo, hi = fid_interval(fn.features(features_net, x), ref, seed=SEED)
+        value, lo, hi = fid_interval(fn.features(features_net, x), ref, NUM_BOOT, seed=SEED)
         rows.append({"frames": frames, "clips": kind, fn.LABEL: value, "95% lo": lo, "95% hi": hi})
 sanity = pd.DataFrame(rows)
 display(sanity.pivot(index="clips", columns="frames", values=fn.LABEL))
@@ -150,6 +152,11 @@ for _, r in sanity[sanity.clips != "real"].iterrows():
     f = floor.loc[r.frames]
     print(f"{r.frames} frames, {r.clips}: " + stats.compare((r[fn.LABEL], r["95% lo"], r["95% hi"]), (f[fn.LABEL], f["95% lo"], f["95% hi"]),
                                                           (r.clips, "real clips")))
+classifier = load_classifier()
+ceiling = pd.DataFrame([{"frames": f, **consistency(train16[:, :f], classifier)} for f in num_frames])
+print(f"Temporal consistency of the {REAL_N} real clips (the ceiling a model can reach with this classifier):")
+display(ceiling)
+R.table("real_consistency", ceiling, f"the share of {REAL_N} real training clips the MNIST classifier reads as one digit in every frame (95% Wilson interval)")
 ''')
 
 md(r'''
@@ -188,13 +195,14 @@ if RUN_BENCH:
     spec = importlib.util.spec_from_file_location("video_fvd", ROOT / "bench" / "video_fvd.py")
     bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
     tmp = Path(tempfile.mkdtemp())
-    bench.main(["--grid", "quick", "--num", "8", "--batch-size", "8", "--reference-clips", "256", "--features", str(FEATURES), "--model", f"vdm={VIDEO}",
+    bench.main(["--grid", "quick", "--num", "8", "--batch-size", "8", "--reference-clips", "256", "--num-boot", str(NUM_BOOT), "--features", str(FEATURES), "--model", f"vdm={VIDEO}",
                 "--csv", str(tmp / "q.csv"), "--samples", str(tmp / "samples")])
     display(pd.read_csv(tmp / "q.csv")[["name", "fvd", "frame_fid", "consistency", "s_per_clip"]])
 
 rows = pd.read_csv(BENCH_CSV)
 N = int(rows["num"].iloc[0])
-cols = ["model", "sampler", "steps", "frames", "fvd", "fvd_lo", "fvd_hi", "frame_fid", "frame_fid_lo", "frame_fid_hi", "consistency", "s_per_clip"]
+cols = ["model", "sampler", "steps", "frames", "fvd", "fvd_lo", "fvd_hi", "frame_fid", "frame_fid_lo", "frame_fid_hi", "consistency",
+        "consistency_lo", "consistency_hi", "s_per_clip"]
 steps_rows = rows[(rows.model == "vdm") & (rows.frames == 8)].sort_values(["sampler", "steps"])[cols]
 display(steps_rows)
 R.table("by_steps", steps_rows, f"the video model at 8 frames: FVD (our video features), per-frame FID (95% bootstrap), consistency and s/clip by sampler and steps; N = {N} clips")
@@ -279,6 +287,30 @@ if len(frames_rows):
                                              f"{r.s_per_clip:.2f} s/clip ({r.s_per_clip / r.frames:.3f} s/frame)" for r in frames_rows.itertuples()))
     facts["by_frames"] = {int(r.frames): {"fvd": r.fvd, "frame_fid": r.frame_fid, "consistency": r.consistency, "s_per_clip": r.s_per_clip}
                           for r in frames_rows.itertuples()}
+by_name = rows.set_index("name")
+
+def est(r, v):
+    return (r[v], r[f"{v}_lo"], r[f"{v}_hi"])
+
+METRICS = (("fvd", "FVD", True), ("frame_fid", "per-frame FID", True), ("consistency", "consistency", False))
+COMPARE = [  # (a, b): model, sampler, steps, frames; what each comparison asks
+    (("vdm", "ddim", 10, 8), ("vdm", "ddim", 50, 8), "steps, DDIM", METRICS),
+    (("vdm", "ddpm", 50, 8), ("vdm", "ddpm", 250, 8), "steps, ancestral", METRICS),
+    (("vdm", "ddim", 50, 8), ("vdm", "ddpm", 50, 8), "sampler at 50 steps", METRICS),
+    (("vdm", "ddim", 50, 4), ("vdm", "ddim", 50, 8), "frames", METRICS[1:]),
+    (("vdm", "ddim", 50, 16), ("vdm", "ddim", 50, 8), "frames", METRICS[1:]),
+]
+for a, b, question, metrics in COMPARE:
+    na, nb = (f"{m}-{s_}-{k}-f{f}" for m, s_, k, f in (a, b))
+    if na not in by_name.index or nb not in by_name.index:
+        print(f"- {question}: {na} against {nb} not measured yet"); continue
+    for v, label, lower in metrics:
+        print(f"- {question}, {label}: " + stats.compare(est(by_name.loc[na], v), est(by_name.loc[nb], v), (na, nb), lower_is_better=lower))
+for r in frames_rows.itertuples():
+    c = ceiling.set_index("frames")
+    if r.frames in c.index:
+        print(f"- consistency at {r.frames} frames against real clips: " + stats.compare(
+            (r.consistency, r.consistency_lo, r.consistency_hi), est(c.loc[r.frames], "consistency"), ("samples", "real clips"), lower_is_better=False))
 facts["gflop_per_frame"] = gflop / x.shape[1]
 facts["training_hours"] = card["wall_time_s"] / 3600
 R.values("facts", facts, "the numbers the conclusions quote")
