@@ -251,9 +251,10 @@ for frames in num_frames:
 md(r'''
 ## 7. Joint training on still frames
 
-VDM reports that adding independent images to each batch improves video quality (Ho et al. 2022, Table 4: 4 or 8
-extra frames per video improved FVD on their text-to-video data). Here the still frames come from the same clips, so they add no new data, only a second task (an
-image model of single frames) that shares the weights.
+VDM trains on videos and independent still images together: Ho et al. (2022) report that this reduces the variance
+of the minibatch gradients and speeds up optimisation, and that more still frames per video improved their
+text-to-video samples. Here the still frames come from the same clips, so they add no new data, only a second task
+(an image model of single frames) that shares the weights; both models train for the same number of steps.
 ''')
 
 code(r'''
