@@ -24,30 +24,52 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from helpers.checkpoints import load_model, read_card, trained_step  # noqa: E402
+from helpers.checkpoints import load_model, read_card  # noqa: E402
 from helpers.checks import non_negative_int, positive_int  # noqa: E402
 from helpers.classifier import load_classifier  # noqa: E402
 from helpers.data import load_images  # noqa: E402
 from helpers.denoisers import from_checkpoint  # noqa: E402
 from helpers.feature_net import features  # noqa: E402
+from helpers.guidance_study import SNAPSHOTS, load_snapshot  # noqa: E402
 from helpers.metrics import compute_features, fid_interval  # noqa: E402
 from helpers.moving_mnist import consistency, frame_digits  # noqa: E402
 from helpers.samplers import generate  # noqa: E402
 from helpers import results  # noqa: E402
 from helpers.results import claim_folder, read_rows  # noqa: E402
 
-MODELS = {"vdm": "checkpoints/vdm-mnist", "vdm-joint": "checkpoints/vdm-mnist-joint"}
+# name -> checkpoint folder, or FOLDER@STEP for the snapshot of that step (FOLDER/snapshots/step-XXXXXX): the
+# video-only model at the joint model's budget (4000 steps) is the snapshot its longer run kept.
+MODELS = {"vdm": "checkpoints/vdm-mnist", "vdm-4k": "checkpoints/vdm-mnist@4000", "vdm-joint": "checkpoints/vdm-mnist-joint"}
 # (model, sampler, steps, frames), most informative first
 GRIDS = {
     "full": [("vdm", "ddim", 50, 8), ("vdm", "ddim", 10, 8), ("vdm", "ddpm", 50, 8), ("vdm", "ddim", 25, 8),
-             ("vdm-joint", "ddim", 50, 8), ("vdm", "ddpm", 100, 8), ("vdm", "ddim", 50, 4), ("vdm", "ddim", 50, 16),
-             ("vdm-joint", "ddim", 50, 16), ("vdm", "ddpm", 250, 8)],
+             ("vdm-4k", "ddim", 50, 8), ("vdm-joint", "ddim", 50, 8), ("vdm", "ddpm", 100, 8), ("vdm", "ddim", 50, 4),
+             ("vdm", "ddim", 50, 16), ("vdm-4k", "ddim", 50, 16), ("vdm-joint", "ddim", 50, 16), ("vdm", "ddpm", 250, 8)],
     "quick": [("vdm", "ddim", 5, 8), ("vdm", "ddim", 5, 4)],
 }
-FIELDS = ["name", "model", "checkpoint", "sampler", "steps", "frames", "num", "seed", "fvd", "fvd_lo", "fvd_hi",
+FIELDS = ["name", "model", "checkpoint", "step", "sampler", "steps", "frames", "num", "seed", "fvd", "fvd_lo", "fvd_hi",
           "frame_fid", "frame_fid_lo", "frame_fid_hi", "consistency", "consistency_lo", "consistency_hi",
           "frame_accuracy_confident", "s_per_clip", "threads", "reference_clips", "num_boot"]
 N_REF = 2000  # test clips per reference
+
+
+def trained(spec: str) -> tuple[int | None, str]:
+    """(the step of a model spec's weights, "") when they are ready to sample, else (None, why not): a folder's
+    training must have reached its own --steps; FOLDER@STEP names the snapshot of that step."""
+    folder, _, at = spec.partition("@")
+    if not (ROOT / folder / "model_card.json").exists():
+        return None, f"{folder} is not trained yet"
+    if at:
+        snapshot = ROOT / folder / SNAPSHOTS / f"step-{int(at):06d}" / "ema.safetensors"
+        return (int(at), "") if snapshot.exists() else (None, f"{folder} has no snapshot of step {at} ({snapshot.parent})")
+    card = read_card(ROOT / folder)
+    step, total = card["step"], card["train"]["steps"]
+    return (step, "") if step >= total else (None, f"{folder} is at step {step} of {total} (finish it with --resume)")
+
+
+def denoiser_of(spec: str):
+    folder, _, at = spec.partition("@")
+    return load_snapshot(ROOT / folder, int(at), ema=True) if at else from_checkpoint(ROOT / folder)[0]
 
 
 def name_of(model: str, sampler: str, steps: int, frames: int) -> str:
@@ -104,7 +126,7 @@ def main(argv=None) -> int:
     p.add_argument("--num-boot", type=positive_int, default=200, help="bootstrap resamples per interval")
     p.add_argument("--features", default="checkpoints/video-features")
     p.add_argument("--model", action="append", default=[], metavar="NAME=FOLDER",
-                   help="another checkpoint for a model name of the grid, e.g. vdm=/tmp/tiny")
+                   help="another checkpoint (FOLDER, or FOLDER@STEP for a snapshot) for a model name of the grid, e.g. vdm=/tmp/tiny")
     p.add_argument("--samples", type=Path, default=ROOT / "samples" / "video")
     p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "video_fvd.csv")
     args = p.parse_args(argv)
@@ -114,24 +136,21 @@ def main(argv=None) -> int:
     rows, refs, loaded = read_rows(args.csv), {}, {}
     for model, sampler, steps, frames in GRIDS[args.grid]:
         name = name_of(model, sampler, steps, frames)
-        if name in rows and [int(rows[name][k]) for k in ("num", "reference_clips", "num_boot")] == [
-                args.num, args.reference_clips, args.num_boot]:
+        step, why_not = trained(models[model])
+        if step is None:
+            print(f"{name}: skipped, {why_not}", flush=True)
             continue
-        if not (ROOT / models[model] / "model_card.json").exists():
-            print(f"{name}: skipped, {models[model]} is not trained yet", flush=True)
-            continue
-        card = read_card(ROOT / models[model])
-        step, total = card["step"], card["train"]["steps"]
-        if step < total:
-            print(f"{name}: skipped, {models[model]} is at step {step} of {total} (finish it with --resume)", flush=True)
+        done = rows.get(name, {})
+        if [int(done.get(k) or -1) for k in ("num", "reference_clips", "num_boot", "step")] == [
+                args.num, args.reference_clips, args.num_boot, step]:
             continue
         if model not in loaded:
-            loaded[model] = from_checkpoint(ROOT / models[model])[0]
+            loaded[model] = denoiser_of(models[model])
         folder = args.samples / f"{name}-seed{args.seed}"
-        claim_folder(folder, {"checkpoint": models[model], "step": trained_step(ROOT / models[model]), "row": name, "seed": args.seed})
+        claim_folder(folder, {"checkpoint": models[model], "step": step, "row": name, "seed": args.seed})
         drawn = draw(loaded[model], folder, sampler, steps, frames, args.num, args.seed, args.batch_size)
         s = score(drawn["clips"], references(feature_net, frames, refs, args.reference_clips), feature_net, classifier, args.seed, args.num_boot)
-        rows[name] = {"name": name, "model": model, "checkpoint": models[model], "sampler": sampler, "steps": steps,
+        rows[name] = {"name": name, "model": model, "checkpoint": models[model], "step": step, "sampler": sampler, "steps": steps,
                       "frames": frames, "num": args.num, "seed": args.seed, **s, "s_per_clip": round(drawn["s_per_clip"], 4),
                       "threads": torch.get_num_threads(), "reference_clips": args.reference_clips,
                       "num_boot": args.num_boot}

@@ -166,8 +166,9 @@ def test_frame_digits_give_mnist_images_the_classifier_reads():
 
 
 def test_the_video_bench_skips_an_unfinished_model_and_scores_a_finished_one(tmp_path, capsys):
-    """bench/video_fvd.py evaluates only finished runs (a card at step < its --steps is skipped, named), then draws,
-    scores and writes one CSV row per grid row, with intervals that contain their estimate."""
+    """bench/video_fvd.py evaluates only finished runs (a card at step < its --steps, or a missing snapshot, is skipped
+    and named), then draws, scores and writes one CSV row per grid row with the weights' step and intervals that
+    contain their estimate; a second run keeps the rows done."""
     import csv
     import importlib.util
     import json
@@ -190,9 +191,14 @@ def test_the_video_bench_skips_an_unfinished_model_and_scores_a_finished_one(tmp
               "--samples", str(tmp_path / "s")]
     assert bench.main([*common, "--model", f"vdm={partial}"]) == 0
     assert f"vdm-ddim-5-f8: skipped, {partial} is at step 3 of 6 (finish it with --resume)" in capsys.readouterr().out
+    assert bench.main([*common, "--model", f"vdm={done}@2"]) == 0
+    assert f"vdm-ddim-5-f8: skipped, {done} has no snapshot of step 2" in capsys.readouterr().out
     assert not out.exists()
     assert bench.main([*common, "--model", f"vdm={done}"]) == 0
     rows = list(csv.DictReader(out.open()))
     assert [r["name"] for r in rows] == ["vdm-ddim-5-f8", "vdm-ddim-5-f4"] and {(r["num"], r["reference_clips"], r["num_boot"]) for r in rows} == {("4", "64", "10")}
+    assert {r["step"] for r in rows} == {"3"}
+    written = out.read_text()
+    assert bench.main([*common, "--model", f"vdm={done}"]) == 0 and out.read_text() == written  # rows done are kept
     for r in rows:
         assert float(r["fvd_lo"]) <= float(r["fvd"]) <= float(r["fvd_hi"]) and 0 <= float(r["consistency_lo"]) <= float(r["consistency"]) <= float(r["consistency_hi"]) <= 1
