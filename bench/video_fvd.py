@@ -10,7 +10,7 @@ clip's noise is not an extension of a shorter one's) and keeps them in samples/v
 was stopped). The references are the first N_REF test clips of the same length (prefixes of the 16-frame test clips,
 so the same trajectories at every length). FVD and per-frame FID carry a 95% bootstrap interval over the generated
 clips (metrics.fid_interval); consistency is the share of clips whose frames the MNIST classifier gives one label
-(moving_mnist.consistency, with a 95% Wilson interval).
+(metrics.consistency, with a 95% Wilson interval).
 """
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ from helpers.data import load_images  # noqa: E402
 from helpers.denoisers import from_checkpoint  # noqa: E402
 from helpers.feature_net import features  # noqa: E402
 from helpers.guidance_study import SNAPSHOTS, load_snapshot  # noqa: E402
-from helpers.metrics import compute_features, fid_interval  # noqa: E402
-from helpers.moving_mnist import consistency, frame_digits  # noqa: E402
+from helpers.metrics import compute_features, consistency, fid_interval  # noqa: E402
+from helpers.moving_mnist import frame_digits  # noqa: E402
 from helpers.samplers import generate  # noqa: E402
 from helpers import results  # noqa: E402
 from helpers.results import claim_folder, read_rows  # noqa: E402

@@ -71,6 +71,23 @@ def mnist_cnn_features(images: torch.Tensor, batch_size: int = 1000, device="cpu
     return torch.cat(feats).numpy()
 
 
+def consistency(clips: torch.Tensor, classifier) -> dict:
+    """Temporal consistency of moving-MNIST clips: the share of clips whose frames (moving_mnist.frame_digits) the
+    MNIST classifier gives one label, with its 95% Wilson interval, and the share of frames it reads with confidence
+    >= 0.9."""
+    from scipy.stats import binomtest
+
+    from .classifier import predict
+    from .moving_mnist import frame_digits
+
+    probs = predict(classifier, frame_digits(clips))
+    labels = probs.argmax(1).reshape(len(clips), -1)
+    same = int((labels == labels[:, :1]).all(1).sum())
+    ci = binomtest(same, len(clips)).proportion_ci(0.95, method="wilson")
+    return {"consistency": same / len(clips), "consistency_lo": float(ci.low), "consistency_hi": float(ci.high),
+            "frame_accuracy_confident": float((probs.max(1).values >= 0.9).double().mean())}
+
+
 def inception_model(device="cpu"):
     from cleanfid.features import build_feature_extractor
 

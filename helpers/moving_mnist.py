@@ -89,17 +89,3 @@ def frame_digits(clips: torch.Tensor) -> torch.Tensor:
     up = torch.nn.functional.interpolate(crops[:, None], scale_factor=2, mode="bilinear", align_corners=False)
     return up * 2 - 1
 
-
-def consistency(clips: torch.Tensor, classifier) -> dict:
-    """Temporal consistency of clips: the share of clips whose frames (frame_digits) the MNIST classifier gives one
-    label, with its 95% Wilson interval, and the share of frames it reads with confidence >= 0.9."""
-    from scipy.stats import binomtest
-
-    from .classifier import predict
-
-    probs = predict(classifier, frame_digits(clips))
-    labels = probs.argmax(1).reshape(len(clips), -1)
-    same = int((labels == labels[:, :1]).all(1).sum())
-    ci = binomtest(same, len(clips)).proportion_ci(0.95, method="wilson")
-    return {"consistency": same / len(clips), "consistency_lo": float(ci.low), "consistency_hi": float(ci.high),
-            "frame_accuracy_confident": float((probs.max(1).values >= 0.9).double().mean())}

@@ -147,7 +147,8 @@ def test_frame_digits_give_mnist_images_the_classifier_reads():
     it is right for 97.3% of frames (300 clips x 8 frames, measured when this test was written; 98.8% on MNIST's own
     test digits) and gives one label for every frame of 100% of the clips; clips whose digit changes mid-clip fail."""
     from helpers.classifier import load_classifier, predict
-    from helpers.moving_mnist import consistency, frame_digits
+    from helpers.metrics import consistency
+    from helpers.moving_mnist import frame_digits
 
     data = load_images("moving-mnist:8:test")
     crops = frame_digits(data.images[:300])

@@ -61,10 +61,10 @@ from helpers import feature_net as fn
 from helpers.checkpoints import load_model
 from helpers.data import load_images
 from helpers.denoisers import from_checkpoint
-from helpers.metrics import fid_interval
+from helpers.metrics import consistency, fid_interval
 from helpers.classifier import load_classifier
 from helpers.models.video_unet import TemporalAttention
-from helpers.moving_mnist import consistency, make_clips
+from helpers.moving_mnist import make_clips
 from helpers.plotting import save_gif, show_grid
 from helpers.results import Results
 from helpers.samplers import generate
