@@ -10,7 +10,8 @@ clip's noise is not an extension of a shorter one's) and keeps them in samples/v
 was stopped). The references are the first N_REF test clips of the same length (prefixes of the 16-frame test clips,
 so the same trajectories at every length). FVD and per-frame FID carry a 95% bootstrap interval over the generated
 clips (metrics.fid_interval); consistency is the share of clips whose frames the MNIST classifier gives one label
-(metrics.consistency, with a 95% Wilson interval).
+(metrics.consistency, with a 95% Wilson interval); lit pixels the share of pixels brighter than -0.6 (metrics.lit_pixels:
+in real clips only the digit's; noise a model leaves in the background lights more).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from helpers.data import load_images  # noqa: E402
 from helpers.denoisers import from_checkpoint  # noqa: E402
 from helpers.feature_net import features  # noqa: E402
 from helpers.guidance_study import SNAPSHOTS, load_snapshot  # noqa: E402
-from helpers.metrics import compute_features, consistency, fid_interval  # noqa: E402
+from helpers.metrics import compute_features, consistency, fid_interval, lit_pixels  # noqa: E402
 from helpers.moving_mnist import frame_digits  # noqa: E402
 from helpers.samplers import generate  # noqa: E402
 from helpers import results  # noqa: E402
@@ -49,7 +50,7 @@ GRIDS = {
 }
 FIELDS = ["name", "model", "checkpoint", "step", "sampler", "steps", "frames", "num", "seed", "fvd", "fvd_lo", "fvd_hi",
           "frame_fid", "frame_fid_lo", "frame_fid_hi", "consistency", "consistency_lo", "consistency_hi",
-          "frame_accuracy_confident", "s_per_clip", "threads", "reference_clips", "num_boot"]
+          "frame_accuracy_confident", "lit_pixels", "s_per_clip", "threads", "reference_clips", "num_boot"]
 N_REF = 2000  # test clips per reference
 
 
@@ -108,6 +109,7 @@ def score(clips: torch.Tensor, ref: dict, feature_net, classifier, seed: int, nu
     digits = frame_digits(clips)
     ffid, ffid_lo, ffid_hi = fid_interval(compute_features(digits, "mnist-cnn"), ref["frames"], num_boot, seed=seed)
     c = {k: round(v, 4) for k, v in consistency(clips, classifier).items()}
+    c["lit_pixels"] = round(lit_pixels(clips), 4)
     return {"fvd": round(fvd, 3), "fvd_lo": round(fvd_lo, 3), "fvd_hi": round(fvd_hi, 3), "frame_fid": round(ffid, 3),
             "frame_fid_lo": round(ffid_lo, 3), "frame_fid_hi": round(ffid_hi, 3), **c}
 

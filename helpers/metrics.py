@@ -88,6 +88,12 @@ def consistency(clips: torch.Tensor, classifier) -> dict:
             "frame_accuracy_confident": float((probs.max(1).values >= 0.9).double().mean())}
 
 
+def lit_pixels(images: torch.Tensor, level: float = -0.6) -> float:
+    """The share of pixels brighter than `level` (images on [-1, 1]): in real moving-MNIST clips only the digit's
+    pixels; noise a model leaves in the background lights many more."""
+    return float((images > level).double().mean())
+
+
 def inception_model(device="cpu"):
     from cleanfid.features import build_feature_extractor
 

@@ -147,7 +147,7 @@ def test_frame_digits_give_mnist_images_the_classifier_reads():
     it is right for 97.3% of frames (300 clips x 8 frames, measured when this test was written; 98.8% on MNIST's own
     test digits) and gives one label for every frame of 100% of the clips; clips whose digit changes mid-clip fail."""
     from helpers.classifier import load_classifier, predict
-    from helpers.metrics import consistency
+    from helpers.metrics import consistency, lit_pixels
     from helpers.moving_mnist import frame_digits
 
     data = load_images("moving-mnist:8:test")
@@ -162,6 +162,8 @@ def test_frame_digits_give_mnist_images_the_classifier_reads():
     other = torch.nonzero((labels != labels[0, 0]).all(1))[:, 0]  # clips none of whose frames reads as clip 0's digit
     spliced = torch.cat([data.images[:1, :4].expand(len(other), -1, -1, -1, -1), data.images[other, 4:]], 1)
     assert len(other) > 200 and consistency(spliced, classifier)["consistency"] == 0  # a digit changing mid-clip fails
+    noisy = (data.images[:300] + 0.3 * torch.randn(data.images[:300].shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    assert lit_pixels(data.images[:300]) < 0.05 and lit_pixels(noisy) > 0.1  # noise of std 0.3 lights ~9% of the background
     with pytest.raises(ValueError, match=r"expected moving-MNIST clips \[N, F, 1, 32, 32\], got \[2, 1, 32, 32\]"):
         frame_digits(torch.zeros(2, 1, 32, 32))
 
