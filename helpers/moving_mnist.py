@@ -88,4 +88,3 @@ def frame_digits(clips: torch.Tensor) -> torch.Tensor:
     crops = frames[torch.arange(len(frames))[:, None, None], rows[:, :, None], cols[:, None, :]]
     up = torch.nn.functional.interpolate(crops[:, None], scale_factor=2, mode="bilinear", align_corners=False)
     return up * 2 - 1
-
