@@ -59,10 +59,10 @@ from IPython.display import Code, Image, display
 from helpers import cost, stats
 from helpers import feature_net as fn
 from helpers.checkpoints import load_model
+from helpers.classifier import load_classifier
 from helpers.data import load_images
 from helpers.denoisers import from_checkpoint
 from helpers.metrics import consistency, fid_interval, lit_pixels
-from helpers.classifier import load_classifier
 from helpers.models.video_unet import TemporalAttention
 from helpers.moving_mnist import make_clips
 from helpers.plotting import save_gif, show_grid
@@ -262,8 +262,7 @@ md(r'''
 ## 7. Joint training on still frames
 
 VDM trains on videos and independent still images together: Ho et al. (2022) report that this reduces the variance
-of the minibatch gradients and speeds up optimisation, and that more still frames per video improved their
-text-to-video samples. Here the still frames come from the same clips, so they add no new data, only a second task
+of the minibatch gradients and speeds up optimisation. Here the still frames come from the same clips, so they add no new data, only a second task
 (an image model of single frames) that shares the weights; both models train for the same number of steps.
 ''')
 
