@@ -54,23 +54,31 @@ FIELDS = ["name", "model", "checkpoint", "step", "sampler", "steps", "frames", "
 N_REF = 2000  # test clips per reference
 
 
+def split_spec(spec: str) -> tuple[str, int | None]:
+    """(folder, step) of FOLDER@STEP, (folder, None) of FOLDER; a step that is not a whole number is refused."""
+    folder, at, step = spec.partition("@")
+    if not folder or (at and not step.isdigit()):
+        raise ValueError(f"expected FOLDER or FOLDER@STEP with a whole-number STEP, got {spec!r}")
+    return folder, int(step) if at else None
+
+
 def trained(spec: str) -> tuple[int | None, str]:
     """(the step of a model spec's weights, "") when they are ready to sample, else (None, why not): a folder's
     training must have reached its own --steps; FOLDER@STEP names the snapshot of that step."""
-    folder, _, at = spec.partition("@")
+    folder, at = split_spec(spec)
     if not (ROOT / folder / "model_card.json").exists():
         return None, f"{folder} is not trained yet"
-    if at:
-        snapshot = ROOT / folder / SNAPSHOTS / f"step-{int(at):06d}" / "ema.safetensors"
-        return (int(at), "") if snapshot.exists() else (None, f"{folder} has no snapshot of step {at} ({snapshot.parent})")
+    if at is not None:
+        snapshot = ROOT / folder / SNAPSHOTS / f"step-{at:06d}" / "ema.safetensors"
+        return (at, "") if snapshot.exists() else (None, f"{folder} has no snapshot of step {at} ({snapshot.parent})")
     card = read_card(ROOT / folder)
     step, total = card["step"], card["train"]["steps"]
     return (step, "") if step >= total else (None, f"{folder} is at step {step} of {total} (finish it with --resume)")
 
 
 def denoiser_of(spec: str):
-    folder, _, at = spec.partition("@")
-    return load_snapshot(ROOT / folder, int(at), ema=True) if at else from_checkpoint(ROOT / folder)[0]
+    folder, at = split_spec(spec)
+    return load_snapshot(ROOT / folder, at, ema=True) if at is not None else from_checkpoint(ROOT / folder)[0]
 
 
 def name_of(model: str, sampler: str, steps: int, frames: int) -> str:
@@ -132,7 +140,18 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=Path, default=ROOT / "samples" / "video")
     p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "video_fvd.csv")
     args = p.parse_args(argv)
-    models = dict(MODELS, **dict(m.split("=", 1) for m in args.model))
+    models = dict(MODELS)
+    for m in args.model:
+        name, eq, spec = m.partition("=")
+        if not eq:
+            p.error(f"--model {m}: expected NAME=FOLDER or NAME=FOLDER@STEP")
+        if name not in MODELS:
+            p.error(f"--model {m}: NAME must be one of {', '.join(MODELS)}")
+        try:
+            split_spec(spec)
+        except ValueError as e:
+            p.error(f"--model {m}: {e}")
+        models[name] = spec
     feature_net, _ = load_model(ROOT / args.features)
     classifier = load_classifier()
     rows, refs, loaded = read_rows(args.csv), {}, {}

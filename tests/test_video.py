@@ -205,3 +205,23 @@ def test_the_video_bench_skips_an_unfinished_model_and_scores_a_finished_one(tmp
     assert bench.main([*common, "--model", f"vdm={done}"]) == 0 and out.read_text() == written  # rows done are kept
     for r in rows:
         assert float(r["fvd_lo"]) <= float(r["fvd"]) <= float(r["fvd_hi"]) and 0 <= float(r["consistency_lo"]) <= float(r["consistency"]) <= float(r["consistency_hi"]) <= 1
+
+
+@pytest.mark.parametrize("model, message", [
+    ("vdm", "--model vdm: expected NAME=FOLDER or NAME=FOLDER@STEP"),
+    ("video=checkpoints/vdm-mnist", "--model video=checkpoints/vdm-mnist: NAME must be one of vdm, vdm-4k, vdm-joint"),
+    ("vdm=checkpoints/vdm-mnist@4k", "--model vdm=checkpoints/vdm-mnist@4k: expected FOLDER or FOLDER@STEP with a whole-number STEP, got 'checkpoints/vdm-mnist@4k'"),
+    ("vdm=", "--model vdm=: expected FOLDER or FOLDER@STEP with a whole-number STEP, got ''"),
+])
+def test_the_video_bench_refuses_a_bad_model_option_in_one_line(model, message, capsys):
+    import importlib.util
+
+    from helpers.paths import ROOT
+
+    spec = importlib.util.spec_from_file_location("video_fvd", ROOT / "bench" / "video_fvd.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--model", model])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.strip().splitlines()[-1].endswith(message) and "Traceback" not in err
