@@ -4,6 +4,7 @@ and the two video models (without and with VDM's joint image training).
 
     python bench/video_fvd.py --num 128                          # every row (hours on one thread; resumable)
     python bench/video_fvd.py --grid quick --num 8 --csv /tmp/v.csv --samples /tmp/v
+    python bench/video_fvd.py --num 128 --rows vdm-ddpm-250-f8                  # one row (a second process may share the grid)
 
 Every row draws clips 0..N-1 of seed 0 (clip i starts from the same noise in every row of the same length; a longer
 clip's noise is not an extension of a shorter one's) and keeps them in samples/video/NAME/clips.pt (continued if a run
@@ -137,6 +138,8 @@ def main(argv=None) -> int:
     p.add_argument("--features", default="checkpoints/video-features")
     p.add_argument("--model", action="append", default=[], metavar="NAME=FOLDER",
                    help="another checkpoint (FOLDER, or FOLDER@STEP for a snapshot) for a model name of the grid, e.g. vdm=/tmp/tiny")
+    p.add_argument("--rows", default="", metavar="NAME[,NAME...]",
+                   help="only these rows of the grid (e.g. to share the grid between processes: each adds its rows to the CSV)")
     p.add_argument("--samples", type=Path, default=ROOT / "samples" / "video")
     p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "video_fvd.csv")
     args = p.parse_args(argv)
@@ -152,10 +155,17 @@ def main(argv=None) -> int:
         except ValueError as e:
             p.error(f"--model {m}: {e}")
         models[name] = spec
+    grid = GRIDS[args.grid]
+    if args.rows:
+        names = {name_of(*r): r for r in grid}
+        unknown = [n for n in args.rows.split(",") if n not in names]
+        if unknown:
+            p.error(f"--rows {', '.join(unknown)}: not a row of --grid {args.grid} (rows: {', '.join(names)})")
+        grid = [names[n] for n in args.rows.split(",")]
     feature_net, _ = load_model(ROOT / args.features)
     classifier = load_classifier()
     rows, refs, loaded = read_rows(args.csv), {}, {}
-    for model, sampler, steps, frames in GRIDS[args.grid]:
+    for model, sampler, steps, frames in grid:
         name = name_of(model, sampler, steps, frames)
         step, why_not = trained(models[model])
         if step is None:
@@ -171,6 +181,7 @@ def main(argv=None) -> int:
         claim_folder(folder, {"checkpoint": models[model], "step": step, "row": name, "seed": args.seed})
         drawn = draw(loaded[model], folder, sampler, steps, frames, args.num, args.seed, args.batch_size)
         s = score(drawn["clips"], references(feature_net, frames, refs, args.reference_clips), feature_net, classifier, args.seed, args.num_boot)
+        rows = read_rows(args.csv)  # the rows another process may have added meanwhile
         rows[name] = {"name": name, "model": model, "checkpoint": models[model], "step": step, "sampler": sampler, "steps": steps,
                       "frames": frames, "num": args.num, "seed": args.seed, **s, "s_per_clip": round(drawn["s_per_clip"], 4),
                       "threads": torch.get_num_threads(), "reference_clips": args.reference_clips,

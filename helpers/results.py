@@ -15,6 +15,7 @@ looks in `results/`, and cites with `source`.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -153,15 +154,18 @@ def read_rows(path: Path) -> dict:
 
 
 def write_rows(path: Path, rows: dict, fields: list[str]) -> None:
-    """Write {row name: row} as a CSV with these columns (missing values empty)."""
+    """Write {row name: row} as a CSV with these columns (missing values empty), replacing the file in one step (a
+    reader never sees half a file)."""
     import csv
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows.values())
+    os.replace(tmp, path)
 
 
 def claim_folder(folder: Path, made_by: dict) -> None:

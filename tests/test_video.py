@@ -203,6 +203,15 @@ def test_the_video_bench_skips_an_unfinished_model_and_scores_a_finished_one(tmp
     assert {r["step"] for r in rows} == {"3"}
     written = out.read_text()
     assert bench.main([*common, "--model", f"vdm={done}"]) == 0 and out.read_text() == written  # rows done are kept
+    # --rows redoes one row (here: more clips) and keeps the rows it was not asked for, including one that another
+    # process added to the CSV while it ran
+    other = {**rows[0], "name": "other-process-row"}
+    with out.open("a", newline="") as f:
+        csv.DictWriter(f, fieldnames=list(rows[0])).writerow(other)
+    assert bench.main([*common[:3], "6", *common[4:], "--model", f"vdm={done}", "--rows", "vdm-ddim-5-f4"]) == 0
+    again = {r["name"]: r for r in csv.DictReader(out.open())}
+    assert list(again) == ["vdm-ddim-5-f8", "vdm-ddim-5-f4", "other-process-row"]
+    assert (again["vdm-ddim-5-f8"]["num"], again["vdm-ddim-5-f4"]["num"]) == ("4", "6")
     for r in rows:
         assert float(r["fvd_lo"]) <= float(r["fvd"]) <= float(r["fvd_hi"]) and 0 <= float(r["consistency_lo"]) <= float(r["consistency"]) <= float(r["consistency_hi"]) <= 1
 
@@ -225,3 +234,17 @@ def test_the_video_bench_refuses_a_bad_model_option_in_one_line(model, message, 
         bench.main(["--model", model])
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.strip().splitlines()[-1].endswith(message) and "Traceback" not in err
+
+
+def test_the_video_bench_refuses_a_row_outside_its_grid(capsys):
+    import importlib.util
+
+    from helpers.paths import ROOT
+
+    spec = importlib.util.spec_from_file_location("video_fvd", ROOT / "bench" / "video_fvd.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--grid", "quick", "--rows", "vdm-ddim-5-f4,vdm-ddim-7-f8"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2 and err.endswith("--rows vdm-ddim-7-f8: not a row of --grid quick (rows: vdm-ddim-5-f8, vdm-ddim-5-f4)")
