@@ -3,7 +3,7 @@ downloaded (helpers/models/feature_net.py): the video feature network behind "FV
 12) and the coloured shapes' attribute classifier (notebook 09). Never call their distances Inception FID or I3D FVD.
 
     python -m helpers.feature_net --dataset moving-mnist:16 --out checkpoints/video-features --steps 1500
-    python -m helpers.feature_net --dataset shapes:32 --out checkpoints/shapes-features --steps 1500
+    python -m helpers.feature_net --dataset shapes:32 --out checkpoints/shapes-features-32 --steps 6000
 
 Attributes learnt: a video's digit class and the direction of its first move (so the features see identity and
 motion); a shape image's shape and colour. A video network trains on prefixes of its clips of a random length per
