@@ -372,7 +372,8 @@ md(r'''
 over space (2-D convolutions and attention per frame) and time (attention across frames); notebook 12 trains one on
 moving MNIST and scores it with an FVD on a small video classifier of its own (not I3D). Its limitations, each with a
 number from that notebook: the cost per clip is the image model's cost per frame times frames times steps; the
-length a model trained on 8 frames can be asked for; and the metric, only as good as its feature network:
+length a model trained on 8 frames can be asked for; and the metric, only as good as its feature network. VDM's
+joint training on still images is measured against the video-only model at the same number of steps:
 ''')
 
 code(r'''
@@ -383,6 +384,13 @@ try:
     print(f"{vf['gflop_per_frame']:.2f} GFLOP per frame per network call; training {vf['training_hours']:.1f} CPU hours; "
           + "; ".join(f"{k} frames: {v['s_per_clip']:.2f} s per clip, FVD {v['fvd']:.1f}, identity kept across frames in "
                       f"{v['consistency']:.0%} of clips" for k, v in frames.items()) + f" ({source('12_video_diffusion')})")
+    j = vf.get("joint", {})
+    if {"vdm-4k-f8", "vdm-joint-f8"} <= set(j):
+        a, b = j["vdm-joint-f8"], j["vdm-4k-f8"]
+        print(f"joint training on still frames, at the same {a['step']} steps, 8 frames, DDIM-50: FVD (our video features) "
+              f"{a['fvd']:.1f} [{a['fvd_lo']:.1f}, {a['fvd_hi']:.1f}] against {b['fvd']:.1f} [{b['fvd_lo']:.1f}, {b['fvd_hi']:.1f}] "
+              f"video only; lit pixels {a['lit_pixels']:.1%} against {b['lit_pixels']:.1%} (real clips {vf['real_lit_pixels']:.1%}) "
+              f"({source('12_video_diffusion')})")
 except ResultsMissing as err:
     print(f"not available yet: {err}")
 ''')
