@@ -45,8 +45,9 @@ MODELS = {"vdm": "checkpoints/vdm-mnist", "vdm-4k": "checkpoints/vdm-mnist@4000"
 # (model, sampler, steps, frames), most informative first
 GRIDS = {
     "full": [("vdm", "ddim", 50, 8), ("vdm", "ddim", 10, 8), ("vdm", "ddpm", 50, 8), ("vdm", "ddim", 25, 8),
-             ("vdm-4k", "ddim", 50, 8), ("vdm-joint", "ddim", 50, 8), ("vdm", "ddpm", 100, 8), ("vdm", "ddim", 50, 4),
-             ("vdm", "ddim", 50, 16), ("vdm-4k", "ddim", 50, 16), ("vdm-joint", "ddim", 50, 16), ("vdm", "ddpm", 250, 8)],
+             ("vdm-4k", "ddim", 50, 8), ("vdm-joint", "ddim", 50, 8), ("vdm", "ddpm", 100, 8), ("vdm", "ddpm", 50, 4),
+             ("vdm", "ddpm", 50, 16), ("vdm", "ddim", 50, 4), ("vdm", "ddim", 50, 16), ("vdm-4k", "ddim", 50, 16),
+             ("vdm-joint", "ddim", 50, 16), ("vdm", "ddpm", 250, 8)],
     "quick": [("vdm", "ddim", 5, 8), ("vdm", "ddim", 5, 4)],
 }
 FIELDS = ["name", "model", "checkpoint", "step", "sampler", "steps", "frames", "num", "seed", "fvd", "fvd_lo", "fvd_hi",
