@@ -1,3 +1,4 @@
+import importlib.util
 import os
 
 import pytest
@@ -6,11 +7,20 @@ import torch
 from helpers.denoisers import Denoiser
 from helpers.schedules import Schedule
 from helpers.models.unet import UNet, UNetConfig
+from helpers.paths import ROOT
 
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # `make test`: the cores shared out among the workers (the notebooks'
     THREADS = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))  # kernels and the CLIs'
     os.environ["OMP_NUM_THREADS"] = str(THREADS)                                          # subprocesses inherit it)
     torch.set_num_threads(THREADS)
+
+
+def bench_script(name: str):
+    """bench/NAME.py as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_unet(seed: int = 0, **overrides) -> UNet:

@@ -1,16 +1,6 @@
 """bench/sampler_fid.py's bookkeeping (configuration names, which CSV rows are drawn or scored again) and
 bench/paired_fid.py's choice of pairs and its refusals."""
-import importlib.util
-
-from helpers.paths import ROOT
-
-
-def script(name: str):
-    """bench/NAME.py as a module."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import bench_script as script
 
 
 def bench():

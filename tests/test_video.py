@@ -7,6 +7,7 @@ import torch
 from helpers.data import load_images
 from helpers.models.video_unet import VideoUNet, VideoUNetConfig
 from helpers.moving_mnist import DIGIT, DIRECTIONS, SIZE, make_clips, trajectory
+from tests.conftest import bench_script
 
 CFG = dict(in_channels=1, image_size=8, num_frames=4, max_frames=8, base_channels=8, channel_mults=(1, 2),
            attention_resolutions=(4,), num_heads=2, groups=4)
@@ -173,12 +174,10 @@ def test_the_video_bench_skips_an_unfinished_model_and_scores_a_finished_one(tmp
     and named), then draws, scores and writes one CSV row per grid row with the weights' step and intervals that
     contain their estimate; a second run keeps the rows done."""
     import csv
-    import importlib.util
     import json
     import shutil
 
     from helpers import feature_net, train
-    from helpers.paths import ROOT
 
     done, partial, feats = tmp_path / "done", tmp_path / "partial", tmp_path / "vf"
     assert train.main([*VIDEO_RUN, "--out", str(done)]) == 0
@@ -187,9 +186,7 @@ def test_the_video_bench_skips_an_unfinished_model_and_scores_a_finished_one(tmp
     card["train"]["steps"] = 6  # the card of a run stopped at step 3 of 6
     (partial / "model_card.json").write_text(json.dumps(card))
     assert feature_net.main(["--dataset", "moving-mnist:4", "--out", str(feats), "--steps", "5", "--batch-size", "8"]) == 0
-    spec = importlib.util.spec_from_file_location("video_fvd", ROOT / "bench" / "video_fvd.py")
-    bench, out = importlib.util.module_from_spec(spec), tmp_path / "v.csv"
-    spec.loader.exec_module(bench)
+    bench, out = bench_script("video_fvd"), tmp_path / "v.csv"
     common = ["--grid", "quick", "--num", "4", "--batch-size", "4", "--reference-clips", "64", "--num-boot", "10", "--features", str(feats), "--csv", str(out),
               "--samples", str(tmp_path / "s")]
     assert bench.main([*common, "--model", f"vdm={partial}"]) == 0
@@ -223,13 +220,7 @@ def test_the_video_bench_skips_an_unfinished_model_and_scores_a_finished_one(tmp
     ("vdm=", "--model vdm=: expected FOLDER or FOLDER@STEP with a whole-number STEP, got ''"),
 ])
 def test_the_video_bench_refuses_a_bad_model_option_in_one_line(model, message, capsys):
-    import importlib.util
-
-    from helpers.paths import ROOT
-
-    spec = importlib.util.spec_from_file_location("video_fvd", ROOT / "bench" / "video_fvd.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = bench_script("video_fvd")
     with pytest.raises(SystemExit) as e:
         bench.main(["--model", model])
     err = capsys.readouterr().err
@@ -237,13 +228,7 @@ def test_the_video_bench_refuses_a_bad_model_option_in_one_line(model, message, 
 
 
 def test_the_video_bench_refuses_a_row_outside_its_grid(capsys):
-    import importlib.util
-
-    from helpers.paths import ROOT
-
-    spec = importlib.util.spec_from_file_location("video_fvd", ROOT / "bench" / "video_fvd.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = bench_script("video_fvd")
     with pytest.raises(SystemExit) as e:
         bench.main(["--grid", "quick", "--rows", "vdm-ddim-5-f4,vdm-ddim-7-f8"])
     err = capsys.readouterr().err.strip().splitlines()[-1]
