@@ -257,6 +257,15 @@ best = at50[at50.frames == 8].sort_values("fvd").sampler.iloc[0] if (at50.frames
 print(f"frames are compared with {best.upper()}-50, the sampler with the lower FVD at 8 frames")
 frames_rows = at50[at50.sampler == best].sort_values("frames")[cols]
 R.table("by_frames", frames_rows, f"the video model with {best.upper()}-50 at each clip length: FVD, per-frame FID, consistency, s/clip; N = {N}")
+call_cost = []  # timed here, one process, so that lengths compare (the bench's s/clip ran under different loads)
+for frames in num_frames:
+    x_f, t_f = torch.randn(4, frames, *video.sample_shape[1:]), torch.full((4,), 500)
+    call_cost.append({"frames": frames, "GFLOP per clip per call": cost.gflop_per_call(video.net, x_f, t_f),
+                      "s per clip per call": cost.seconds_per_image_per_call(video.net, x_f, t_f, calls=3)})
+call_cost = pd.DataFrame(call_cost)
+call_cost["s per frame per call"] = call_cost["s per clip per call"] / call_cost.frames
+display(call_cost)
+R.table("call_cost", call_cost, f"the video model's cost per network call by clip length (batch of 4 clips, {torch.get_num_threads()} threads)")
 for frames in num_frames:
     clips = generate(video, SERIES_CLIPS, SEED, (frames, *video.sample_shape[1:]), sampler=best, steps=50, batch_size=SERIES_CLIPS)
     show_clips(clips, f"frames_{frames}", f": {frames} frames, {best.upper()}-50")
@@ -336,6 +345,7 @@ facts["joint"] = {f"{r.model}-f{r.frames}": {"step": int(r.step), "fvd": r.fvd, 
                                               "lit_pixels": r.lit_pixels, "consistency": r.consistency} for r in pair.itertuples()}
 facts["real_lit_pixels"] = float(ceiling.set_index("frames").loc[8, "lit_pixels"]) if 8 in set(ceiling.frames) else None
 facts["gflop_per_frame"] = gflop / x.shape[1]
+facts["s_per_clip_per_call"] = {int(f): float(v) for f, v in zip(call_cost.frames, call_cost["s per clip per call"])}
 facts["training_hours"] = card["wall_time_s"] / 3600
 R.values("facts", facts, "the numbers the conclusions quote")
 ''')
