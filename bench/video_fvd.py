@@ -4,7 +4,7 @@ and the two video models (without and with VDM's joint image training).
 
     python bench/video_fvd.py --num 128                          # every row (hours on one thread; resumable)
     python bench/video_fvd.py --grid quick --num 8 --csv /tmp/v.csv --samples /tmp/v
-    python bench/video_fvd.py --num 128 --rows vdm-ddpm-250-f8                  # one row (a second process may share the grid)
+    python bench/video_fvd.py --num 128 --rows vdm-ddpm-250-f8                  # one row (processes with disjoint --rows share the grid)
 
 Every row draws clips 0..N-1 of seed 0 (clip i starts from the same noise in every row of the same length; a longer
 clip's noise is not an extension of a shorter one's) and keeps them in samples/video/NAME/clips.pt (continued if a run
@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", action="append", default=[], metavar="NAME=FOLDER",
                    help="another checkpoint (FOLDER, or FOLDER@STEP for a snapshot) for a model name of the grid, e.g. vdm=/tmp/tiny")
     p.add_argument("--rows", default="", metavar="NAME[,NAME...]",
-                   help="only these rows of the grid (e.g. to share the grid between processes: each adds its rows to the CSV)")
+                   help="only these rows of the grid; processes given disjoint rows can share the grid (each adds its rows to the CSV; two processes on one row would write the same samples)")
     p.add_argument("--samples", type=Path, default=ROOT / "samples" / "video")
     p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "video_fvd.csv")
     args = p.parse_args(argv)
