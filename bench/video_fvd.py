@@ -158,11 +158,11 @@ def main(argv=None) -> int:
         models[name] = spec
     grid = GRIDS[args.grid]
     if args.rows:
-        names = {name_of(*r): r for r in grid}
-        unknown = [n for n in args.rows.split(",") if n not in names]
+        names, wanted = {name_of(*r): r for r in grid}, args.rows.split(",")
+        unknown = [n for n in wanted if n not in names]
         if unknown:
             p.error(f"--rows {', '.join(unknown)}: not a row of --grid {args.grid} (rows: {', '.join(names)})")
-        grid = [names[n] for n in args.rows.split(",")]
+        grid = [names[n] for n in wanted]
     feature_net, _ = load_model(ROOT / args.features)
     classifier = load_classifier()
     rows, refs, loaded = read_rows(args.csv), {}, {}
