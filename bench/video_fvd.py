@@ -9,8 +9,10 @@ and the two video models (without and with VDM's joint image training).
 Every row draws clips 0..N-1 of seed 0 (clip i starts from the same noise in every row of the same length; a longer
 clip's noise is not an extension of a shorter one's) and keeps them in samples/video/NAME/clips.pt (continued if a run
 was stopped). The references are the first N_REF test clips of the same length (prefixes of the 16-frame test clips,
-so the same trajectories at every length). FVD and per-frame FID carry a 95% bootstrap interval over the generated
-clips (metrics.fid_interval); consistency is the share of clips whose frames the MNIST classifier gives one label
+so the same trajectories at every length). Per-frame FID scores FRAME_FID_FRAMES evenly spaced frames of every clip,
+generated and reference, at every length (FID's small-sample bias depends on the number of images, so scoring all
+N x F frames would favour the longer clips). FVD and per-frame FID carry a 95% bootstrap interval over the generated
+clips (metrics.fid_interval; a clip's frames are resampled together); consistency is the share of clips whose frames the MNIST classifier gives one label
 (metrics.consistency, with a 95% Wilson interval); lit pixels the share of pixels brighter than -0.6 (metrics.lit_pixels:
 in real clips only the digit's; noise a model leaves in the background lights more).
 """
@@ -51,9 +53,10 @@ GRIDS = {
     "quick": [("vdm", "ddim", 5, 8), ("vdm", "ddim", 5, 4)],
 }
 FIELDS = ["name", "model", "checkpoint", "step", "sampler", "steps", "frames", "num", "seed", "fvd", "fvd_lo", "fvd_hi",
-          "frame_fid", "frame_fid_lo", "frame_fid_hi", "consistency", "consistency_lo", "consistency_hi",
+          "frame_fid", "frame_fid_lo", "frame_fid_hi", "frame_fid_frames", "consistency", "consistency_lo", "consistency_hi",
           "frame_accuracy_confident", "lit_pixels", "s_per_clip", "threads", "reference_clips", "num_boot"]
 N_REF = 2000  # test clips per reference
+FRAME_FID_FRAMES = 4  # frames per clip that per-frame FID scores, at every clip length (the grid's shortest clips)
 
 
 def split_spec(spec: str) -> tuple[str, int | None]:
@@ -105,23 +108,31 @@ def draw(denoiser, folder: Path, sampler: str, steps: int, frames: int, num: int
     return {"clips": torch.cat(clips)[:num], "s_per_clip": seconds / max(have, 1)}
 
 
+def spaced_frames(clips: torch.Tensor, k: int = FRAME_FID_FRAMES) -> torch.Tensor:
+    """k evenly spaced frames of each clip, first and last included: [N, F, ...] -> [N, k, ...] (F = 8: 0, 2, 5, 7)."""
+    if clips.shape[1] < k:
+        raise ValueError(f"per-frame FID scores {k} frames per clip; these clips have {clips.shape[1]}")
+    return clips[:, torch.linspace(0, clips.shape[1] - 1, k).round().long()]
+
+
 def references(feature_net, frames: int, cache: dict, n: int = N_REF) -> dict:
-    """Video features, per-frame MNIST-CNN features of the first `n` test clips of `frames` frames."""
+    """Video features, and per-frame MNIST-CNN features of spaced_frames, of the first `n` test clips of `frames` frames."""
     if frames not in cache:
         clips = load_images("moving-mnist:16:test").images[:n, :frames]
         cache[frames] = {"video": features(feature_net, clips),
-                         "frames": compute_features(frame_digits(clips), "mnist-cnn")}
+                         "frames": compute_features(frame_digits(spaced_frames(clips)), "mnist-cnn")}
     return cache[frames]
 
 
 def score(clips: torch.Tensor, ref: dict, feature_net, classifier, seed: int, num_boot: int = 200) -> dict:
     fvd, fvd_lo, fvd_hi = fid_interval(features(feature_net, clips), ref["video"], num_boot, seed=seed)
-    digits = frame_digits(clips)
-    ffid, ffid_lo, ffid_hi = fid_interval(compute_features(digits, "mnist-cnn"), ref["frames"], num_boot, seed=seed)
+    digits = frame_digits(spaced_frames(clips))
+    ffid, ffid_lo, ffid_hi = fid_interval(compute_features(digits, "mnist-cnn"), ref["frames"], num_boot, seed=seed,
+                                          group=FRAME_FID_FRAMES)
     c = {k: round(v, 4) for k, v in consistency(clips, classifier).items()}
     c["lit_pixels"] = round(lit_pixels(clips), 4)
     return {"fvd": round(fvd, 3), "fvd_lo": round(fvd_lo, 3), "fvd_hi": round(fvd_hi, 3), "frame_fid": round(ffid, 3),
-            "frame_fid_lo": round(ffid_lo, 3), "frame_fid_hi": round(ffid_hi, 3), **c}
+            "frame_fid_lo": round(ffid_lo, 3), "frame_fid_hi": round(ffid_hi, 3), "frame_fid_frames": FRAME_FID_FRAMES, **c}
 
 
 def write_rows(path: Path, rows: dict) -> None:
@@ -173,8 +184,8 @@ def main(argv=None) -> int:
             print(f"{name}: skipped, {why_not}", flush=True)
             continue
         done = rows.get(name, {})
-        if [int(done.get(k) or -1) for k in ("num", "reference_clips", "num_boot", "step")] == [
-                args.num, args.reference_clips, args.num_boot, step]:
+        if [int(done.get(k) or -1) for k in ("num", "reference_clips", "num_boot", "step", "frame_fid_frames")] == [
+                args.num, args.reference_clips, args.num_boot, step, FRAME_FID_FRAMES]:  # else (re)scored; drawn clips are kept
             continue
         if model not in loaded:
             loaded[model] = denoiser_of(models[model])

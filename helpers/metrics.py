@@ -240,18 +240,22 @@ def frechet_to(real_feats: np.ndarray):
 
 
 def fid_interval(fake_feats: np.ndarray, real_feats: np.ndarray, num_boot: int = 200, seed: int = 0,
-                 z: float = 1.96) -> tuple[float, float, float]:
+                 z: float = 1.96, group: int = 1) -> tuple[float, float, float]:
     """FID with a 95% interval: (fid, lo, hi) = fid -/+ z * the standard deviation of FID over `num_boot` bootstrap
     resamples of the generated images (drawn with replacement; the real set is fixed, as it is for every
     configuration compared). The resamples' FIDs are biased upwards (a resample repeats about a third of its images,
     which looks like less diversity), so their spread, not their percentiles, gives the interval; notebook 06 checks
-    that spread against the spread over disjoint sets of real images."""
+    that spread against the spread over disjoint sets of real images. `group` > 1 resamples blocks of that many
+    consecutive rows together (the frames of one clip show one digit, so they are not independent draws)."""
     if num_boot < 2:
         raise ValueError(f"num_boot must be at least 2 for a spread, got {num_boot}")
+    if group < 1 or len(fake_feats) % group:
+        raise ValueError(f"group must be a positive divisor of the {len(fake_feats)} generated rows, got {group}")
     rng = np.random.default_rng(seed)
     fid = frechet_to(real_feats)
     value = fid(fake_feats)
-    boots = [fid(fake_feats[rng.integers(0, len(fake_feats), len(fake_feats))]) for _ in range(num_boot)]
+    units, offsets = len(fake_feats) // group, np.arange(group)
+    boots = [fid(fake_feats[(rng.integers(0, units, units)[:, None] * group + offsets).ravel()]) for _ in range(num_boot)]
     sd = float(np.std(boots, ddof=1))
     return value, value - z * sd, value + z * sd
 

@@ -84,6 +84,23 @@ def test_fid_interval_is_centred_on_the_fid_and_shrinks_with_n():
         fid_interval(real[:10], real, num_boot=1)
 
 
+def test_fid_interval_resamples_groups_of_dependent_rows_together():
+    """Each of 250 images repeated 4 times (as the 4 frames of a clip that shows one digit): resampling rows one by one
+    pretends to have 1000 independent images and halves the interval; resampling the groups of 4 gives the interval
+    of the 250 images themselves (the same resampled indices, so equal up to the covariance's n - 1)."""
+    rng = np.random.default_rng(2)
+    real, fake = rng.normal(size=(4000, 8)), rng.normal(size=(250, 8)) + 1.0
+    repeated = np.repeat(fake, 4, axis=0)
+    width = lambda r: r[2] - r[1]  # noqa: E731
+    alone = width(fid_interval(fake, real, num_boot=100, seed=0))
+    grouped = width(fid_interval(repeated, real, num_boot=100, seed=0, group=4))
+    assert grouped == pytest.approx(alone, rel=0.05)
+    assert width(fid_interval(repeated, real, num_boot=100, seed=0)) < 0.7 * alone
+    assert fid_interval(fake, real, num_boot=20, seed=3, group=1) == fid_interval(fake, real, num_boot=20, seed=3)
+    with pytest.raises(ValueError, match="group must be a positive divisor of the 250 generated rows, got 4"):
+        fid_interval(fake, real, group=4)
+
+
 def test_fid_blocks_averages_disjoint_blocks_with_a_t_interval():
     """Five blocks of 400 from a shifted Gaussian cloud: the mean of the five FIDs (each checked against
     frechet_distance on its block), an interval that contains it, and the bootstrap with one block."""

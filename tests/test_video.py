@@ -211,6 +211,29 @@ def test_the_video_bench_skips_an_unfinished_model_and_scores_a_finished_one(tmp
     assert (again["vdm-ddim-5-f8"]["num"], again["vdm-ddim-5-f4"]["num"]) == ("4", "6")
     for r in rows:
         assert float(r["fvd_lo"]) <= float(r["fvd"]) <= float(r["fvd_hi"]) and 0 <= float(r["consistency_lo"]) <= float(r["consistency"]) <= float(r["consistency_hi"]) <= 1
+        assert r["frame_fid_frames"] == "4"
+    # a row scored by an older method (no frame_fid_frames) is scored again from the clips already drawn
+    clips = tmp_path / "s" / "vdm-ddim-5-f8-seed0" / "clips.pt"
+    drawn = clips.read_bytes()
+    again["vdm-ddim-5-f8"]["frame_fid_frames"] = ""
+    with out.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(again.values())
+    assert bench.main([*common, "--model", f"vdm={done}", "--rows", "vdm-ddim-5-f8"]) == 0
+    rescored = {r["name"]: r for r in csv.DictReader(out.open())}["vdm-ddim-5-f8"]
+    assert rescored == {**again["vdm-ddim-5-f8"], "frame_fid_frames": "4", "s_per_clip": rescored["s_per_clip"]}
+    assert clips.read_bytes() == drawn
+
+
+def test_per_frame_fid_scores_the_same_number_of_evenly_spaced_frames_at_every_clip_length():
+    bench = bench_script("video_fvd")
+    clips = torch.arange(16.0).reshape(1, 16, 1, 1, 1).expand(2, 16, 1, 32, 32)
+    for frames, kept in [(4, [0, 1, 2, 3]), (8, [0, 2, 5, 7]), (16, [0, 5, 10, 15])]:
+        picked = bench.spaced_frames(clips[:, :frames])
+        assert picked.shape == (2, 4, 1, 32, 32) and picked[0, :, 0, 0, 0].tolist() == kept
+    with pytest.raises(ValueError, match="per-frame FID scores 4 frames per clip; these clips have 3"):
+        bench.spaced_frames(clips[:, :3])
 
 
 @pytest.mark.parametrize("model, message", [

@@ -192,7 +192,8 @@ md(r'''
 `make bench-video` drew clips 0..N-1 of seed 0 for every row and scored them: **FVD (our video features)** against
 2,000 test clips of the same length, the **per-frame FID** (each frame's digit cropped around its centre of mass and
 upsampled to 28 x 28, `moving_mnist.frame_digits`, on the MNIST-CNN features, against the test clips' frames treated
-the same way), **consistency** (the share of clips whose frames the MNIST classifier gives one label: a digit that
+the same way; 4 evenly spaced frames of every clip at every length, so each FID has the same number of images and the
+same small-sample bias), **consistency** (the share of clips whose frames the MNIST classifier gives one label: a digit that
 changes identity mid-clip fails), the share of **lit pixels** (brighter than -0.6: in real clips only the digit's, so
 noise left in the background shows here), and seconds per clip. Intervals: 95%, bootstrap over the clips for FVD and
 FID, Wilson for consistency.
@@ -245,8 +246,9 @@ md(r'''
 
 One model, trained on 8-frame clips, drawing clips of each length in `num_frames` (its temporal attention has a bias
 for every offset up to 31 frames; offsets beyond 7 were never seen in training). FVD is against test clips of the same
-length, so FVDs of different lengths are on different feature distributions; per-frame FID and consistency compare
-across lengths directly. Both samplers at 50 steps were measured; the comparison uses the one with the lower FVD at
+length, so FVDs of different lengths are on different feature distributions. Per-frame FID compares across lengths
+directly (4 evenly spaced frames per clip at every length); consistency asks more of a longer clip (every one of its
+frames must get the same label). Both samplers at 50 steps were measured; the comparison uses the one with the lower FVD at
 8 frames in section 5.
 ''')
 
