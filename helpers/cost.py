@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -32,6 +33,35 @@ def peak_memory_mb(device) -> float:
     if torch.device(device).type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def call_memory_mb(net: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> float:
+    """Peak tensor memory (MB) of one no-grad call net(x, t): the weights, the input and every activation alive at
+    the worst moment. On the CPU, from the profiler's memory timeline (torch marks it deprecated in favour of CUDA's
+    memory history, which has no CPU counterpart); on CUDA, max_memory_allocated over the call above what was allocated
+    before it, plus the weights."""
+    import json
+    import tempfile
+    import warnings
+
+    from torch.profiler import ProfilerActivity, profile
+
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+        torch.cuda.reset_peak_memory_stats(x.device)
+        before = torch.cuda.memory_allocated(x.device)
+        with torch.no_grad():
+            net(x, t)
+        weights = sum(p.numel() * p.element_size() for p in net.parameters())
+        return (torch.cuda.max_memory_allocated(x.device) - before + weights) / 2**20
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True,
+                                  with_stack=True) as prof:
+        net(x, t)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        prof.export_memory_timeline(f"{tmp}/timeline.json", device="cpu")
+        _, sizes = json.loads(Path(tmp, "timeline.json").read_text())  # [times, [bytes per category] per time]
+    return max(sum(s) for s in sizes) / 2**20
 
 
 def measure(run, denoiser, num_images: int, device="cpu") -> dict:

@@ -125,6 +125,26 @@ def test_cost_row_and_flops():
     assert c.get_total_flops() == 18432
 
 
+def test_call_memory_counts_the_weights_input_and_activations():
+    """A linear layer 256 -> 1024: its weights and bias (1 MiB + 4 KiB), the input (1 KiB per row) and the output
+    (4 KiB per row) are alive together at the end of the call, and nothing else is allocated. A U-Net's peak is above
+    its weights and grows linearly with the batch (the activations of one image times the batch)."""
+    from helpers.cost import call_memory_mb
+    from tests.conftest import tiny_unet
+
+    class Linear(torch.nn.Linear):
+        def forward(self, x, t):
+            return super().forward(x)
+
+    lin = Linear(256, 1024)
+    for b in (1, 64):
+        assert call_memory_mb(lin, torch.zeros(b, 256), torch.zeros(b)) == pytest.approx((1024 * 257 + b * 1280) * 4 / 2**20, rel=1e-4)
+    unet = tiny_unet()
+    weights = sum(p.numel() * 4 for p in unet.parameters()) / 2**20
+    peaks = [call_memory_mb(unet, torch.zeros(b, 1, 8, 8), torch.full((b,), 5)) for b in (2, 4, 8)]
+    assert peaks[0] > weights and peaks[2] - peaks[1] == pytest.approx(2 * (peaks[1] - peaks[0]), rel=0.05)
+
+
 def test_fid_by_sample_size_shrinks_with_n():
     rng = np.random.default_rng(3)
     pool, real = rng.normal(size=(6000, 8)), rng.normal(size=(6000, 8))

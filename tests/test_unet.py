@@ -56,8 +56,8 @@ def test_timestep_embedding_golden():
 def test_errors():
     with pytest.raises(ValueError, match="image_size 30 is not divisible by 2\\*\\*2 = 4"):
         UNetConfig(image_size=30, channel_mults=(1, 2, 2))
-    with pytest.raises(ValueError, match="image_size must be between 8 and 64"):
-        UNetConfig(image_size=128)
+    with pytest.raises(ValueError, match="image_size must be between 8 and 256, got 512"):
+        UNetConfig(image_size=512)
     with pytest.raises(ValueError, match="in_channels must be 1 or 3"):
         UNetConfig(in_channels=2)
     model = tiny_unet()

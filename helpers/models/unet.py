@@ -35,8 +35,8 @@ class UNetConfig(NetConfig):
         self.attention_resolutions = tuple(self.attention_resolutions)
         if self.in_channels not in (1, 3):
             raise ValueError(f"in_channels must be 1 or 3, got {self.in_channels}")
-        if not 8 <= self.image_size <= 64:
-            raise ValueError(f"image_size must be between 8 and 64, got {self.image_size}")
+        if not 8 <= self.image_size <= 256:  # the course's sizes, MNIST 28 to LSUN church 256
+            raise ValueError(f"image_size must be between 8 and 256, got {self.image_size}")
         factor = 2 ** (len(self.channel_mults) - 1)
         if self.image_size % factor:
             raise ValueError(

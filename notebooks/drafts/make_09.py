@@ -148,7 +148,8 @@ md(r'''
 
 The same U-Net recipe at both sizes (base 32 channels; one more level at 64 pixels so that the lowest resolution is 8
 x 8 in both, with attention there), trained on 20,000 generated images with the shared loop. The cost table adds our
-U-Net at 128 pixels (one more level again), untrained: seconds per image per call, GFLOP, parameters.
+U-Net at 128 pixels (one more level again), untrained: seconds per image per call, GFLOP, parameters, and the memory
+of one call (a sampler holds one call's activations at a time, so this is sampling's memory at that batch).
 ''')
 
 code(r'''
@@ -169,11 +170,13 @@ for s in COST_SIZES:
     x, t = torch.randn(8, 3, s, s), torch.full((8,), 500)
     rows.append({"size": s, "parameters": sum(p.numel() for p in net.parameters()),
                  "GFLOP per image per call": cost.gflop_per_call(net, x[:2], t[:2]),
-                 "s per image per call": cost.seconds_per_image_per_call(net, x, t, 2)})
+                 "s per image per call": cost.seconds_per_image_per_call(net, x, t, 2),
+                 "peak MB per call (batch 8)": cost.call_memory_mb(net, x, t),
+                 "MB per image": (cost.call_memory_mb(net, x, t) - cost.call_memory_mb(net, x[:4], t[:4])) / 4})
 cost_table = pd.DataFrame(rows)
 cost_table["x the 32-pixel cost"] = cost_table["s per image per call"] / cost_table["s per image per call"].iloc[0]
 display(cost_table)
-R.table("cost", cost_table, "our U-Net recipe at each size: parameters, GFLOP and seconds per image per call (batch 8, one sitting)")
+R.table("cost", cost_table, "our U-Net recipe at each size: parameters, GFLOP, seconds per image per call (batch 8, one sitting), peak tensor memory of a call at batch 8 (weights, input, activations; cost.call_memory_mb) and its growth per image")
 ''')
 
 md(r'''
@@ -292,7 +295,7 @@ for (name, threshold), r in sp.iterrows():
           f"{r['yes']} with it.")
 for _, r in cost_table.iterrows():
     print(f"- Cost at {int(r['size'])} px: {r['GFLOP per image per call']:.3f} GFLOP and {r['s per image per call'] * 1000:.1f} ms per "
-          f"image per call ({r['x the 32-pixel cost']:.1f} x the 32-pixel cost).")
+          f"image per call ({r['x the 32-pixel cost']:.1f} x the 32-pixel cost); {r['MB per image']:.1f} MB of activations per image.")
 for s in MODELS:
     q = quality[quality["size"] == s]
     best = q.sort_values("FID").iloc[0]

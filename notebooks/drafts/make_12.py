@@ -345,6 +345,8 @@ for r in frames_rows.itertuples():
             (r.consistency, r.consistency_lo, r.consistency_hi), est(c.loc[r.frames], "consistency"), ("samples", "real clips"), lower_is_better=False))
 facts["joint"] = {f"{r.model}-f{r.frames}": {"step": int(r.step), "fvd": r.fvd, "fvd_lo": r.fvd_lo, "fvd_hi": r.fvd_hi, "frame_fid": r.frame_fid,
                                               "lit_pixels": r.lit_pixels, "consistency": r.consistency} for r in pair.itertuples()}
+facts["rows"] = {n: {v: float(r[v]) for v in ("step", "steps", "frames", "fvd", "fvd_lo", "fvd_hi", "frame_fid", "frame_fid_lo", "frame_fid_hi",
+                                              "consistency", "consistency_lo", "consistency_hi", "lit_pixels")} for n, r in by_name.iterrows()}
 facts["real_lit_pixels"] = float(ceiling.set_index("frames").loc[8, "lit_pixels"]) if 8 in set(ceiling.frames) else None
 facts["gflop_per_frame"] = gflop / x.shape[1]
 facts["s_per_clip_per_call"] = {int(f): float(v) for f, v in zip(call_cost.frames, call_cost["s per clip per call"])}

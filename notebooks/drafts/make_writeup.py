@@ -27,7 +27,7 @@ code(r'''
 import pandas as pd
 from IPython.display import display
 
-from helpers import results
+from helpers import results, stats
 from helpers.results import ResultsMissing, show, source  # show(notebook, item): a saved table, values or figure, with its source
 
 pd.set_option("display.precision", 3)
@@ -373,7 +373,8 @@ over space (2-D convolutions and attention per frame) and time (attention across
 moving MNIST and scores it with an FVD on a small video classifier of its own (not I3D). Its limitations, each with a
 number from that notebook: the cost per clip is the image model's cost per frame times frames times steps; the
 length a model trained on 8 frames can be asked for; and the metric, only as good as its feature network. VDM's
-joint training on still images is measured against the video-only model at the same number of steps:
+joint training on still images is measured against the video-only model at the same number of steps, and the
+deterministic DDIM sampler against ancestral DDPM sampling at the same 50 steps:
 ''')
 
 code(r'''
@@ -390,6 +391,13 @@ try:
         print(f"joint training on still frames, at the same {a['step']} steps, 8 frames, DDIM-50: FVD (our video features) "
               f"{a['fvd']:.1f} [{a['fvd_lo']:.1f}, {a['fvd_hi']:.1f}] against {b['fvd']:.1f} [{b['fvd_lo']:.1f}, {b['fvd_hi']:.1f}] "
               f"video only; lit pixels {a['lit_pixels']:.1%} against {b['lit_pixels']:.1%} (real clips {vf['real_lit_pixels']:.1%}) "
+              f"({source('12_video_diffusion')})")
+    rows_ = vf.get("rows", {})
+    est = lambda n, v: (rows_[n][v], rows_[n][f"{v}_lo"], rows_[n][f"{v}_hi"])  # noqa: E731
+    if {"vdm-ddpm-50-f8", "vdm-ddim-50-f8"} <= set(rows_):
+        print("the sampler at 50 steps, 8 frames, FVD (our video features): " + stats.compare(
+            est("vdm-ddpm-50-f8", "fvd"), est("vdm-ddim-50-f8", "fvd"), ("DDPM", "DDIM"))
+              + f"; lit pixels {rows_['vdm-ddpm-50-f8']['lit_pixels']:.1%} against {rows_['vdm-ddim-50-f8']['lit_pixels']:.1%} "
               f"({source('12_video_diffusion')})")
 except ResultsMissing as err:
     print(f"not available yet: {err}")
