@@ -22,7 +22,6 @@ the best this CPU reaches.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -35,6 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from helpers.checks import ArgumentParser  # noqa: E402
 from helpers.cost import gflop_per_call, seconds_per_image_per_call  # noqa: E402
 from helpers.denoisers import from_checkpoint, load_denoiser  # noqa: E402
 from helpers.samplers import sample_ddim  # noqa: E402
@@ -137,7 +137,7 @@ def kernel_gflops(repeats: int = 5) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--repeats", type=int, default=5)

@@ -12,7 +12,6 @@ equal the row's to three decimals, so a pair is scored on exactly the images its
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from helpers import stats  # noqa: E402
 from helpers.checkpoints import trained_step  # noqa: E402
+from helpers.checks import ArgumentParser  # noqa: E402
 from helpers.data import load_pngs  # noqa: E402
 from helpers.metrics import compute_features, fid_difference, frechet_to, reference_features  # noqa: E402
 from helpers.results import read_rows, write_rows  # noqa: E402
@@ -83,7 +83,7 @@ FIELDS = ["name", "a", "b", "num", "features", "seed", "fid_a", "fid_b", "diff",
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "fid_vs_nfe.csv", help="the benchmark's rows")
     p.add_argument("--samples", type=Path, default=ROOT / "samples" / "bench", help="sampler_fid.py's --samples")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fid_pairs.csv")

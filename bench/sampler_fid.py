@@ -26,7 +26,6 @@ work shared the CPU meanwhile, `--retime K` measures it again on images 0..K-1 o
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -37,6 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from helpers.checks import ArgumentParser  # noqa: E402
 from helpers.cost import gflop_per_call  # noqa: E402
 from helpers.data import load_pngs, save_pngs  # noqa: E402
 from helpers.denoisers import from_checkpoint  # noqa: E402
@@ -248,7 +248,7 @@ def denoiser_cache(args):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", default="checkpoints/ddpm-mnist")
     p.add_argument("--grid", choices=GRIDS, default="full")
     p.add_argument("--num", type=int, default=1000)

@@ -18,7 +18,6 @@ in real clips only the digit's; noise a model leaves in the background lights mo
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from helpers.checkpoints import load_model, read_card  # noqa: E402
-from helpers.checks import non_negative_int, positive_int  # noqa: E402
+from helpers.checks import ArgumentParser, non_negative_int, positive_int  # noqa: E402
 from helpers.classifier import load_classifier  # noqa: E402
 from helpers.data import load_images  # noqa: E402
 from helpers.denoisers import from_checkpoint  # noqa: E402
@@ -140,7 +139,7 @@ def write_rows(path: Path, rows: dict) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--grid", choices=GRIDS, default="full")
     p.add_argument("--num", type=positive_int, default=128)
     p.add_argument("--seed", type=non_negative_int, default=0)

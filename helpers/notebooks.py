@@ -11,7 +11,6 @@ marks it, and the command exits non-zero at the end.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import re
@@ -21,7 +20,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from .checks import non_negative_int, positive_int
+from .checks import ArgumentParser, non_negative_int, positive_int
 from .paths import MODES, ROOT, notebook_paths
 
 VERSIONS = ("torch", "diffusers", "numpy", "scipy", "clean-fid")
@@ -115,7 +114,7 @@ def execute(path: Path, out: Path, mode: str, timeout: int = 3600, retries: int 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m helpers.notebooks", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m helpers.notebooks", description=__doc__.split("\n")[0])
     p.add_argument("names", nargs="*", help="substrings of notebook names (default: all)")
     p.add_argument("--mode", choices=MODES, default="quick")
     p.add_argument("--inplace", action="store_true", help="overwrite the notebooks themselves (for full-mode results)")
@@ -126,6 +125,8 @@ def main(argv=None) -> int:
                    help="runs again of a notebook that timed out or whose kernel died (never of one that raised)")
     p.add_argument("--no-pdf", dest="pdf", action="store_false", help="with --report: no PDF")
     args = p.parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        p.error(f"--out {args.out}: expected a folder for the executed copies, but it is a file")
     paths = notebook_paths(args.names)
     args.out.mkdir(parents=True, exist_ok=True)
     outs, failed, start = [], [], time.time()

@@ -11,7 +11,6 @@ pypdf, one bookmark per notebook.
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
@@ -23,6 +22,7 @@ import sys
 from pathlib import Path
 
 from .paths import ROOT, notebook_paths
+from .checks import ArgumentParser
 
 ASSETS = ROOT / "tools" / "report" / "node_modules"
 # What the pages need, relative to ASSETS (MathJax without its unpacked sources, tests and non-woff fonts).
@@ -221,7 +221,7 @@ def build(notebooks: list[Path], out: Path, pdf: bool = True) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m helpers.report", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m helpers.report", description=__doc__.split("\n")[0])
     p.add_argument("names", nargs="*", help="substrings of notebook names (default: all)")
     p.add_argument("--from", dest="source", type=Path, default=None,
                    help="a folder of executed notebooks (default: notebooks/, the committed ones)")

@@ -13,14 +13,13 @@ run, and scores them against the MNIST test split with the MNIST-CNN features.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checks import INTERRUPTED
+from .checks import INTERRUPTED, ArgumentParser
 from .metrics import EVAL_N
 from .paths import ROOT
 
@@ -177,7 +176,7 @@ def results_table(folder: Path = SWEEP_DIR):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m helpers.sweep", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m helpers.sweep", description=__doc__.split("\n")[0])
     p.add_argument("action", choices=("train", "evaluate", "list"))
     p.add_argument("--only", action="append", help="run name (repeatable); default: all runs")
     p.add_argument("--budget", choices=tuple(BUDGETS), default="short",

@@ -63,6 +63,17 @@ def test_a_failing_notebook_is_recorded_and_the_run_goes_on(tmp_path, monkeypatc
     assert "error" not in ok and ok["mode"] == "quick" and ok["seed"] == 4 and "torch" in ok["versions"]
 
 
+def test_the_runner_refuses_an_out_that_is_a_file_in_one_line(tmp_path, capsys):
+    from helpers import notebooks
+
+    afile = tmp_path / "executed.ipynb"
+    afile.write_text("{}")
+    with pytest.raises(SystemExit) as e:
+        notebooks.main(["--out", str(afile)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and err == [f"error: --out {afile}: expected a folder for the executed copies, but it is a file"]
+
+
 @pytest.mark.skipif(not BROWSER, reason="needs Debian's chromium and chromium-driver (make setup installs them)")
 def test_pages_render_offline_in_a_browser(tmp_path):
     """Notebook 01 (formulas, images and a saved ipywidgets state) and 05 (GIFs), rendered and opened in headless
