@@ -34,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from helpers.checks import ArgumentParser  # noqa: E402
+from helpers.checks import ArgumentParser, positive_int  # noqa: E402
 from helpers.cost import gflop_per_call, seconds_per_image_per_call  # noqa: E402
 from helpers.denoisers import from_checkpoint, load_denoiser  # noqa: E402
 from helpers.samplers import sample_ddim  # noqa: E402
@@ -138,9 +138,9 @@ def kernel_gflops(repeats: int = 5) -> dict:
 
 def main(argv=None) -> int:
     p = ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--steps", type=positive_int, default=50)
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--repeats", type=positive_int, default=5)
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "loop_overhead.json")
     args = p.parse_args(argv)
     result = {"threads": torch.get_num_threads(), "torch": torch.__version__}

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from helpers import stats  # noqa: E402
 from helpers.checkpoints import trained_step  # noqa: E402
-from helpers.checks import ArgumentParser  # noqa: E402
+from helpers.checks import ArgumentParser, non_negative_int, positive_int  # noqa: E402
 from helpers.data import load_pngs  # noqa: E402
 from helpers.metrics import compute_features, fid_difference, frechet_to, reference_features  # noqa: E402
 from helpers.results import read_rows, write_rows  # noqa: E402
@@ -89,8 +89,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fid_pairs.csv")
     p.add_argument("--pair", action="append", metavar="A:B", help="compare row A with row B (repeatable; default: notebook 05's)")
     p.add_argument("--reference", default="mnist:test", help="the real data the rows were scored against (sampler_fid.py's --reference)")
-    p.add_argument("--num-boot", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0, help="the bootstrap's seed")
+    p.add_argument("--num-boot", type=positive_int, default=200)
+    p.add_argument("--seed", type=non_negative_int, default=0, help="the bootstrap's seed")
     args = p.parse_args(argv)
     if args.num_boot < 2:
         p.error(f"--num-boot must be at least 2, got {args.num_boot}")

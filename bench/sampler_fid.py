@@ -36,7 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from helpers.checks import ArgumentParser  # noqa: E402
+from helpers.checks import ArgumentParser, finite_float, non_negative_int, positive_int  # noqa: E402
 from helpers.cost import gflop_per_call  # noqa: E402
 from helpers.data import load_pngs, save_pngs  # noqa: E402
 from helpers.denoisers import from_checkpoint  # noqa: E402
@@ -251,19 +251,19 @@ def main(argv=None) -> int:
     p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", default="checkpoints/ddpm-mnist")
     p.add_argument("--grid", choices=GRIDS, default="full")
-    p.add_argument("--num", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=250)
-    p.add_argument("--blocks", type=int, default=1, help="disjoint sets of --num images per configuration")
-    p.add_argument("--blocks-max-nfe", type=int, default=64, help="configurations with more steps draw one set")
+    p.add_argument("--num", type=positive_int, default=1000)
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=250)
+    p.add_argument("--blocks", type=positive_int, default=1, help="disjoint sets of --num images per configuration")
+    p.add_argument("--blocks-max-nfe", type=positive_int, default=64, help="configurations with more steps draw one set")
     p.add_argument("--samples", type=Path, default=ROOT / "samples" / "bench")
     p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "fid_vs_nfe.csv")
     p.add_argument("--no-compile", dest="compile", action="store_false")
     p.add_argument("--only", action="append", help="a configuration name, e.g. ddim-10-eta0 (repeatable)")
-    p.add_argument("--retime", type=int, default=0, help="only re-measure the time per image of the CSV's rows on K images")
+    p.add_argument("--retime", type=non_negative_int, default=0, help="only re-measure the time per image of the CSV's rows on K images")
     p.add_argument("--labels", choices=("none", "balanced"), default="none",
                    help="balanced: image i asks for class i %% num_classes (a class-conditional model)")
-    p.add_argument("--guidance", type=float, default=None, help="CFG scale w (diffusers' convention; with --labels balanced)")
+    p.add_argument("--guidance", type=finite_float, default=None, help="CFG scale w (diffusers' convention; with --labels balanced)")
     p.add_argument("--features", default="mnist-cnn", help="the feature network: mnist-cnn or feature-net:FOLDER")
     p.add_argument("--reference", default="mnist:test", help="the real data scored against, e.g. shapes:32:test")
     p.add_argument("--copy-from", type=Path, default=None,

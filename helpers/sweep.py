@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checks import INTERRUPTED, ArgumentParser
+from .checks import INTERRUPTED, ArgumentParser, positive_int
 from .metrics import EVAL_N
 from .paths import ROOT
 
@@ -182,7 +182,7 @@ def main(argv=None) -> int:
     p.add_argument("--budget", choices=tuple(BUDGETS), default="short",
                    help="short: 1500 steps (checkpoints/sweep); long: 6000 steps (checkpoints/sweep-long)")
     p.add_argument("--folder", type=Path, default=None, help="default: the budget's folder")
-    p.add_argument("--num", type=int, default=EVAL["num"], help="images per evaluation")
+    p.add_argument("--num", type=positive_int, default=EVAL["num"], help="images per evaluation")
     args = p.parse_args(argv)
     from . import checkpoints as ckpt
 

@@ -1,5 +1,7 @@
 """bench/sampler_fid.py's bookkeeping (configuration names, which CSV rows are drawn or scored again) and
 bench/paired_fid.py's choice of pairs and its refusals."""
+import pytest
+
 from tests.conftest import bench_script as script
 
 
@@ -110,3 +112,19 @@ def test_retime_warms_up_on_two_steps_then_times_the_rows_own_steps(monkeypatch,
     module.retime(lambda checkpoint: object(), rows, args)
     assert calls == [(3, 0, 2, 0.0), (3, 0, 50, 0.0), (3, 0, 2, None), (3, 0, 1000, None)]
     assert len(written) == 2 and all(r["timed_images"] == 3 and r["s_per_image"] != "9.9" for r in rows.values())
+
+
+@pytest.mark.parametrize("name, argv, message", [
+    ("sampler_fid", ["--batch-size", "0"], "argument --batch-size: expected a positive integer, got 0"),
+    ("sampler_fid", ["--num", "-5"], "argument --num: expected a positive integer, got -5"),
+    ("sampler_fid", ["--seed", "-1"], "argument --seed: expected a non-negative integer, got -1"),
+    ("sampler_fid", ["--blocks", "0"], "argument --blocks: expected a positive integer, got 0"),
+    ("sampler_fid", ["--guidance", "nan", "--labels", "balanced"], "argument --guidance: expected a finite number"),
+    ("loop_overhead", ["--repeats", "0"], "argument --repeats: expected a positive integer, got 0"),
+    ("paired_fid", ["--num-boot", "0"], "argument --num-boot: expected a positive integer, got 0"),
+])
+def test_the_benchmarks_refuse_bad_numbers_in_one_line(name, argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        script(name).main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
