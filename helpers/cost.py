@@ -2,7 +2,10 @@
 network call, as one row for a table."""
 from __future__ import annotations
 
+import contextlib
+import os
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -35,11 +38,25 @@ def peak_memory_mb(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """File descriptor 2 to /dev/null: the profiler's C++ side prints start/stop lines there, which a notebook shows."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def call_memory_mb(net: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> float:
     """Peak tensor memory (MB) of one no-grad call net(x, t): the weights, the input and every activation alive at
     the worst moment. On the CPU, from the profiler's memory timeline (torch marks it deprecated in favour of CUDA's
     memory history, which has no CPU counterpart); on CUDA, max_memory_allocated over the call above what was allocated
-    before it, plus the weights."""
+    before it, plus the weights and the input."""
     import json
     import tempfile
     import warnings
@@ -52,10 +69,10 @@ def call_memory_mb(net: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> fl
         before = torch.cuda.memory_allocated(x.device)
         with torch.no_grad():
             net(x, t)
-        weights = sum(p.numel() * p.element_size() for p in net.parameters())
-        return (torch.cuda.max_memory_allocated(x.device) - before + weights) / 2**20
-    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True,
-                                  with_stack=True) as prof:
+        resident = sum(p.numel() * p.element_size() for p in net.parameters()) + x.numel() * x.element_size()
+        return (torch.cuda.max_memory_allocated(x.device) - before + resident) / 2**20
+    with _quiet_stderr(), torch.no_grad(), profile(activities=[ProfilerActivity.CPU], profile_memory=True,
+                                                   record_shapes=True, with_stack=True) as prof:
         net(x, t)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
