@@ -216,7 +216,7 @@ def fit(model, objective: Callable, cfg, out: str | Path, describe: Callable[[],
     old_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))  # save, then stop
     bar = tqdm(total=cfg.steps, initial=run.state.step, desc="train",
                disable=not (progress and run.acc.is_main_process))
-    t_start = time.time() - run.state.wall_time
+    t_start, start_step = time.time() - run.state.wall_time, run.state.step
     run.model.train()
     keep_every = getattr(cfg, "keep_every", 0)
     while run.state.step < cfg.steps and not stop["now"]:
@@ -230,6 +230,7 @@ def fit(model, objective: Callable, cfg, out: str | Path, describe: Callable[[],
         if (step % cfg.checkpoint_every == 0 and step < cfg.steps) or keep:
             run.save(snapshot=keep)
     bar.close()
-    run.save()
+    if run.state.step > start_step:  # a resumed run that was already finished is left as it was
+        run.save()
     signal.signal(signal.SIGTERM, old_handler)
     return ckpt.read_card(run.out) if run.acc.is_main_process else {}

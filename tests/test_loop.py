@@ -88,6 +88,18 @@ def test_killed_run_resumes_bit_identical(straight, tmp_path, sig):
     assert_identical(tensors(straight[0]), tensors(out))
 
 
+def test_resuming_a_finished_run_changes_nothing(straight, tmp_path):
+    """`make train-...` runs the command again with --resume on a finished run: no step, no new card line."""
+    import shutil
+
+    out = tmp_path / "finished"
+    shutil.copytree(straight[0], out)
+    before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+    card = train(out, 30, resume=True)
+    assert card["step"] == 30 and card["resumed_with"] == []
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
+
+
 def test_existing_run_needs_resume(straight):
     with pytest.raises(ValueError, match="already holds a checkpoint; pass --resume"):
         train(straight[0], 40)

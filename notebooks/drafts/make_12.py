@@ -377,7 +377,7 @@ comparison is "resolved" only where the 95% intervals do not overlap, at N = 128
 * **Sampling steps.** With ancestral (DDPM) sampling, 50, 100 and 250 steps do not separate in FVD, per-frame FID or
   consistency (the "steps, ancestral" lines), while the time per clip grows in proportion to the steps: at this N, 50
   ancestral steps are as good as we can measure. With DDIM, 50 steps beat 10 in per-frame FID (resolved) but not in
-  FVD, and 25 against 50 is not resolved in any metric. The GIFs of section 5 show the same from one starting noise.
+  FVD, and 25 against 50 is not resolved in any metric.
 * **The sampler.** At the same 50 steps, ancestral sampling beats DDIM in FVD and in per-frame FID, resolved at 8 and
   at 16 frames: the same direction as notebook 05 found on images (section 8 there). The lit-pixel column shows where:
   DDIM leaves noise in the background (several times the real clips' share of lit pixels; DDPM is close to it).
@@ -386,8 +386,8 @@ comparison is "resolved" only where the 95% intervals do not overlap, at N = 128
   denoises it again, which shrinks an error made at high noise; DDIM's deterministic path carries it to the end.
 * **The number of frames.** The cost per frame per call is flat from 4 to 16 frames (section 6's `call_cost` table:
   GFLOP and seconds per frame barely move), so at these lengths temporal attention is a small part of the network and
-  a clip costs frames x steps x the per-frame cost. Per-frame quality is best at the training length: 4 frames are
-  worse than 8 (resolved), 16 against 8 is not resolved. Consistency falls with length (4 frames better than 8,
+  a clip costs frames x steps x the per-frame cost. Per-frame quality at 8 frames, the training length, is better
+  than at 4 (resolved); 16 against 8 is not resolved. Consistency falls with length (4 frames better than 8,
   resolved) and stays far below the real clips, which the classifier reads as one digit at every length: part of the
   fall is mechanical (more frames must agree), but even 4-frame clips keep their digit in well under half the cases.
 * **Joint training on still frames** (VDM's proposal) helps at the same 4,000 steps: better FVD and per-frame FID at 8
