@@ -168,11 +168,11 @@ for s in COST_SIZES:
     torch.manual_seed(SEED)
     net = UNet(UNetConfig(in_channels=3, image_size=s, base_channels=32, channel_mults=mults, attention_resolutions=(8,))).eval()
     x, t = torch.randn(8, 3, s, s), torch.full((8,), 500)
+    peak = cost.call_memory_mb(net, x, t)
     rows.append({"size": s, "parameters": sum(p.numel() for p in net.parameters()),
                  "GFLOP per image per call": cost.gflop_per_call(net, x[:2], t[:2]),
                  "s per image per call": cost.seconds_per_image_per_call(net, x, t, 2),
-                 "peak MB per call (batch 8)": cost.call_memory_mb(net, x, t),
-                 "MB per image": (cost.call_memory_mb(net, x, t) - cost.call_memory_mb(net, x[:4], t[:4])) / 4})
+                 "peak MB per call (batch 8)": peak, "MB per image": (peak - cost.call_memory_mb(net, x[:4], t[:4])) / 4})
 cost_table = pd.DataFrame(rows)
 cost_table["x the 32-pixel cost"] = cost_table["s per image per call"] / cost_table["s per image per call"].iloc[0]
 display(cost_table)
