@@ -22,7 +22,8 @@ run was stopped, and only if the folder's made_by.json names the same checkpoint
 them against the MNIST test split with the MNIST-CNN features. Time per image is measured on the images drawn in the
 run that drew them, with the network compiled by torch.compile unless --no-compile; when other
 work shared the CPU meanwhile, `--retime K` measures it again on images 0..K-1 of every configuration in the CSV
-(not saved; the scores stay those of the N images).
+(not saved; the scores stay those of the N images). Processes with disjoint --only share one --csv: each re-reads it
+before adding its row.
 """
 from __future__ import annotations
 
@@ -311,6 +312,7 @@ def main(argv=None) -> int:
         own = getattr(denoiser, "clip_x0", None)  # a latent model's own (False), else the samplers' defaults
         clip = c["clip"] if c["clip"] is not None else own if own is not None else c["sampler"] in ("ddpm", "ddim")
         # (every other sampler's clip_x0 defaults to False)
+        rows = read_rows(args.csv)  # the rows another process with disjoint --only may have added meanwhile
         rows[name] = {"name": name, "sampler": c["sampler"], "steps": c["steps"], "eta": "" if c["eta"] is None else c["eta"],
                       "spacing": c["spacing"], "nfe": timing["nfe"], "num": args.num, "features": args.features,
                       "fid": round(f["fid"], 3), "kid": round(s.kid, 6), "kid_std": round(s.kid_std, 6),

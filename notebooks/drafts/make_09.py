@@ -4,7 +4,7 @@ import nbformat as nbf
 from cells import cells, code, md  # notebooks/drafts/cells.py
 
 md(r'''
-# 09 · Image size and colour: the same diffusion at 16, 32, 64 and 128 pixels
+# 09 · Image size and colour: the same diffusion from 8 to 128 pixels
 
 **Question** (the performance-evaluation homework). How do image quality, noising and denoising change with the
 data set's image size (MNIST 28 x 28, CIFAR-10 32 x 32, Pokemon 64 x 64, butterflies 128 x 128, LSUN church
@@ -186,8 +186,7 @@ md(r'''
 ancestral DDPM at several step counts, and scored them on the attribute classifier of that size: FID with a 95%
 bootstrap interval and the **valid share** (samples whose shape and colour the classifier reads with probability
 $\geq 0.9$). The **floor** is 500 real *training* images against the test images on the same features; the relative
-quality is FID / floor. The last table answers "how many steps does each size need": the fewest DDIM steps whose FID
-interval overlaps that of the best row of the same size.
+quality is FID / floor. Section 6 puts these rows beside notebook 05's 8- and 28-pixel digits.
 ''')
 
 code(r'''
@@ -216,16 +215,6 @@ display(quality)
 print("floors (500 real training images against the test images): " + ", ".join(f"{s} px {v:.2f} [{lo:.2f}, {hi:.2f}]" for s, (v, lo, hi) in floors.items()))
 R.table("quality", quality, "FID (each size's attribute features, 95% bootstrap), FID over the real floor, valid share and s/image by size, sampler and steps")
 R.values("floors", {str(s): list(v) for s, v in floors.items()}, "FID (value, lo, hi) of 500 real training images against the test images, per size")
-
-need = []
-for s, g_ in quality[quality.sampler == "ddim"].groupby("size"):
-    best = quality[quality["size"] == s].sort_values("FID").iloc[0]
-    ok = g_[g_["95% lo"] <= best["95% hi"]].sort_values("steps")
-    need.append({"size": s, "best row": f"{best.sampler}-{best.steps}", "best FID": best.FID,
-                 "fewest DDIM steps within the best's interval": int(ok.steps.iloc[0]) if len(ok) else None})
-steps_needed = pd.DataFrame(need)
-display(steps_needed)
-R.table("steps_needed", steps_needed, "per size, the fewest DDIM steps whose FID interval overlaps the best row's")
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 for i, ((s, sampler), g_) in enumerate(quality.groupby(["size", "sampler"])):
@@ -258,7 +247,58 @@ plt.tight_layout(); plt.show()
 ''')
 
 md(r'''
-## 6. The course's data sets
+## 6. Across the workbook's sizes: 8 x 8 digits, 28 x 28 MNIST, 32 and 64 pixel shapes
+
+Notebook 05 measured DDPM and DDIM on the 8 x 8 digits (FID on raw pixels) and on MNIST (FID on MNIST-CNN features);
+its saved results (`results/05_ddpm_vs_ddim.*`, full mode) stand here beside this notebook's two sizes. Each size has
+its own features and N, so FIDs do not compare across rows. What does compare: which sampler wins at 50 steps (the
+interval rule of `helpers.stats.compare`), how many DDIM steps each size needs to come within the interval of its
+best row ("the same relative quality"), and the seconds per image.
+''')
+
+code(r'''
+from helpers import results
+from helpers.stats import compare
+
+def standard(df, size, data, features, fid, lo, hi, seconds):
+    out = pd.DataFrame({"sampler": df.sampler, "steps": df.steps.astype(int), "FID": df[fid], "95% lo": df[lo],
+                        "95% hi": df[hi], "s/image": df[seconds]})
+    return out.assign(size=size, data=data, features=features)
+
+d8 = results.read("05_ddpm_vs_ddim", "digits8")
+fid8 = next(c for c in d8.columns if c.startswith("FID"))
+d8["s/image"] = d8["ms per image"] / 1000
+m28 = results.read("05_ddpm_vs_ddim", "fid_by_nfe")
+fid28 = next(c for c in m28.columns if c.startswith("FID"))
+m28 = m28[(m28.spacing == "linspace") & ((m28.sampler == "ddpm") | ((m28.sampler == "ddim") & (m28.eta == 0)))]
+across = pd.concat([standard(d8, 8, "sklearn digits (grey)", fid8, fid8, "95% lo", "95% hi", "s/image"),
+                    standard(m28, 28, "MNIST (grey)", fid28, fid28, "fid_lo", "fid_hi", "s_per_image")]
+                   + [standard(quality[quality["size"] == s], s, "coloured shapes", f"shapes-features-{s}, N = {FLOOR_N}",
+                               "FID", "95% lo", "95% hi", "s/image") for s in MODELS])
+across.loc[across["size"] == 8, "features"] = fid8.split("(")[1].rstrip(")")
+across.loc[across["size"] == 28, "features"] = fid28.split("(")[1].rstrip(")")
+
+FEWEST = "fewest DDIM steps within the best's interval"
+need = []
+for s, g_ in across.groupby("size"):
+    best = g_.sort_values("FID").iloc[0]
+    ddim = g_[g_.sampler == "ddim"].sort_values("steps")
+    ok = ddim[ddim["95% lo"] <= best["95% hi"]]
+    at50 = {k: g_[(g_.sampler == k) & (g_.steps == 50)].iloc[0] for k in ("ddpm", "ddim")}
+    verdict = compare(*[(r.FID, r["95% lo"], r["95% hi"]) for r in at50.values()], names=("DDPM-50", "DDIM-50"))
+    need.append({"size": s, "data": best.data, "features": best.features, "best row": f"{best.sampler}-{best.steps}",
+                 "best FID [95%]": f"{best.FID:.3g} [{best['95% lo']:.3g}, {best['95% hi']:.3g}]",
+                 "DDPM-50 against DDIM-50": verdict.split(" (")[0], "DDIM steps tried": ", ".join(map(str, ddim.steps)),
+                 FEWEST: int(ok.steps.iloc[0]) if len(ok) else None, "s/image, DDIM-50": at50["ddim"]["s/image"]})
+steps_needed = pd.DataFrame(need).astype({FEWEST: "Int64"})
+with pd.option_context("display.max_colwidth", 40):
+    display(steps_needed)
+R.table("across_sizes", across, "DDPM and DDIM rows at every size the workbook trained: 8 and 28 from notebook 05's saved results, 32 and 64 from this notebook; FID with 95% intervals on each size's own features")
+R.table("steps_needed", steps_needed, "per size: the best row, DDPM-50 against DDIM-50 (interval rule), the fewest DDIM steps whose FID interval overlaps the best row's, and DDIM-50's seconds per image")
+''')
+
+md(r'''
+## 7. The course's data sets
 
 The hub models and data sets load through the same code when the machine is online (`helpers.denoisers.from_diffusers`
 for `google/ddpm-cifar10-32` and `google/ddpm-church-256`; `load_images("hf:ID")` for the data sets through
@@ -283,7 +323,7 @@ R.table("hub_cost", hub_cost, "the course's hub U-Nets on random weights: parame
 ''')
 
 md(r'''
-## 7. What the experiments say
+## 8. What the experiments say
 
 Every number below is printed from the tables above (and saved in `results/09_image_size.*`).
 ''')
@@ -301,11 +341,33 @@ for s in MODELS:
     best = q.sort_values("FID").iloc[0]
     print(f"- {s} px: best {best.sampler}-{best.steps}, FID {best.FID:.2f} [{best['95% lo']:.2f}, {best['95% hi']:.2f}] = "
           f"{best['FID / floor']:.2f} x the floor, valid share {best['valid share']:.0%}; training {cards[s]['wall_time_s'] / 3600:.1f} CPU h.")
-FEWEST = "fewest DDIM steps within the best's interval"
 for _, r in steps_needed.iterrows():
-    print(f"- {r['size']} px needs {r[FEWEST]} DDIM steps to come within the best row's interval.")
+    few = "no DDIM step count" if pd.isna(r[FEWEST]) else f"{int(r[FEWEST])} DDIM steps"
+    print(f"- {r['size']} px ({r['data']}): DDPM-50 against DDIM-50: {r['DDPM-50 against DDIM-50']}; {few} "
+          f"(of {r['DDIM steps tried']}) come within the best row's ({r['best row']}) interval.")
 R.values("facts", {"spread": {f"{n} {t}": {"no": int(r['no']), "yes": int(r['yes'])} for (n, t), r in sp.iterrows()},
-                   "steps_needed": {str(r['size']): r[FEWEST] for _, r in steps_needed.iterrows()}}, "the numbers the conclusions quote")
+                   "steps_needed": {str(r['size']): None if pd.isna(r[FEWEST]) else int(r[FEWEST]) for _, r in steps_needed.iterrows()}},
+         "the numbers the conclusions quote")
+
+# The course's five data sets: what this workbook measured at their size, and on what.
+course = []
+for name, size in (("MNIST", 28), ("CIFAR-10", 32), ("Pokemon", 64), ("butterflies", 128), ("LSUN church", 256)):
+    ours = cost_table[cost_table["size"] == size]
+    hub = hub_cost[hub_cost.resolution == size]
+    need_row = steps_needed[steps_needed["size"] == size]
+    course.append({
+        "data set": name, "size": size,
+        "quality (DDPM, DDIM)": {28: "measured on MNIST (notebook 05)", 32: "measured on shapes, not CIFAR-10",
+                                 64: "measured on shapes, not Pokemon"}.get(size, "not measured (no model at this size)"),
+        "forward process": "measured on MNIST (notebook 01)" if size == 28 else
+                           "measured on shapes (section 2)" if size in SIZES else "not measured (the shift's identity predicts it)",
+        "DDIM steps within the best's interval": None if need_row.empty or pd.isna(need_row[FEWEST].iloc[0]) else int(need_row[FEWEST].iloc[0]),
+        "our U-Net, ms per image per call": ours["s per image per call"].iloc[0] * 1000 if len(ours) else None,
+        "hub U-Net, ms per image per call": hub["s per image per call"].iloc[0] * 1000 if len(hub) else None})
+course = pd.DataFrame(course)
+with pd.option_context("display.max_colwidth", 45):
+    display(course)
+R.table("course", course, "the course's five data sets: what was measured at their size and on what data, the DDIM steps needed where measured, and the cost per call of our U-Net recipe and of the hub U-Net (random weights) where measured")
 ''')
 
 md(r'''
