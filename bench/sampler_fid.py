@@ -41,6 +41,7 @@ from helpers.checks import ArgumentParser, finite_float, non_negative_int, posit
 from helpers.cost import gflop_per_call  # noqa: E402
 from helpers.data import load_pngs, save_pngs  # noqa: E402
 from helpers.denoisers import from_checkpoint  # noqa: E402
+from helpers.feature_net import valid_share  # noqa: E402
 from helpers.metrics import compute_features, fid_blocks, reference_features, scores  # noqa: E402
 from helpers.samplers import generate  # noqa: E402
 from helpers import results  # noqa: E402
@@ -134,16 +135,6 @@ def resolve(entry: tuple, checkpoint: str) -> dict:
     clip = rest[1] if len(rest) > 1 else None
     return {"name": config_name(sampler, steps, eta, spacing, clip), "checkpoint": checkpoint, "sampler": sampler,
             "steps": steps, "eta": eta, "spacing": spacing, "clip": clip}
-
-
-def valid_share(judge, images: torch.Tensor, threshold: float = 0.9) -> float:
-    """The share of images whose every attribute the feature network reads with probability >= threshold."""
-    with torch.no_grad():
-        outs = [judge(part) for part in images.split(250)]
-    ok = torch.ones(len(images), dtype=torch.bool)
-    for name in outs[0]:
-        ok &= torch.cat([o[name] for o in outs]).softmax(1).max(1).values >= threshold
-    return float(ok.double().mean())
 
 
 def image_labels(denoiser, labels: str, first: int, last: int):

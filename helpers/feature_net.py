@@ -43,6 +43,16 @@ def attributes(data) -> dict[str, tuple[int, torch.Tensor]]:
     raise ValueError(f"a feature network needs a data set with known factors (moving-mnist:F or shapes:SIZE), got {data.name}")
 
 
+def valid_share(judge, images: torch.Tensor, threshold: float = 0.9) -> float:
+    """The share of images whose every attribute the feature network reads with probability >= threshold."""
+    with torch.no_grad():
+        outs = [judge(part) for part in images.split(250)]
+    ok = torch.ones(len(images), dtype=torch.bool)
+    for name in outs[0]:
+        ok &= torch.cat([o[name] for o in outs]).softmax(1).max(1).values >= threshold
+    return float(ok.double().mean())
+
+
 def train_feature_net(spec: str, steps: int, seed: int = 0, batch_size: int = 64, lr: float = 1e-3) -> tuple[FeatureNet, dict]:
     """Adam on the training split, cross-entropy summed over the attributes; accuracy per attribute on the test split
     (for a video network, at every prefix length)."""

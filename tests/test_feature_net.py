@@ -116,3 +116,13 @@ def test_the_shipped_video_features_put_every_corruption_clearly_above_the_floor
     for kind in ("shuffle", "freeze", "noise"):
         value, lo, _ = fid_interval(fn.features(net, fn.degrade(clips, kind, g)), ref, num_boot=20)
         assert lo > floor[2], f"{frames} frames, {kind}: {value:.2f} (95% lo {lo:.2f}) against the floor {floor}"
+
+
+def test_valid_share_counts_images_whose_every_attribute_is_read_with_confidence():
+    """Image i's probability of its top class, per attribute, is written into the image itself; an image is valid when
+    every attribute reaches 0.9: images 0 and 3 (0.95 and 0.99, 0.91 and 0.99), not 1 (0.5) or 2 (0.8)."""
+    p = torch.tensor([[0.95, 0.99], [0.5, 0.99], [0.99, 0.8], [0.91, 0.99]])
+    logits = lambda q: torch.stack([q.log(), (1 - q).log()], 1)
+    judge = lambda x: {"shape": logits(x[:, 0]), "colour": logits(x[:, 1])}
+    assert fn.valid_share(judge, p) == 0.5
+    assert fn.valid_share(judge, p, threshold=0.5) == 1.0
