@@ -158,11 +158,11 @@ cards, models = {}, {}
 for s, folder in MODELS.items():
     models[s], cards[s] = from_checkpoint(folder, device=DEVICE)
 model_table = pd.DataFrame([{"size": s, "parameters": c["parameters"], "steps": c["step"], "batch": c["train"]["batch_size"],
-                             "images seen": c["step"] * c["train"]["batch_size"], "training CPU h": c["wall_time_s"] / 3600,
+                             "images seen": c["step"] * c["train"]["batch_size"], "training wall-clock h": c["wall_time_s"] / 3600,
                              "final loss": c["final_loss"], "command": c["command"]} for s, c in cards.items()])
 with pd.option_context("display.max_colwidth", 60):
     display(model_table)
-R.table("models", model_table, "the colour models: size, parameters, steps, batch, training CPU hours, final loss, command")
+R.table("models", model_table, "the colour models: size, parameters, steps, batch, images seen, training wall-clock hours (on one or two threads of this CPU), final loss, command")
 rows = []
 for s in COST_SIZES:
     mults = {32: (1, 2, 2), 64: (1, 2, 2, 2), 128: (1, 2, 2, 2, 2)}[s]
@@ -355,13 +355,13 @@ for s in MODELS:
     q = quality[quality["size"] == s]
     best = q.sort_values("FID").iloc[0]
     print(f"- {s} px: best {best.sampler}-{best.steps}, FID {best.FID:.2f} [{best['95% lo']:.2f}, {best['95% hi']:.2f}] = "
-          f"{best['FID / floor']:.2f} x the floor, valid share {best['valid share']:.0%}; training {cards[s]['wall_time_s'] / 3600:.1f} CPU h.")
+          f"{best['FID / floor']:.2f} x the floor, valid share {best['valid share']:.0%}; training {cards[s]['wall_time_s'] / 3600:.1f} h wall clock.")
 for _, r in steps_needed.iterrows():
     few = "none" if pd.isna(r[FEWEST]) else int(r[FEWEST])
     print(f"- {r['size']} px ({r['data']}): DDPM-50 against DDIM-50: {r['DDPM-50 against DDIM-50']}; the fewest DDIM steps "
           f"(of {r['DDIM steps tried']}) within the best row's ({r['best row']}) interval: {few}; within the best DDIM row's: {r[FEWEST_DDIM]}.")
 for _, r in valid_check.iterrows():
-    print(f"- Valid share at {r['size']} px: real images {r['valid share, real training images']:.0%}, Gaussian noise "
+    print(f"- Valid share at {int(r['size'])} px: real images {r['valid share, real training images']:.0%}, Gaussian noise "
           f"{r['valid share, Gaussian noise']:.0%}.")
 R.values("facts", {"spread": {f"{n} {t}": {"no": int(r['no']), "yes": int(r['yes'])} for (n, t), r in sp.iterrows()},
                    "steps_needed": {str(r['size']): {"best": None if pd.isna(r[FEWEST]) else int(r[FEWEST]), "best ddim": int(r[FEWEST_DDIM])}
@@ -395,19 +395,22 @@ md(r'''
 
 * **Noising depends on size, and the shift removes the dependence.** Without the shift, the last $t$ at which the
   coarse view still correlates with $x_0$ moves by hundreds of steps between 16 and 128 pixels under both schedules;
-  with simple diffusion's shift it moves by at most a few grid points (spread lines of section 8). A schedule tuned at
+  with simple diffusion's shift it moves by at most one point of the 10-step grid (spread lines). A schedule tuned at
   one size therefore spends a different share of its steps on the global layout at another size.
 * **Denoising, DDPM against DDIM.** On the coloured shapes, ancestral DDPM at 50 steps beats DDIM at 50 steps at both
   32 and 64 pixels (resolved), and no DDIM step count up to 100 comes within the best DDPM row's interval; on the grey
   digits (notebook 05, 8 and 28 pixels) the two are not resolved at 50 steps. DDIM stops improving early (the "best
-  DDIM row" column): its remaining gap is the model's error that deterministic sampling carries to the end (the
-  grids of section 5 show it as noise left in the backgrounds and blurred textures), not the step size.
+  DDIM row" column), so within the steps tried more steps do not close its gap: what remains is not mainly a
+  step-size error. The grids of section 5 show
+  where it is: noise left in the backgrounds of DDIM's samples at both sizes, absent from DDPM's (DDPM's fresh noise
+  at every step can correct what a deterministic path carries to the end). At 64 pixels neither sampler draws the
+  real images' straight stripes: the model itself is short of training.
 * **Size against quality.** The 64-pixel model is much farther from its floor than the 32-pixel one, but it saw a
-  third of the images for about half the CPU time (the model table), so this budget cannot separate the effect of
+  third of the images in about half the wall-clock time (the model table), so this budget cannot separate the effect of
   size from that of training: not resolved as a size effect.
 * **The valid share does not measure quality here.** The attribute classifiers read shape and colour with confidence
-  in most images of pure noise (the valid-share check), because they were trained on clean images only; samples' valid
-  shares are therefore no evidence, and the comparisons rest on the FIDs.
+  in most images of pure noise (the valid-share check: they were trained on clean images only and never learnt to
+  abstain); samples' valid shares are therefore no evidence, and the comparisons rest on the FIDs.
 * **Cost.** The cost of a call grows about with the number of pixels (the ratio column), and so does memory per image.
 
 **For the course's five data sets** (the last table). Measured: the forward process at 16 to 128 pixels on shapes
@@ -417,7 +420,7 @@ quality of any model on CIFAR-10, Pokemon, butterflies or LSUN church (their dat
 offline) and anything trained at 128 or 256 pixels. Estimated from the measurements above, not checked: at 128 and
 256 pixels an unshifted schedule keeps the global layout until later still (the spread grows with size), so the
 resolution shift (or SD3's resolution-dependent shift) matters more there; and a call's cost there is the hub
-U-Nets' measured seconds times the steps, which makes DDPM-1000 a matter of minutes per image on this CPU (the hub
+U-Nets' measured seconds times the steps, which makes DDPM-1000 take from about one minute (CIFAR-10) to over half an hour (LSUN church) per image on this CPU (the hub
 table's last columns).
 ''')
 
