@@ -273,8 +273,8 @@ md(r'''
   Bespoke solvers and S4S at equal calibration budget.
 * Closed-form multistep weights as a function of the guidance scale $w$, calibrated once for the conditional model of
   notebook 04, so that guided sampling gets a tuned solver at every $w$ without backpropagation.
-* The same study on a colour data set at 32 and 64 pixels (notebook 09) and in a latent space (notebook 10), where
-  the published samplers were tuned.
+* The same study on the colour shapes at 32 and 64 pixels (notebook 09 measured only DDPM and DDIM there) and in a
+  latent space (notebook 10), where the published samplers were tuned.
 ''')
 
 md(r'''
