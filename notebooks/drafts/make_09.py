@@ -413,7 +413,8 @@ md(r'''
   in most images of pure noise (the valid-share check: they were trained on clean images only and never learnt to
   abstain); samples' valid shares are therefore no evidence, and the comparisons rest on the FIDs.
 * **Cost.** A call's GFLOP and its memory per image grow with the number of pixels (four times per doubling of the
-  side); the measured time grows at least as fast (the ratio column; timings on a shared CPU vary by tens of percent).
+  side); the measured time grows by about three to five times per doubling (the ratio column; small-batch timings on
+  a CPU vary by tens of percent between runs).
 
 **For the course's five data sets** (the last table). Measured: the forward process at 16 to 128 pixels on shapes
 and at 28 on MNIST; DDPM against DDIM at 8 and 28 (digits) and 32 and 64 (shapes); the cost per call of our recipe at
