@@ -72,6 +72,7 @@ from helpers.models.unet import UNet, UNetConfig
 from helpers.plotting import show_grid
 from helpers.results import Results
 from helpers.samplers import generate
+from helpers.shapes import load_shapes
 from helpers.schedules import Schedule, shift_schedule
 
 torch.manual_seed(SEED)
@@ -210,7 +211,7 @@ if RUN_BENCH:
 rows, floors, checks = [], {}, []
 for s in MODELS:
     feats = f"feature-net:{FEATURES[s]}"
-    real = load_images(f"shapes:{s}").images[:FLOOR_N]
+    real = load_shapes(s, "train", num=FLOOR_N)[0]  # training images 0..FLOOR_N-1, without rendering all 20,000
     floors[s] = fid_interval(compute_features(real, feats), compute_features(data[s].images, feats), seed=SEED)
     judge = load_model(FEATURES[s])[0].eval()
     noise = torch.randn(FLOOR_N, 3, s, s, generator=torch.Generator().manual_seed(SEED)).clamp(-1, 1)
@@ -222,12 +223,12 @@ for s in MODELS:
                      "FID / floor": r.fid / floors[s][0], "valid share": r.valid_share, "s/image": r.s_per_image})
 quality = pd.DataFrame(rows).sort_values(["size", "sampler", "steps"])
 display(quality)
-print("floors (500 real training images against the test images): " + ", ".join(f"{s} px {v:.2f} [{lo:.2f}, {hi:.2f}]" for s, (v, lo, hi) in floors.items()))
+print(f"floors ({FLOOR_N} real training images against the test images): " + ", ".join(f"{s} px {v:.2f} [{lo:.2f}, {hi:.2f}]" for s, (v, lo, hi) in floors.items()))
 valid_check = pd.DataFrame(checks)
 display(valid_check)
 R.table("valid_check", valid_check, "the valid share (every attribute read with p >= 0.9) of real training images and of clamped Gaussian noise, per size: how much the share can tell")
 R.table("quality", quality, "FID (each size's attribute features, 95% bootstrap), FID over the real floor, valid share and s/image by size, sampler and steps")
-R.values("floors", {str(s): list(v) for s, v in floors.items()}, "FID (value, lo, hi) of 500 real training images against the test images, per size")
+R.values("floors", {str(s): list(v) for s, v in floors.items()}, f"FID (value, lo, hi) of {FLOOR_N} real training images against the test images, per size")
 
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 for i, ((s, sampler), g_) in enumerate(quality.groupby(["size", "sampler"])):
