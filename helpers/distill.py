@@ -40,7 +40,7 @@ from . import checkpoints as ckpt
 from .checks import (ArgumentParser, check_resume, given_options, non_negative_float, non_negative_int,
                      positive_float, positive_int, run_status, unit_float)
 from .data import DataUnavailableError, load_images
-from .denoisers import from_checkpoint
+from .denoisers import Denoiser, from_checkpoint
 from .diffusion import alpha_bar_at, ddim_step, per_sample
 from .loop import BatchOrder, check_out, fit, make_accelerator, step_generator
 from .models import build_model, count_parameters
@@ -54,6 +54,7 @@ class DistillConfig:
     teacher: str = "checkpoints/ddpm-mnist"
     teacher_steps: int = 128  # the teacher's grid; the student's has half (the same with convert)
     convert: bool = False  # round 0: regress the teacher's x_hat on its own grid (eps -> v), no halving
+    ratio: int = 2  # teacher steps per student step (2: a halving round; 4: round 0 from the teacher's 128 to 32)
     dataset: str = "mnist"
     steps: int = 1000
     batch_size: int = 64
@@ -68,10 +69,23 @@ class DistillConfig:
     keep_every: int = 0
     log_every: int = 25
     channels_last: bool = True
+    # The stopping rule (helpers.loop.fit, on when eval_every > 0): every eval_every steps the EMA student's one-step
+    # error against the teacher's steps on a held-out set; once `patience` evaluations in a row fail to improve the
+    # best before them by min_delta (relative), or at `steps`, the learning rate decays linearly to 0 over a further
+    # cooldown x (steps so far), then the round ends.
+    eval_every: int = 0
+    patience: int = 3
+    min_delta: float = 0.02
+    cooldown: float = 0.25
+    heldout: int = 512
+
+    @property
+    def teacher_per_student(self) -> int:
+        return 1 if self.convert else self.ratio
 
     @property
     def student_steps(self) -> int:
-        return self.teacher_steps if self.convert else self.teacher_steps // 2
+        return self.teacher_steps // self.teacher_per_student
 
 
 def grid(T: int, num_steps: int) -> list[int]:
@@ -79,12 +93,13 @@ def grid(T: int, num_steps: int) -> list[int]:
     return [int(t) for t in get_timesteps(T, num_steps, SPACING)] + [-1]
 
 
-def check_nested(T: int, teacher_steps: int) -> None:
-    """The student's grid (N steps) must be every other point of the teacher's (2N steps)."""
-    if teacher_steps < 2 or teacher_steps % 2:
-        raise ValueError(f"--teacher-steps must be an even number of at least 2 to halve, got {teacher_steps}")
-    if grid(T, teacher_steps)[::2] != grid(T, teacher_steps // 2):
-        raise ValueError(f"the {SPACING} grids of {teacher_steps} and {teacher_steps // 2} steps of T = {T} are not "
+def check_nested(T: int, teacher_steps: int, ratio: int = 2) -> None:
+    """The student's grid (N steps) must be every `ratio`-th point of the teacher's (ratio x N steps)."""
+    if teacher_steps < ratio or teacher_steps % ratio:
+        what = "an even number of at least 2 to halve" if ratio == 2 else f"a multiple of --ratio {ratio}"
+        raise ValueError(f"--teacher-steps must be {what}, got {teacher_steps}")
+    if grid(T, teacher_steps)[::ratio] != grid(T, teacher_steps // ratio):
+        raise ValueError(f"the {SPACING} grids of {teacher_steps} and {teacher_steps // ratio} steps of T = {T} are not "
                          "nested; choose another --teacher-steps")
 
 
@@ -97,14 +112,23 @@ def x_tilde(z_t: torch.Tensor, z_s: torch.Tensor, alpha_bar: torch.Tensor, t, s)
 
 
 @torch.no_grad()
+def teacher_path(teacher, z_t: torch.Tensor, path: list, y=None) -> torch.Tensor:
+    """Where the teacher's DDIM steps (eta = 0, no clipping) along `path` = [t, t_1, ..., t_next] take z_t; the
+    timesteps are ints or [N] tensors (one per sample, one batched network call per step)."""
+    for t, s in zip(path[:-1], path[1:]):
+        z_t = ddim_step(teacher, z_t, t, s, y, clip_x0=False)[0]
+    return z_t
+
+
+@torch.no_grad()
 def distillation_target(teacher, z_t: torch.Tensor, t, t_mid, t_next, y=None) -> torch.Tensor:
     """x_tilde of Algorithm 2: two teacher DDIM steps t -> t_mid -> t_next (no clipping), solved for the x_hat of one
-    step t -> t_next; the timesteps are ints or [N] tensors (one per sample, one batched network call per step).
-    t_mid = None: the teacher's own x_hat at t (the conversion round)."""
+    step t -> t_next; the timesteps are ints or [N] tensors. t_mid may be a list of intermediate timesteps (a round
+    that replaces several teacher steps by one), or None: the teacher's own x_hat at t (the conversion round)."""
     if t_mid is None:
         return ddim_step(teacher, z_t, t, t_next, y, clip_x0=False)[1]
-    z_mid, _, _ = ddim_step(teacher, z_t, t, t_mid, y, clip_x0=False)
-    z_next, _, _ = ddim_step(teacher, z_mid, t_mid, t_next, y, clip_x0=False)
+    middle = t_mid if isinstance(t_mid, (list, tuple)) else [t_mid]
+    z_next = teacher_path(teacher, z_t, [t, *middle, t_next], y)
     return x_tilde(z_t, z_next, teacher.alpha_bar, t, t_next)
 
 
@@ -148,7 +172,8 @@ def distill_objective(teacher, data, cfg: DistillConfig):
     def objective(model, step: int, ctx):
         x0, i, eps = (ctx.local(v) for v in distill_batch(data, order, step, cfg, T))
         t, t_next = student_grid.to(i.device)[i], student_grid.to(i.device)[i + 1]
-        t_mid = None if cfg.convert else teacher_grid.to(i.device)[2 * i + 1]
+        k = cfg.teacher_per_student
+        t_mid = None if k == 1 else [teacher_grid.to(i.device)[k * i + j] for j in range(1, k)]
         ab = per_sample(alpha_bar_at(alpha_bar, t), x0)
         a, s = ab.sqrt().to(x0.dtype), (1 - ab).sqrt().to(x0.dtype)  # alpha_t, sigma_t
         z_t = a * x0 + s * eps
@@ -160,6 +185,37 @@ def distill_objective(teacher, data, cfg: DistillConfig):
         return (v_hat - v_tilde).pow(2).flatten(1).mean(1).mean()
 
     return objective
+
+
+def heldout_check(teacher, cfg: DistillConfig, device) -> tuple[callable, dict]:
+    """The stopping rule's measurement: `cfg.heldout` test images, each at step i = n mod N of the student's grid with
+    its own fixed noise; the teacher's endpoints (its k steps, and its single step over the same span) are computed
+    once. Returns evaluate(net) -> the mean over images of the RMS distance between the student's one step and the
+    teacher's k steps, and a summary with the teacher's own one-step error on the same set (0 for conversion)."""
+    T = teacher.alpha_bar.shape[0]
+    k, n_student = cfg.teacher_per_student, cfg.student_steps
+    x0 = load_images(cfg.dataset.split(":")[0] + ":test").images[: cfg.heldout].to(device)
+    g = torch.Generator().manual_seed(10_000 + cfg.seed)
+    eps = torch.randn(x0.shape, generator=g).to(device)
+    i = torch.arange(len(x0), device=device) % n_student
+    student_grid, teacher_grid = (torch.tensor(grid(T, n), device=device) for n in (n_student, cfg.teacher_steps))
+    t, t_next = student_grid[i], student_grid[i + 1]
+    ab = per_sample(alpha_bar_at(teacher.alpha_bar, t), x0)
+    z_t = ab.sqrt().to(x0.dtype) * x0 + (1 - ab).sqrt().to(x0.dtype) * eps
+    path = [t, *[teacher_grid[k * i + j] for j in range(1, k)], t_next]
+    with torch.no_grad():
+        z_end = torch.cat([teacher_path(teacher, z, [p[c] for p in path]) for c, z in
+                           zip(torch.arange(len(x0)).split(128), z_t.split(128))])
+    rms = lambda z: (z - z_end).flatten(1).pow(2).mean(1).sqrt()
+    one_step = rms(teacher_path(teacher, z_t, [t, t_next])) if k > 1 else torch.zeros(len(x0))
+
+    @torch.no_grad()
+    def evaluate(net) -> float:
+        student = Denoiser(net, teacher.schedule, "v", channels_last=teacher.channels_last)
+        return float(rms(teacher_path(student, z_t, [t, t_next])).mean())
+
+    return evaluate, {"images": len(x0), "split": "test", "teacher_one_step_rms": float(one_step.mean()),
+                      "teacher_one_step_rms_by_step": [float(one_step[i == n].mean()) for n in range(n_student)]}
 
 
 def load_teacher(folder: str, device) -> tuple[torch.nn.Module, dict]:
@@ -195,7 +251,7 @@ def distill(cfg: DistillConfig, out: Path, resume: bool = False, command: str = 
     teacher, card = load_teacher(cfg.teacher, accelerator.device)
     T = teacher.alpha_bar.shape[0]
     if not cfg.convert:
-        check_nested(T, cfg.teacher_steps)
+        check_nested(T, cfg.teacher_steps, cfg.ratio)
     data = load_images(cfg.dataset)
     if tuple(data.shape) != tuple(teacher.sample_shape):
         raise ValueError(f"{cfg.dataset} has {list(data.shape)} images but the teacher makes {list(teacher.sample_shape)}")
@@ -206,8 +262,11 @@ def distill(cfg: DistillConfig, out: Path, resume: bool = False, command: str = 
     if resuming and ckpt.read_card(out)["model"] != card["model"]:
         raise ValueError(f"the teacher's network differs from the student's in {out}")
     channels_last = cfg.channels_last and len(data.shape) == 3
+    evaluate = None
+    if cfg.eval_every:
+        evaluate, info["heldout"] = heldout_check(teacher, cfg, accelerator.device)
     return fit(student, distill_objective(teacher, data, cfg), cfg, out, lambda: info, resume=resume,
-               command=command, channels_last=channels_last, accelerator=accelerator)
+               command=command, channels_last=channels_last, accelerator=accelerator, evaluate=evaluate)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -223,11 +282,15 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--teacher-steps", type=positive_int, default=None,
                    help="the teacher's grid (default: its own card's sampling steps, e.g. a student's; 128 for a DDPM)")
     p.add_argument("--convert", action="store_true", help="round 0: eps -> v on the teacher's grid, no halving")
+    p.add_argument("--ratio", type=positive_int, default=d.ratio,
+                   help="teacher steps per student step (2 halves; 4 takes the teacher's 128 steps to 32 in one round)")
     p.add_argument("--dataset", default=d.dataset)
     types = {"steps": positive_int, "batch_size": positive_int, "checkpoint_every": positive_int,
              "log_every": positive_int, "warmup": non_negative_int, "seed": non_negative_int,
              "keep_every": non_negative_int, "lr": positive_float, "weight_decay": non_negative_float,
-             "grad_clip": non_negative_float, "ema_decay": unit_float, "ema_power": positive_float}
+             "grad_clip": non_negative_float, "ema_decay": unit_float, "ema_power": positive_float,
+             "eval_every": non_negative_int, "patience": positive_int, "min_delta": non_negative_float,
+             "cooldown": non_negative_float, "heldout": positive_int}
     for name, kind in types.items():
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(d, name))
     return p
@@ -236,8 +299,9 @@ def build_parser() -> ArgumentParser:
 def config_from_args(args, given: dict | None = None) -> DistillConfig:
     if args.resume:
         saved = ckpt.read_card(args.out)["train"] if ckpt.has_checkpoint(args.out) else {}
-        check_resume(args.out, True, given or {}, saved)
-        return DistillConfig(**{**saved, "steps": args.steps})
+        given = given or {}
+        check_resume(args.out, True, given, saved)
+        return DistillConfig(**{**saved, **({"steps": args.steps} if "steps" in given else {})})  # the run's own plan
     teacher_steps = args.teacher_steps
     if teacher_steps is None:
         teacher_steps = ckpt.read_card(args.teacher).get("sampling", {}).get("steps", 128)
@@ -258,7 +322,7 @@ def main(argv=None) -> int:
     if card:
         print(f"{card['distillation']['student_steps']}-step student: step {card['step']}, loss {card['final_loss']:.4f}, "
               f"wall time {card['wall_time_s']:.0f} s -> {args.out}")
-    return run_status(card, cfg.steps)
+    return run_status(card, card.get("planned_steps", cfg.steps) if card else cfg.steps)
 
 
 if __name__ == "__main__":

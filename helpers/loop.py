@@ -38,11 +38,14 @@ class RunState:
     wall_time: float = 0.0
     losses: list = field(default_factory=list)  # [step, mean loss (, mean part, ...)] every log_every steps
     window: list = field(default_factory=list)  # losses since the last log entry (kept across a resume)
+    evals: list = field(default_factory=list)  # [step, held-out error] of the stopping rule (see `plateaued`)
+    decay_start: int | None = None  # the step where the stopping rule began the learning-rate cool-down
 
     @classmethod
     def from_card(cls, card: dict) -> "RunState":
         return cls(step=card["step"], wall_time=card["wall_time_s"], losses=card["loss_history"],
-                   window=card.get("loss_window", []))
+                   window=card.get("loss_window", []), evals=card.get("heldout_history", []),
+                   decay_start=card.get("decay_start"))
 
     def final_loss(self) -> float | None:
         """The mean of the last two logged losses (or of the steps since the last log)."""
@@ -75,9 +78,30 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 64)
 
 
-def lr_at(step: int, cfg) -> float:
-    """Linear warm-up to cfg.lr, then constant (so that a run can be extended with --resume)."""
-    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+def lr_at(step: int, cfg, decay_start: int | None = None) -> float:
+    """Linear warm-up to cfg.lr, then constant (so that a run can be extended with --resume); with the stopping rule,
+    from `decay_start` on a linear decay to 0 over cooldown_steps(decay_start, cfg) steps."""
+    lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+    if decay_start is None:
+        return lr
+    return lr * max(0.0, 1.0 - (step - decay_start) / cooldown_steps(decay_start, cfg))
+
+
+def cooldown_steps(decay_start: int, cfg) -> int:
+    return max(1, round(cfg.cooldown * decay_start))
+
+
+def plateaued(values: list[float], patience: int, min_delta: float) -> bool:
+    """The stopping rule: the last `patience` held-out errors all fail to improve on the best before them by a
+    relative min_delta (warm-start-stable-decay: the constant phase ends here, then the cool-down)."""
+    if len(values) <= patience:
+        return False
+    best_before = min(values[:-patience])
+    return min(values[-patience:]) > best_before * (1.0 - min_delta)
+
+
+class NonFiniteLoss(ValueError):
+    """Training stopped at a non-finite loss; the last good checkpoint is kept."""
 
 
 def make_accelerator(cfg):
@@ -144,11 +168,13 @@ class Run:
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.ema = EMAModel(model.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=cfg.ema_power)
         self.state, self.command, self.resumed = RunState(), command, []
+        self.evaluate, self.saved_step = None, 0
         if check_out(self.out, resume):
             previous = ckpt.read_card(self.out)
             load_training_state(self.out, previous, model, self.optimizer, self.ema)
             self.state = RunState.from_card(previous)
             self.command, self.resumed = previous["command"], previous.get("resumed_with", []) + [command]
+            self.saved_step = self.state.step
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model, self.optimizer = self.acc.prepare(model, self.optimizer)
@@ -162,9 +188,12 @@ class Run:
         """One optimisation step; returns the means of the parts when the step closes a log window."""
         cfg, acc, state = self.cfg, self.acc, self.state
         for group in self.optimizer.param_groups:
-            group["lr"] = lr_at(state.step, cfg)
+            group["lr"] = lr_at(state.step, cfg, state.decay_start)
         out = self.objective(self.model, state.step, self.ctx)
         loss, parts = out if isinstance(out, tuple) else (out, None)
+        if not torch.isfinite(loss.detach()).all():
+            raise NonFiniteLoss(f"the loss is {loss.item()} at step {state.step + 1}; stopped, keeping the last good "
+                                f"checkpoint in {self.out} (step {self.saved_step}); lower --lr or check the data")
         self.optimizer.zero_grad(set_to_none=True)
         acc.backward(loss)
         if cfg.grad_clip:
@@ -197,37 +226,77 @@ class Run:
                     "final_loss": s.final_loss(), "loss_history": s.losses, "loss_window": s.window,
                     "command": self.command, "resumed_with": self.resumed,
                     "ema": {"optimization_step": ema.optimization_step, "decay_now": ema.get_decay(ema.optimization_step)}}
+            if self.evaluate is not None:
+                card |= {"heldout_history": s.evals, "decay_start": s.decay_start, "planned_steps": self.total_steps()}
             optimizer = getattr(self.optimizer, "optimizer", self.optimizer)
             ckpt.save_checkpoint(self.out, raw, ema_state, card, optimizer=optimizer)
+            self.saved_step = self.state.step
         self.acc.wait_for_everyone()
+
+    def heldout(self) -> float:
+        """The held-out error of the EMA weights (what a checkpoint ships), logged in the state."""
+        raw = self.acc.unwrap_model(self.model)
+        self.ema.store(raw.parameters())
+        self.ema.copy_to(raw.parameters())
+        raw.eval()
+        value = self.evaluate(raw)
+        self.ema.restore(raw.parameters())
+        raw.train()
+        self.state.evals.append([self.state.step, value])
+        return value
+
+    def total_steps(self) -> int:
+        """cfg.steps, or with the stopping rule the end of its cool-down (cfg.steps caps the constant phase)."""
+        s = self.state
+        if self.evaluate is None:
+            return self.cfg.steps
+        start = s.decay_start if s.decay_start is not None else self.cfg.steps
+        return start + cooldown_steps(start, self.cfg)
+
+    def after_step(self) -> None:
+        """The stopping rule: evaluate every cfg.eval_every steps; at a plateau (or cfg.steps) start the cool-down."""
+        s, cfg = self.state, self.cfg
+        if self.evaluate is None or s.step % cfg.eval_every and s.step != self.total_steps():
+            return
+        self.heldout()
+        if s.decay_start is None and (s.step >= cfg.steps or
+                                      plateaued([v for _, v in s.evals], cfg.patience, cfg.min_delta)):
+            s.decay_start = s.step
 
 
 def fit(model, objective: Callable, cfg, out: str | Path, describe: Callable[[], dict], resume: bool = False,
         command: str = "", channels_last: bool = False, on_save: Callable | None = None, accelerator=None,
-        progress: bool = True, part_names: tuple[str, ...] = ()) -> dict:
+        progress: bool = True, part_names: tuple[str, ...] = (), evaluate: Callable | None = None) -> dict:
     """Train `model` on `objective` to cfg.steps, checkpointing to `out`; with `resume` continue the checkpoint there
     exactly. `describe()` gives the static part of the model card (kind, architecture, model config, schedule, data,
-    `train`); `on_save(out)` writes extra files before each checkpoint's card. Returns the final card (an empty
-    dict on processes other than the main one)."""
+    `train`); `on_save(out)` writes extra files before each checkpoint's card. With `evaluate(net) -> float` and
+    cfg.eval_every > 0 the run stops by the rule of `Run.after_step` instead of at cfg.steps. Returns the final
+    card (an empty dict on processes other than the main one)."""
     from tqdm.auto import tqdm
 
     run = Run(model, objective, cfg, Path(out), describe, resume, command, channels_last, on_save, accelerator)
+    if evaluate is not None and getattr(cfg, "eval_every", 0):
+        run.evaluate = evaluate
+        if not run.state.evals:
+            run.heldout()  # step 0: the student before training
     stop = {"now": False}
     old_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))  # save, then stop
-    bar = tqdm(total=cfg.steps, initial=run.state.step, desc="train",
+    bar = tqdm(total=run.total_steps(), initial=run.state.step, desc="train",
                disable=not (progress and run.acc.is_main_process))
     t_start, start_step = time.time() - run.state.wall_time, run.state.step
     run.model.train()
     keep_every = getattr(cfg, "keep_every", 0)
-    while run.state.step < cfg.steps and not stop["now"]:
+    while run.state.step < run.total_steps() and not stop["now"]:
         means = run.step()
+        run.after_step()
+        bar.total = run.total_steps()
         bar.update(1)
         if means is not None:
             bar.set_postfix(dict(zip(("loss", *part_names), (f"{m:.4f}" for m in means))))
         run.state.wall_time = time.time() - t_start
         step = run.state.step
         keep = bool(keep_every) and step % keep_every == 0
-        if (step % cfg.checkpoint_every == 0 and step < cfg.steps) or keep:
+        if (step % cfg.checkpoint_every == 0 and step < run.total_steps()) or keep:
             run.save(snapshot=keep)
     bar.close()
     if run.state.step > start_step:  # a resumed run that was already finished is left as it was
