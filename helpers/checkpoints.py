@@ -10,6 +10,7 @@ A checkpoint folder holds
 from __future__ import annotations
 
 import json
+import re
 import os
 from pathlib import Path
 
@@ -17,9 +18,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .models import build_model
-from .paths import write_atomic
-from .schedules import Schedule
+from helpers.models import build_model
+from helpers.paths import write_atomic
+from helpers.schedules import Schedule
 
 CARD = "model_card.json"
 MODEL = "model.safetensors"
@@ -168,3 +169,62 @@ def card_schedule(card: dict, folder: str | Path) -> Schedule:
         raise CheckpointError(f"{path} names the {sched['name']!r} schedule with T = {sched['T']}, but the model was "
                               "trained with another one (the card's schedule fingerprint differs); restore the card")
     return schedule
+
+
+SNAPSHOTS = "snapshots"  # folder/snapshots/step-XXXXXX/{model,ema}.safetensors, written by training's --keep-every
+
+
+def snapshot_path(folder: str | Path, step: int, ema: bool = True) -> Path:
+    return Path(folder) / SNAPSHOTS / f"step-{step:06d}" / (EMA if ema else MODEL)
+
+
+def save_snapshot(folder: str | Path, step: int, model, ema_state: dict) -> None:
+    """The raw and EMA weights of a training run at `step`, kept beside its checkpoint."""
+    snapshot_path(folder, step).parent.mkdir(parents=True, exist_ok=True)
+    save_tensors(model.state_dict(), snapshot_path(folder, step, ema=False))
+    save_tensors(ema_state, snapshot_path(folder, step, ema=True))
+
+
+def snapshot_steps(folder: str | Path) -> list[int]:
+    """The steps of a checkpoint's snapshots, sorted; CheckpointError if there are none."""
+    root = Path(folder) / SNAPSHOTS
+    steps = sorted(int(m.group(1)) for p in (root.iterdir() if root.is_dir() else [])
+                   if (m := re.fullmatch(r"step-(\d+)", p.name)) and p.is_dir())
+    if not steps:
+        raise CheckpointError(
+            f"{folder} has no snapshots ({root}/step-XXXXXX/ with model.safetensors and ema.safetensors); they are "
+            "written by `python -m helpers.train ... --keep-every K` and are not committed")
+    return steps
+
+
+CALIBRATION = "calibration.json"  # fitted settings of our samplers (helpers.samplers.cn2m, lsq_ms), by sampler name
+
+
+def read_calibration(folder: str | Path) -> dict:
+    """The checkpoint's calibration.json ({} when there is none); a file that is not a JSON object is refused."""
+    path = Path(folder) / CALIBRATION
+    if not path.is_file():
+        return {}
+    try:
+        calibration = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err}); calibrate again to rewrite it") from None
+    if not isinstance(calibration, dict):
+        raise CheckpointError(f"{path} holds {type(calibration).__name__}, not an object of calibrations by sampler")
+    return calibration
+
+
+def sampling_defaults(folder: str | Path, sampler: str | None = None) -> dict:
+    """What the checkpoint in `folder` samples with by default, the one answer for the CLI, the benchmark and the
+    denoiser: its card's "sampling" (a distilled student's sampler and grid; a latent model's clip_x0) when `sampler`
+    is None or the card's own (a card's clip_x0 alone holds for every sampler), else the spacing of `sampler`'s
+    calibration. Keys among sampler, steps, spacing, eta, clip_x0; absent keys are the sampler's own defaults."""
+    sampling = read_card(folder).get("sampling", {}) if has_checkpoint(folder) else {}
+    if sampler in (None, sampling.get("sampler")) or "sampler" not in sampling:
+        own = dict(sampling)
+    else:
+        own = {}
+    spacing = read_calibration(folder).get(sampler or own.get("sampler") or "", {}).get("spacing")
+    if "spacing" not in own and spacing is not None:
+        own["spacing"] = spacing
+    return own

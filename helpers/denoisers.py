@@ -2,12 +2,11 @@
 `denoiser.sample_shape`.
 
 Adapters turn a network that predicts eps, v or x0 into that form, and count network evaluations (NFE) exactly;
-wrappers (`DenoiserWrapper`, e.g. the guided denoisers of helpers.guidance) pass these through. Loading: our
+wrappers (`DenoiserWrapper`, e.g. the guided denoisers of helpers.samplers.guidance) pass these through. Loading: our
 checkpoints (`from_checkpoint`) and diffusers' UNet2DModel, from a folder or the hub (`from_diffusers`).
 """
 from __future__ import annotations
 
-import json
 import warnings
 
 from pathlib import Path
@@ -15,8 +14,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .diffusion import eps_from_v, eps_from_x0
-from .schedules import Schedule
+from helpers.diffusion import eps_from_v, eps_from_x0
+from helpers.paths import hub_reachable
+from helpers.schedules import Schedule
 
 
 class Denoiser(nn.Module):
@@ -52,7 +52,7 @@ class Denoiser(nn.Module):
 
 class DenoiserWrapper(nn.Module):
     """A denoiser around another one (`self.denoiser`): alpha_bar, sample_shape and the NFE count are the wrapped
-    one's. The guided denoisers (helpers.guidance) are wrappers."""
+    one's. The guided denoisers (helpers.samplers.guidance) are wrappers."""
 
     @property
     def alpha_bar(self) -> torch.Tensor:
@@ -130,7 +130,7 @@ def check_labels(y: torch.Tensor, num_classes: int, owner: str = "the model's") 
 def from_checkpoint(folder, ema: bool = True, device="cpu", channels_last: bool | None = None):
     """The Denoiser of one of our checkpoints (any registered architecture, see helpers.models), and its model card.
     channels_last (default: on the CPU) applies to networks of 4-D images only."""
-    from .checkpoints import card_schedule, load_model
+    from helpers.checkpoints import card_schedule, load_model, read_calibration
 
     net, card = load_model(folder, ema=ema, device=device)
     schedule = card_schedule(card, folder)
@@ -143,9 +143,16 @@ def from_checkpoint(folder, ema: bool = True, device="cpu", channels_last: bool 
     if "autoencoder" in card:  # a latent diffusion model: generate() decodes its samples with this autoencoder
         denoiser.decoder = LatentDecoder.from_checkpoint(card["autoencoder"], device=device)
         denoiser.clip_x0 = card.get("sampling", {}).get("clip_x0", False)  # latents are not bounded to [-1, 1]
-    calibration = Path(folder) / "calibration.json"  # fitted sampler settings (helpers.calibrate.FILE), if any
-    denoiser.calibration = json.loads(calibration.read_text()) if calibration.exists() else {}
+    denoiser.calibration = read_calibration(folder)  # fitted settings of our samplers, if any
     return denoiser, card
+
+
+def from_snapshot(folder, step: int, ema: bool = True, device="cpu") -> "Denoiser":
+    """The Denoiser of the raw (ema=False) or EMA weights of one snapshot of a checkpoint, built with its card."""
+    from helpers.checkpoints import card_schedule, load_model, snapshot_path
+
+    net, card = load_model(folder, device=device, weights=snapshot_path(folder, step, ema))
+    return Denoiser(net, card_schedule(card, folder), card["prediction"])
 
 
 class LatentDecoder(nn.Module):
@@ -162,8 +169,8 @@ class LatentDecoder(nn.Module):
     @classmethod
     def from_checkpoint(cls, folder: str, device="cpu") -> "LatentDecoder":
         """The autoencoder a latent model's card names (a path relative to the repository root, or absolute)."""
-        from .checkpoints import CheckpointError, load_model
-        from .paths import ROOT
+        from helpers.checkpoints import CheckpointError, load_model
+        from helpers.paths import ROOT
 
         path = Path(folder) if Path(folder).is_absolute() else ROOT / folder
         ae, card = load_model(path, device=device)
@@ -233,17 +240,6 @@ def from_diffusers(name_or_path: str, device="cpu") -> tuple[Denoiser, dict]:
     return Denoiser(DiffusersUNet(unet.to(device).eval()), schedule, prediction, sample_shape=info["shape"]), info
 
 
-def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub answers a TCP connection on port 443 within `timeout` seconds."""
-    import socket
-
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def is_hub_id(name: str) -> bool:
     return not Path(name).exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))
 
@@ -251,7 +247,7 @@ def is_hub_id(name: str) -> bool:
 def load_denoiser(checkpoint: str, ema: bool = True, device="cpu") -> tuple[Denoiser, dict]:
     """Our checkpoint folder (with a model_card.json) or a diffusers model (a save_pretrained folder or a hub id);
     returns the Denoiser and {"shape": (C, H, W), "T": T, "source": ...}."""
-    from .checkpoints import CARD
+    from helpers.checkpoints import CARD
 
     path = Path(checkpoint)
     diffusers_folder = path.is_dir() and not (path / CARD).exists() and (

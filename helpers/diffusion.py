@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from diffusers.utils.torch_utils import randn_tensor
 
-from .checks import check_generators
-from .schedules import Schedule, gather
+from helpers.checks import check_generators
+from helpers.schedules import Schedule, gather
 
 
 def q_sample(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -136,7 +136,7 @@ def ddim_step(denoiser, x_t: torch.Tensor, t, s, y=None, eta: float = 0.0, clip_
     """One DDIM step x_t -> x_s, Song et al. (2021) eq. (12): x_s = sqrt(alpha_bar_s) x0_hat
     + sqrt(1 - alpha_bar_s - sigma^2) eps_hat + sigma z, with sigma = ddim_sigma(eta) (no noise when s = -1).
     t and s are ints, or [N] tensors with one pair per sample (then eta must be 0). Returns (x_s, x0_hat, eps_hat).
-    The progressive-distillation target is built from two of these steps (helpers.distill)."""
+    The progressive-distillation target is built from two of these steps (helpers.training.distill)."""
     if torch.is_tensor(t) and eta != 0:
         raise ValueError("per-sample timesteps are supported for the deterministic DDIM step (eta = 0) only")
     ab_t = per_sample(alpha_bar_at(denoiser.alpha_bar, t), x_t)

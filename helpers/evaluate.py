@@ -12,12 +12,13 @@ import sys
 import time
 from pathlib import Path
 
-from . import checkpoints as ckpt
-from .checks import ArgumentParser, non_negative_int, positive_int, prepare_out_dir
-from .classifier import digit_report, load_classifier, predict
-from .data import save_pngs
-from .denoisers import from_checkpoint
-from .samplers import generate
+from helpers import checkpoints as ckpt
+from helpers.checks import non_negative_int, positive_int
+from helpers.cli import ArgumentParser, OutputFolder
+from helpers.evaluation.digits import digit_report, load_classifier, predict
+from helpers.datasets.images import save_pngs
+from helpers.denoisers import from_checkpoint
+from helpers.samplers import generate
 
 
 def evaluate_checkpoint(folder, num: int, steps: int | None, seed: int, batch_size: int = 250, ema: bool = True,
@@ -46,13 +47,18 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=positive_int, default=250)
     p.add_argument("--no-ema", dest="ema", action="store_false")
     p.add_argument("--out", type=Path, default=None, help="also write the samples as PNGs here (a new or empty folder)")
-    p.add_argument("--overwrite", action="store_true", help="empty --out first if it already holds files")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the images and record a previous run of this command left in --out (nothing else)")
     p.add_argument("--write-card", action="store_true", help="store the result in the model card")
     args = p.parse_args(argv)
     try:
-        if args.out is not None:
-            prepare_out_dir(args.out, args.overwrite)
-        result = evaluate_checkpoint(args.checkpoint, args.num, args.steps, args.seed, args.batch_size, args.ema, args.out)
+        if args.out is None:
+            result = evaluate_checkpoint(args.checkpoint, args.num, args.steps, args.seed, args.batch_size, args.ema)
+        else:
+            with OutputFolder(args.out, overwrite=args.overwrite, record="evaluation.json") as out:
+                result = evaluate_checkpoint(args.checkpoint, args.num, args.steps, args.seed, args.batch_size,
+                                             args.ema, args.out)
+                out.finish(result)
     except (ValueError, ckpt.CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

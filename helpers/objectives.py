@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .diffusion import q_sample, v_target
-from .schedules import Schedule
+from helpers.diffusion import q_sample, v_target
+from helpers.schedules import Schedule
 
 LOSSES = ("l2", "l1", "huber")
 PREDICTIONS = ("eps", "v", "x0")

@@ -64,3 +64,14 @@ def notebook_paths(names: list[str] | None = None) -> list[Path]:
             raise SystemExit(f"error: no notebook matches {names}; there are: {', '.join(p.name for p in paths)}")
         return chosen
     return paths
+
+
+def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection on port 443 within `timeout` seconds."""
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,19 +22,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoints import CheckpointError
-from .checks import (ArgumentParser, device, finite_float, non_negative_int, positive_int, prepare_out_dir,
-                     unit_float)
-from .data import save_pngs
-from .denoisers import DiffusersModelError, check_labels, load_denoiser, model_num_classes
-from .samplers import SAMPLERS, generate, get_sampler
-from .schedules import SPACINGS
+from helpers.checkpoints import CheckpointError
+from helpers.checks import finite_float, non_negative_int, positive_int, unit_float
+from helpers.cli import ArgumentParser, OutputFolder, device
+from helpers.datasets.images import save_pngs
+from helpers.denoisers import DiffusersModelError, check_labels, load_denoiser, model_num_classes
+from helpers.samplers import SAMPLERS, generate, get_sampler
+from helpers.schedules import SPACINGS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m helpers.sample", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True, type=Path,
-                   help="a checkpoint folder written by helpers.train, a diffusers model folder, or a hub id")
+                   help="a checkpoint folder written by helpers.training.ddpm, a diffusers model folder, or a hub id")
     p.add_argument("--sampler", default=None, help=f"one of: {', '.join(SAMPLERS)} (default: the checkpoint's own "
                    "sampling, e.g. a distilled student's grid; else ddpm)")
     p.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default: the checkpoint's own, else all T)")
@@ -45,7 +44,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--batch-size", type=positive_int, default=64)
     p.add_argument("--out", required=True, type=Path, help="folder for the PNGs (new or empty)")
-    p.add_argument("--overwrite", action="store_true", help="empty --out first if it already holds files")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the images and record a previous run of this command left in --out (nothing else)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run in --out (same options) from its last complete batch")
     p.add_argument("--eta", type=unit_float, default=None,
                    help="the noise share in [0, 1] of ddim (0: deterministic) and dpmpp-2m-sde (0: the ODE solver)")
     p.add_argument("--noise", type=Path, default=None, help="x_T as a .npy array of shape N x C x H x W")
@@ -118,14 +120,12 @@ DEFAULTS = {"sampler": "ddpm", "steps": None, "spacing": "linspace", "clip": Non
 
 
 def sampling_options(args, sampling: dict) -> None:
-    """Fill the sampling options not given on the command line: from the checkpoint's card ("sampling", e.g. a
-    distilled student's sampler and grid) when --sampler is not given or is the card's, or when the card names no
-    sampler (a latent model's "clip_x0": false holds for every sampler); else the defaults."""
-    own = sampling if sampling and (args.sampler in (None, sampling.get("sampler")) or "sampler" not in sampling) else {}
-    if args.spacing is None and "spacing" not in own:  # a calibrated sampler (lsq-ms, cn-2m): the calibration's grid
-        found = Path(str(args.checkpoint)) / "calibration.json"
-        calibrated = json.loads(found.read_text()).get(args.sampler or "", {}) if found.is_file() else {}
-        args.spacing = calibrated.get("spacing")
+    """Fill the sampling options not given on the command line with the checkpoint's defaults
+    (checkpoints.sampling_defaults: a distilled student's grid, a calibrated sampler's spacing), else DEFAULTS;
+    `sampling` is the card's for a model that is not our checkpoint (a diffusers folder: none)."""
+    from helpers.checkpoints import has_checkpoint, sampling_defaults
+
+    own = sampling_defaults(args.checkpoint, args.sampler) if has_checkpoint(args.checkpoint) else dict(sampling)
     for name, default in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, own.get("clip_x0" if name == "clip" else name, default))
@@ -135,15 +135,27 @@ def sampling_options(args, sampling: dict) -> None:
 
 def load(args) -> tuple:
     """The denoiser to sample, and load_denoiser's info plus "num_classes", "label_owner" and "classifier": guided
-    (helpers.guidance) only when a guidance option asks for it."""
+    (helpers.samplers.guidance) only when a guidance option asks for it."""
     if args.guidance is None and args.classifier_scale is None:
         denoiser, info = load_denoiser(str(args.checkpoint), ema=args.ema, device=args.device)
         return denoiser, {**info, "num_classes": model_num_classes(denoiser), "label_owner": "the model's",
                           "classifier": None}
-    from .guidance import guided_denoiser
+    from helpers.samplers.guidance import guided_denoiser
 
     return guided_denoiser(str(args.checkpoint), guidance=args.guidance, classifier_scale=args.classifier_scale,
                            classifier=args.classifier, ema=args.ema, device=args.device)
+
+
+def draw(args, denoiser, info, num: int, first: int, x_T, y) -> tuple[float, int]:
+    """Images first..num-1 of the run, written as they are drawn; returns the seconds and the batched network calls."""
+    options = {"clip_x0": args.clip, **({"eta": args.eta} if args.eta is not None else {})}
+    start, calls = time.time(), denoiser.nfe
+    if first < num:
+        generate(denoiser, num - first, args.seed, info["shape"], sampler=args.sampler, steps=args.steps,
+                 spacing=args.spacing, batch_size=args.batch_size, device=args.device,
+                 y=None if y is None else y[first:], x_T=None if x_T is None else x_T[first:], first_index=first,
+                 on_batch=lambda i, images: save_pngs(images, args.out, start=first + i), **options)
+    return time.time() - start, denoiser.nfe - calls
 
 
 def main(argv=None) -> int:
@@ -162,23 +174,27 @@ def main(argv=None) -> int:
         if labels is not None:
             y = label_tensor(labels, num)
             check_labels(y, info["num_classes"], info["label_owner"])
-        prepare_out_dir(args.out, args.overwrite)
-        options = {"clip_x0": args.clip, **({"eta": args.eta} if args.eta is not None else {})}
-        start = time.time()
-        generate(denoiser, num, args.seed, info["shape"], sampler=args.sampler, steps=args.steps, spacing=args.spacing,
-                 batch_size=args.batch_size, device=args.device, y=y, x_T=x_T,
-                 on_batch=lambda i, images: save_pngs(images, args.out, start=i), **options)
+        plan = {"checkpoint": str(args.checkpoint), "sampler": args.sampler, "steps": args.steps,
+                "spacing": args.spacing, "eta": args.eta, "clip_x0": args.clip,
+                "noise": str(args.noise) if args.noise else None, "num": num, "seed": args.seed,
+                "batch_size": args.batch_size, "ema": args.ema, "class_label": None if y is None else y.tolist(),
+                "guidance": args.guidance, "classifier_scale": args.classifier_scale}
+        with OutputFolder(args.out, overwrite=args.overwrite, resume=args.resume, plan=plan) as out:
+            first = out.first_missing(args.batch_size)
+            seconds, calls = draw(args, denoiser, info, num, first, x_T, y)
+            batches = -(-(num - first) // args.batch_size)
+            nfe = calls // max(1, batches)  # network evaluations per image (every batch makes the same calls)
+            out.finish({**plan, "steps": args.steps or info["T"], "classifier": info["classifier"], "nfe": nfe,
+                        "resumed_from": first or None, "seconds": round(seconds, 2)})
     except (ValueError, CheckpointError, DiffusersModelError, FileNotFoundError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    seconds = time.time() - start
-    info = {"checkpoint": str(args.checkpoint), "sampler": args.sampler, "steps": args.steps or info["T"],
-            "spacing": args.spacing, "eta": args.eta, "clip_x0": args.clip, "noise": str(args.noise) if args.noise else None, "num": num, "seed": args.seed, "ema": args.ema,
-            "class_label": None if y is None else y.tolist(), "guidance": args.guidance,
-            "classifier_scale": args.classifier_scale, "classifier": info["classifier"], "nfe": denoiser.nfe,
-            "seconds": round(seconds, 2)}
-    (args.out / "sampling.json").write_text(json.dumps(info, indent=2) + "\n")
-    print(f"{num} images in {seconds:.1f} s ({seconds / num:.3f} s per image, {denoiser.nfe} network calls) -> {args.out}")
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.out} is incomplete; continue it with the same command and --resume", file=sys.stderr)
+        return 130
+    drawn = num - first
+    print(f"{drawn} images in {seconds:.1f} s ({seconds / max(1, drawn):.3f} s per image, {nfe} network evaluations "
+          f"per image) -> {args.out}" + (f" (resumed at image {first})" if first else ""))
     return 0
 
 

@@ -16,11 +16,8 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # `make test`: the cores shared
 
 
 def bench_script(name: str):
-    """bench/NAME.py as a module."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The benchmark helpers.studies.NAME (the command bench/NAME.py runs)."""
+    return importlib.import_module(f"helpers.studies.{name}")
 
 
 def tiny_unet(seed: int = 0, **overrides) -> UNet:

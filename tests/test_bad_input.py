@@ -9,9 +9,14 @@ import pytest
 import torch
 
 from helpers import checkpoints as ckpt
-from helpers import classifier, distill, evaluate, fid, guidance, sample, tabular, train
+from helpers import evaluate, sample, tabular
+from helpers.evaluation import digits as classifier
+from helpers.training import distill
+from helpers.evaluation import fid
+from helpers.samplers import guidance
+from helpers.training import ddpm as train
 from helpers.denoisers import Denoiser
-from helpers.guidance import CFGDenoiser
+from helpers.samplers.guidance import CFGDenoiser
 from helpers.samplers import generate, image_generators, sample_ddim, sample_ddpm
 from helpers.schedules import Schedule, get_betas, get_timesteps
 from tests.conftest import GaussianPlusNet, tiny_unet
@@ -35,7 +40,7 @@ def files(tmp_path_factory):
     (root / "text.npy").write_text("not numpy")
     (root / "pngs").mkdir()
     (root / "pngs" / "000000.png").write_text("not a png")
-    from helpers.data import save_pngs
+    from helpers.datasets.images import save_pngs
     save_pngs(torch.zeros(2, 1, 28, 28), root / "two")
     save_pngs(torch.zeros(1, 1, 28, 28), root / "one")
     for name, edit in {"no-schedule": lambda c: c.pop("schedule"),

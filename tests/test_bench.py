@@ -40,7 +40,7 @@ def test_a_sample_folder_is_continued_only_by_what_made_it(tmp_path):
     """Seen: `make bench` scored the DiT's cached samples as the U-Net's, since both rows were named ddim-10-eta0."""
     import pytest
 
-    from helpers.results import claim_folder
+    from helpers.studies.bench import claim_folder
 
     made = {"checkpoint": "checkpoints/ddpm-mnist", "step": 7000, "row": "ddim-10-eta0", "seed": 0}
     folder = tmp_path / "ddim-10-eta0-seed0"
@@ -73,7 +73,7 @@ def test_notebook05_pairs_are_the_comparisons_among_the_rows_present():
 def test_paired_fid_refuses_unknown_rows_and_rows_without_their_samples(tmp_path, capsys):
     import pytest
 
-    from helpers.results import claim_folder, write_rows
+    from helpers.studies.bench import claim_folder, write_rows
 
     p = paired_fid()
     row = {"checkpoint": "checkpoints/ddpm-mnist", "seed": "0", "num": "20", "features": "mnist-cnn", "fid": "50.0",
@@ -135,7 +135,7 @@ def test_processes_with_disjoint_rows_share_one_csv(monkeypatch, tmp_path):
     """Another process's row, written to the CSV while this run draws its own (as `make bench-shapes` split in two does),
     is kept: the run re-reads the CSV before adding its row. Real drawing and scoring on the shipped 32-pixel colour
     model, 4 images of 5 steps."""
-    from helpers.results import read_rows, write_rows
+    from helpers.studies.bench import read_rows, write_rows
 
     module = bench()
     csv = tmp_path / "shared.csv"

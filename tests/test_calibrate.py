@@ -1,5 +1,5 @@
 """SDE-DPM-Solver++(2M) with a noise share per step (samplers.sample_dpmpp_2m_sde) and the calibrated-noise sampler
-cn-2m (helpers.calibrate): limits, a cross-check against diffusers, the calibration found by default, the search."""
+cn-2m (helpers.samplers.cn2m): limits, a cross-check against diffusers, the calibration found by default, the search."""
 import json
 import shutil
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.calibrate import BAND_EDGES, band_etas, calibrate, classifier_features, sample_cn_2m
+from helpers.samplers.cn2m import BAND_EDGES, band_etas, calibrate, classifier_features, sample_cn_2m
 from helpers.diffusion import posterior_step
 from helpers.samplers import generate, image_generators, sample_dpmpp_2m, sample_dpmpp_2m_sde
 from helpers.schedules import get_timesteps

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.captions import HELD_OUT, LEVELS, TEMPLATES, Tokenizer, Vocabulary, caption, measure
+from helpers.datasets.captions import HELD_OUT, LEVELS, TEMPLATES, Tokenizer, Vocabulary, caption, measure
 
 
 def stroke(width: int, shear: float = 0.0) -> torch.Tensor:
@@ -59,7 +59,7 @@ def test_a_caption_fits_every_image_with_the_attributes_it_names():
     """The contrastive loss's positives: caption i fits image j when j has the digit and every attribute i names."""
     from types import SimpleNamespace
 
-    from helpers.text_encoder import compatible, contrastive_loss
+    from helpers.training.clip import compatible, contrastive_loss
 
     data = SimpleNamespace(digits=torch.tensor([7, 7, 7, 3]),
                            levels={"thickness": np.array([0, 2, 0, 0]), "slant": np.array([1, 1, 2, 1])})

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from helpers.classifier import digit_report, load_classifier, predict
-from helpers.data import load_images
+from helpers.evaluation.digits import digit_report, load_classifier, predict
+from helpers.datasets.images import load_images
 from helpers.evaluate import evaluate_checkpoint
 
 
@@ -27,7 +27,7 @@ def test_digit_report_golden():
 
 
 def test_evaluate_refuses_non_mnist_models(tmp_path):
-    from helpers.train import main as train_main
+    from helpers.training.ddpm import main as train_main
     from tests.test_train import TINY
     assert train_main(TINY + ["--out", str(tmp_path), "--steps", "2"]) == 0
     with pytest.raises(ValueError, match="judges 1 x 28 x 28 images"):

@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import data as data_mod
-from helpers.data import DataUnavailableError, load_images, save_pngs, load_pngs
+from helpers.datasets import images as data_mod
+from helpers.datasets.images import DataUnavailableError, load_images, save_pngs, load_pngs
 from helpers.paths import ROOT
-from helpers.train import main as train_main
+from helpers.training.ddpm import main as train_main
 from tests.test_train import TINY
 
 
@@ -107,11 +107,11 @@ def test_imagefolder_and_png_round_trip(tmp_path):
 
 def test_hub_image_data_offline_says_so(monkeypatch):
     """hf:ID specs go through `datasets`; with the hub unreachable the error names the data set and the offline options."""
-    import helpers.denoisers as denoisers
-    from helpers.data import DataUnavailableError, load_images, parse_spec
+    import helpers.paths as paths
+    from helpers.datasets.images import DataUnavailableError, load_images, parse_spec
 
     assert parse_spec("hf:uoft-cs/cifar10:test") == ("hf", "uoft-cs/cifar10:test")
-    monkeypatch.setattr(denoisers, "hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(paths, "hub_reachable", lambda *a, **k: False)
     with pytest.raises(DataUnavailableError, match="'uoft-cs/cifar10' is on the Hugging Face hub.*not reachable.*mnist"):
         load_images("hf:uoft-cs/cifar10:test")
     with pytest.raises(ValueError, match="hf needs a data set id"):

@@ -110,7 +110,7 @@ def test_hub_pipelines_offline_say_what_is_missing_in_one_line(monkeypatch, kind
     pipeline, the id, what it needs and the download command, at once (the local cache only, no retries)."""
     import time
 
-    import helpers.pipelines as pipelines
+    import helpers.samplers.pipelines as pipelines
 
     monkeypatch.setattr(pipelines, "hub_reachable", lambda *a, **k: False)
     start = time.time()

@@ -1,11 +1,11 @@
-"""Progressive distillation (helpers.distill): the target x_tilde, the grids, the objective and a short round."""
+"""Progressive distillation (helpers.training.distill): the target x_tilde, the grids, the objective and a short round."""
 import pytest
 import torch
 
 from helpers import checkpoints as ckpt
 from helpers.denoisers import Denoiser
 from helpers.diffusion import ddim_step, eps_from_x0_at
-from helpers.distill import check_nested, distillation_target, grid, main as distill_main, step_errors, x_tilde
+from helpers.training.distill import check_nested, distillation_target, grid, main as distill_main, step_errors, x_tilde
 from helpers.paths import ROOT
 from helpers.schedules import Schedule
 from tests.test_train import TINY
@@ -63,7 +63,7 @@ def test_grids_halve_and_nest():
 def test_a_short_round_runs_resumes_and_samples_with_its_own_grid(tmp_path):
     """Train a tiny teacher, convert it to v (round 0), halve 4 -> 2, resume; the student's card names its grid,
     and helpers.sample uses it with no option."""
-    from helpers.train import main as train_main
+    from helpers.training.ddpm import main as train_main
     from helpers.sample import main as sample_main
 
     teacher = tmp_path / "teacher"
@@ -131,3 +131,46 @@ def test_each_shipped_student_samples_on_its_own_grid_with_no_option(card_path, 
     assert (record["sampler"], record["steps"], record["spacing"], record["clip_x0"], record["nfe"]) == \
         ("ddim", k, "trailing", False, k)
     assert len(list(out.glob("*.png"))) == 2
+
+
+def test_a_round_of_ratio_four_lands_on_four_teacher_steps(tiny_denoiser):
+    """--ratio 4: the target of one student step t -> t_next is where four teacher DDIM steps land (round 0 of the
+    chain goes from the teacher's 128 steps to 32): one DDIM step with x_hat = x_tilde lands there."""
+    from helpers.training.distill import teacher_path
+
+    z_t = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(4))
+    path = grid(1000, 128)[8:13]  # five points of the 128-step grid: four teacher steps, one of the 32-step grid
+    assert grid(1000, 32)[2:4] == [path[0], path[-1]]
+    target = distillation_target(tiny_denoiser, z_t, path[0], path[1:-1], path[-1])
+    student = Denoiser(FixedX0(target, tiny_denoiser.alpha_bar), Schedule.from_name("linear", 1000))
+    z_four = teacher_path(tiny_denoiser, z_t, path)
+    assert (ddim_step(student, z_t, path[0], path[-1], clip_x0=False)[0] - z_four).abs().max() <= 1e-5
+    check_nested(1000, 128, 4)
+    with pytest.raises(ValueError, match="--teacher-steps must be a multiple of --ratio 4, got 6"):
+        check_nested(1000, 6, 4)
+
+
+@pytest.mark.parametrize("values,stop", [([1.0, 0.5, 0.4, 0.395, 0.399, 0.393], True),  # no 2% gain in 3 checks
+                                         ([1.0, 0.5, 0.4, 0.39, 0.385, 0.37], False),  # 0.37 < 0.98 x 0.4
+                                         ([1.0, 0.9, 0.95], False)])                    # too few checks to judge
+def test_the_stopping_rule(values, stop):
+    from helpers.training.loop import plateaued
+
+    assert plateaued(values, patience=3, min_delta=0.02) is stop
+
+
+def test_a_round_with_the_stopping_rule_cools_down_and_ends(tmp_path):
+    """With --eval-every the round stops by the rule (here: patience 1 and a gain of 90% asked for, so the first check
+    after step 0 ends the constant phase), cools down over a quarter of its steps, and records the held-out errors."""
+    out = tmp_path / "round"
+    teacher = tmp_path / "teacher"
+    from helpers.training.ddpm import main as train_main
+
+    assert train_main(TINY + ["--out", str(teacher), "--steps", "2"]) == 0
+    code = distill_main(["--teacher", str(teacher), "--teacher-steps", "8", "--out", str(out), "--steps", "40",
+                         "--dataset", "digits", "--batch-size", "8", "--eval-every", "4", "--patience", "1",
+                         "--min-delta", "0.9", "--heldout", "16", "--checkpoint-every", "100"])
+    card = ckpt.read_card(out)
+    assert code == 0 and card["decay_start"] == 4 and card["planned_steps"] == 5 and card["step"] == 5
+    assert [s for s, _ in card["heldout_history"]] == [0, 4, 5]
+    assert card["heldout"]["images"] == 16 and len(card["heldout"]["teacher_one_step_rms_by_step"]) == 4

@@ -110,9 +110,9 @@ TEXT = dict(vocab_size=46, max_length=16, width=16, depth=1, num_heads=2, embed_
 
 
 def test_a_text_conditioned_dit_starts_as_the_identity_reads_its_caption_and_guides_with_the_empty_one():
-    from helpers.captions import Tokenizer
+    from helpers.datasets.captions import Tokenizer
     from helpers.denoisers import Denoiser
-    from helpers.guidance import CFGDenoiser
+    from helpers.samplers.guidance import CFGDenoiser
     from helpers.models.layers import timestep_embedding
     from helpers.samplers import generate
     from helpers.schedules import Schedule

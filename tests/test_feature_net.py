@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from helpers import feature_net as fn
+from helpers.evaluation import features as fn
 from helpers.checkpoints import load_model
 from helpers.models.feature_net import FeatureNet, FeatureNetConfig
 from helpers.paths import ROOT
@@ -49,7 +49,7 @@ def test_degradations():
 
 
 def test_shapes_attributes_split_the_label():
-    from helpers.data import load_images
+    from helpers.datasets.images import load_images
 
     data = load_images("shapes:16:test")
     attrs = fn.attributes(data)
@@ -64,7 +64,7 @@ def test_the_cli_trains_a_video_feature_network_and_its_fvd_is_zero_on_the_same_
     assert card["architecture"] == "feature-net" and card["model"]["video"] is True and card["prefixes"] == [4]
     assert set(card["test_accuracy"]) == {"digit, 4 frames", "direction, 4 frames"} and card["loss_history"][0][0] == 50 and card["final_loss"] == card["loss_history"][0][1]
     model, _ = load_model(out)
-    from helpers.data import load_images
+    from helpers.datasets.images import load_images
 
     clips = load_images("moving-mnist:4:test").images[:64]
     assert fn.fvd(model, clips, clips) == pytest.approx(0, abs=1e-6)
@@ -79,7 +79,7 @@ def test_a_feature_net_serves_fid_and_names_itself(tmp_path):
     """metrics.compute_features(images, "feature-net:FOLDER"): the network's features, a label that says whose, and
     reference features cached under the hash of its weights."""
     from helpers import checkpoints as ckpt
-    from helpers.metrics import compute_features, label, reference_features
+    from helpers.evaluation.metrics import compute_features, label, reference_features
 
     torch.manual_seed(0)
     model = FeatureNet(FeatureNetConfig(in_channels=3, image_size=16, channels=(4, 8), feature_dim=8, heads={"shape": 3}))
@@ -103,9 +103,9 @@ def test_the_shipped_video_features_put_every_corruption_clearly_above_the_floor
     training clips against 1000 test clips score the floor; the same training clips with their frames shuffled,
     frozen or noisy score higher, with 95% intervals above the floor's. (At 4 frames shuffling is not resolved at
     this N: notebook 12, section 3, measures it with 512 clips.)"""
-    from helpers.data import load_images
-    from helpers.metrics import fid_interval
-    from helpers.moving_mnist import make_clips
+    from helpers.datasets.images import load_images
+    from helpers.evaluation.metrics import fid_interval
+    from helpers.datasets.moving_mnist import make_clips
 
     net, _ = load_model(ROOT / "checkpoints" / "video-features")
     ref = fn.features(net, load_images("moving-mnist:16:test").images[:1000, :frames])

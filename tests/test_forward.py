@@ -1,4 +1,4 @@
-"""helpers.forward: the schedule-comparison measurements and the Monte-Carlo checks of Ho et al. (2020) eqs. (2), (4),
+"""helpers.studies.forward: the schedule-comparison measurements and the Monte-Carlo checks of Ho et al. (2020) eqs. (2), (4),
 (6)-(7), on fixed seeds with known answers."""
 import math
 
@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from helpers.classifier import load_classifier, predict
-from helpers.data import load_images
+from helpers.evaluation.digits import load_classifier, predict
+from helpers.datasets.images import load_images
 from helpers.diffusion import q_sample
-from helpers.forward import (accuracy_vs_t, class_means, forward_strip, last_t_above, marginal_moments_check,
+from helpers.studies.forward import (accuracy_vs_t, class_means, forward_strip, last_t_above, marginal_moments_check,
                              markov_chain, nearest_mean_predict, posterior_by_bins, posterior_check, psnr,
                              sample_joint, snr_bands, snr_crossings, threshold_table)
 from helpers.schedules import SCHEDULES, Schedule
@@ -153,7 +153,7 @@ def test_the_shifted_schedule_makes_a_large_image_as_recognisable_at_a_coarse_sc
     """An image at 32 pixels that is the 16-pixel image upsampled 2 x: at the same t its 8 x 8 view is less noisy
     (the pooling averages 4 times as many noise values); under shift_schedule(s, 32, base=16) the two agree within
     Monte-Carlo noise (400 images, one noise draw each)."""
-    from helpers.forward import coarse_correlation
+    from helpers.studies.forward import coarse_correlation
     from helpers.schedules import shift_schedule
 
     g = torch.Generator().manual_seed(0)
@@ -169,3 +169,23 @@ def test_the_shifted_schedule_makes_a_large_image_as_recognisable_at_a_coarse_sc
     assert abs(c_shift - c_small).max() < 0.02       # shifted: the same
     with pytest.raises(ValueError, match="cannot be average-pooled to 8 x 8"):
         coarse_correlation(s, torch.zeros(2, 1, 12, 12), ts, g)
+
+
+def test_ranking_orders_latest_first_and_marks_ties():
+    import pandas as pd
+
+    from helpers.studies.forward import ranking
+
+    column = pd.Series({"linear": 340, "cosine": 630, "quadratic": 340, "sigmoid": 480})
+    assert ranking(column) == "cosine (630) > sigmoid (480) > linear (340) = quadratic (340)"
+
+
+def test_variance_kept_is_one_with_the_factor_and_one_plus_sum_beta_without():
+    """The variance-preserving factor: with sqrt(1 - beta_t) Var(x_t) stays 1 up to Monte-Carlo error (20,000
+    draws: relative sd about 1%); without it Var(x_t) follows 1 + sum beta_s."""
+    from helpers.studies.forward import variance_kept
+
+    df = variance_kept([Schedule.from_name("linear", 1000)], 20_000, [249, 999], torch.Generator().manual_seed(0))
+    assert (df["Var with sqrt(1-beta)"] - 1).abs().max() < 0.05
+    rel = (df["Var without"] / df["1 + sum beta (theory without)"] - 1).abs().max()
+    assert rel < 0.05 and df["Var without"].iloc[-1] > 10

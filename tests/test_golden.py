@@ -10,7 +10,6 @@ capability, recorded as "cpu_capability") that made them; under another build or
 made it; on an AVX512 machine (session 14) the samples differ by at most 1.6e-5, so exact equality is not required
 until the golden values are made again with the capability recorded.
 """
-import importlib.util
 import json
 from pathlib import Path
 
@@ -18,20 +17,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.golden import make_golden
+
 HERE = Path(__file__).resolve().parent / "golden"
 META = json.loads((HERE / "golden.json").read_text())
 SAME_BUILD = (torch.__version__ == META["torch"]
               and torch.backends.cpu.get_cpu_capability() == META.get("cpu_capability"))
 
 
-def golden_module():
-    spec = importlib.util.spec_from_file_location("make_golden", HERE / "make_golden.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-MAKE = golden_module()
+MAKE = make_golden
 GOLDEN = load_file(str(HERE / "golden.safetensors"))
 
 

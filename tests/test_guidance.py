@@ -9,14 +9,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from helpers import checkpoints as ckpt
-from helpers import guidance
+from helpers.samplers import guidance
 from helpers.denoisers import Denoiser
-from helpers.guidance import CFGDenoiser, ClassifierGuidedDenoiser, load_noisy_classifier, train_noisy_classifier
+from helpers.samplers.guidance import CFGDenoiser, ClassifierGuidedDenoiser, load_noisy_classifier, train_noisy_classifier
 from helpers.models.classifier import NoisyClassifier, NoisyClassifierConfig
 from helpers.sample import main as sample_main
 from helpers.samplers import generate
 from helpers.schedules import Schedule
-from helpers.train import main as train_main
+from helpers.training.ddpm import main as train_main
 from tests.conftest import tiny_unet
 from tests.test_train import TINY
 
@@ -244,8 +244,8 @@ def test_shipped_noisy_classifier_matches_its_card():
     # checkpoints/noisy-classifier was made by `make train-noisy-classifier`; its card holds the test accuracy by t
     # that noisy_accuracy measured (fixed noise, seed EVAL_SEED), so re-measuring must give the same numbers (up to
     # 3 of the 10,000 test digits, for float differences between CPU kernels and thread counts).
-    from helpers.data import load_images
-    from helpers.guidance import eval_timesteps, noisy_accuracy
+    from helpers.datasets.images import load_images
+    from helpers.samplers.guidance import eval_timesteps, noisy_accuracy
     from helpers.paths import ROOT
 
     model, card = load_noisy_classifier(ROOT / "checkpoints" / "noisy-classifier")

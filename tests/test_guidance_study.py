@@ -7,12 +7,12 @@ import torch
 from diffusers.training_utils import EMAModel
 
 from helpers import checkpoints as ckpt
-from helpers import guidance_study as gs
+from helpers.studies import cfg_ema as gs
 from helpers.denoisers import Denoiser
-from helpers.guidance import CFGDenoiser
+from helpers.samplers.guidance import CFGDenoiser
 from helpers.samplers import generate
 from helpers.schedules import Schedule
-from helpers.train import main as train_main
+from helpers.training.ddpm import main as train_main
 from tests.test_train import TINY
 
 
@@ -26,7 +26,7 @@ def test_balanced_labels():
 
 @pytest.mark.parametrize("power,cap", [(0.75, 0.9999), (2 / 3, 0.999), (0.75, 0.99)])
 def test_ema_decay_equals_diffusers(power, cap):
-    """Cross-check against diffusers' EMAModel.get_decay with warm-up, as helpers.train builds it."""
+    """Cross-check against diffusers' EMAModel.get_decay with warm-up, as helpers.training.ddpm builds it."""
     ema = EMAModel([torch.nn.Parameter(torch.zeros(1))], decay=cap, use_ema_warmup=True, power=power)
     steps = [1, 2, 3, 10, 400, 800, 1200, 10_000, 300_000]
     assert np.allclose(gs.ema_decay_curve(steps, power, cap), [ema.get_decay(k) for k in steps], rtol=0, atol=1e-12)
@@ -63,7 +63,7 @@ def snapshotted(tmp_path_factory):
 
 
 def test_snapshot_listing_and_loading(snapshotted):
-    assert gs.snapshot_steps(snapshotted) == [2, 4]
+    assert ckpt.snapshot_steps(snapshotted) == [2, 4]
     snaps = gs.snapshot_denoisers(snapshotted)
     assert [s for s, _, _ in snaps] == [2, 4]
     _, raw, ema = snaps[-1]
@@ -168,7 +168,7 @@ def test_match_accuracy_refines_the_interpolation_until_within_one_point():
     """A sweep interpolated linearly misses a curved accuracy(w); measuring and re-interpolating closes the gap."""
     import math
 
-    from helpers.guidance_study import match_accuracy
+    from helpers.studies.cfg_ema import match_accuracy
 
     curve = lambda w: 1 - 0.9 * math.exp(-2 * w)  # accuracy rising steeply, then saturating
     ws = [0.0, 1.0, 3.0]

@@ -1,5 +1,5 @@
 """Latent diffusion end to end on the 8x8 digits: the autoencoder (helpers/autoencoder.py) trains and records its
-scaling factor, `latents:FOLDER` is a data set, a DiT trains on it with helpers.train, and helpers.sample writes
+scaling factor, `latents:FOLDER` is a data set, a DiT trains on it with helpers.training.ddpm, and helpers.sample writes
 decoded images (no x0_hat clipping: latents are not bounded)."""
 import json
 
@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import autoencoder, train
-from helpers.data import load_images
+from helpers.training import vae as autoencoder
+from helpers.training import ddpm as train
+from helpers.datasets.images import load_images
 from helpers.denoisers import from_checkpoint
 from helpers.samplers import generate
 
@@ -54,7 +55,7 @@ def test_the_latent_dit_card_and_sampling(trained, tmp_path):
     torch.testing.assert_close(images, denoiser.decoder(latents))
     # Without clip_x0, generate uses the model's own (False: latents are unbounded), not DDIM's default (True),
     # also through a guidance wrapper; clipping would change the latents.
-    from helpers.guidance import CFGDenoiser
+    from helpers.samplers.guidance import CFGDenoiser
 
     assert denoiser.clip_x0 is False and CFGDenoiser(denoiser, 2.0).clip_x0 is False
     torch.testing.assert_close(generate(denoiser, 3, 0, sampler="ddim", steps=4, decode=False), latents)
@@ -87,9 +88,10 @@ def test_options_of_the_other_architecture_are_refused(capsys, tmp_path):
 
 def test_text_to_image_end_to_end_is_deterministic_per_seed(trained, tmp_path, capsys):
     """Captions of the 8x8 digits -> the text encoder (contrastive) -> a text-conditioned DiT on the latents ->
-    helpers.text_to_image: the same prompt and seed give the same images, image i is the same at any count, another
+    helpers.samplers.text_to_image: the same prompt and seed give the same images, image i is the same at any count, another
     prompt gives other images; the CLI writes PNGs and names unknown words; an empty folder is refused in one line."""
-    from helpers import text_encoder, text_to_image
+    from helpers.training import clip as text_encoder
+    from helpers.samplers import text_to_image
 
     _, ae, _, _ = trained
     te, t2i = tmp_path / "te", tmp_path / "t2i"
@@ -119,8 +121,8 @@ def test_the_shipped_text_to_image_model_draws_the_digit_it_is_asked_for():
     """checkpoints/t2i-mnist (shipped): ten images per prompt for three digits, w = 3, DDIM-10; the separate MNIST
     classifier must read the asked digit in most of them. Measured when the model was shipped: 30 of 30 sevens, threes
     and zeros at these settings (a chance-level model would get about 3)."""
-    from helpers.classifier import load_classifier, predict
-    from helpers.text_to_image import text_to_image
+    from helpers.evaluation.digits import load_classifier, predict
+    from helpers.samplers.text_to_image import text_to_image
 
     evaluator = load_classifier()
     hits = 0

@@ -1,4 +1,4 @@
-"""The shared training loop (helpers.loop) with a toy objective (tests/toy_loop.py): the card it writes, exact
+"""The shared training loop (helpers.training.loop) with a toy objective (tests/toy_loop.py): the card it writes, exact
 resume after a stop, after SIGKILL and after SIGTERM, snapshots, and refusing to overwrite a run."""
 import os
 import signal
@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from helpers import checkpoints as ckpt
-from helpers.loop import BatchOrder, RunState, lr_at, step_generator
+from helpers.training.loop import BatchOrder, RunState, lr_at, step_generator
 from helpers.paths import ROOT
 from tests.toy_loop import ToyConfig, train
 
@@ -107,7 +107,7 @@ def test_existing_run_needs_resume(straight):
 
 def test_snapshots_every_keep_every_steps(tmp_path):
     from tests.toy_loop import toy_objective
-    from helpers.loop import fit
+    from helpers.training.loop import fit
 
     cfg = ToyConfig(steps=6, keep_every=3, checkpoint_every=100)
     torch.manual_seed(cfg.seed)

@@ -7,7 +7,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from helpers.metrics import (FeaturesUnavailableError, compute_features, frechet_distance, kernel_distance, label,
+from helpers.evaluation.metrics import (FeaturesUnavailableError, compute_features, frechet_distance, kernel_distance, label,
                              scores)
 from helpers.paths import ROOT
 
@@ -79,13 +79,13 @@ def test_inception_offline_names_the_alternative(monkeypatch):
 
 
 def test_fid_cli_on_real_folders(tmp_path):
-    from helpers.data import load_images, save_pngs
+    from helpers.datasets.images import load_images, save_pngs
     test = load_images("mnist:test")
     save_pngs(test.images[:300], tmp_path / "real")
     save_pngs(torch.rand(300, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1, tmp_path / "noise")
 
     def fid_of(folder):
-        res = subprocess.run([sys.executable, "-m", "helpers.fid", "--fake", str(folder), "--real", "mnist:test"],
+        res = subprocess.run([sys.executable, "-m", "helpers.evaluation.fid", "--fake", str(folder), "--real", "mnist:test"],
                              cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, res.stderr
         assert res.stdout.startswith("FID (MNIST-CNN features, N=300): ")
@@ -93,17 +93,17 @@ def test_fid_cli_on_real_folders(tmp_path):
 
     # 300 real digits still score far from 0 (FID's small-N bias), but far below uniform noise.
     assert fid_of(tmp_path / "real") < fid_of(tmp_path / "noise") / 10
-    res = subprocess.run([sys.executable, "-m", "helpers.fid", "--fake", str(tmp_path / "none")], cwd=ROOT,
+    res = subprocess.run([sys.executable, "-m", "helpers.evaluation.fid", "--fake", str(tmp_path / "none")], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and res.stderr.startswith("error: ") and "is not a folder of PNG images" in res.stderr
     (tmp_path / "empty").mkdir()
-    res = subprocess.run([sys.executable, "-m", "helpers.fid", "--fake", str(tmp_path / "empty")], cwd=ROOT,
+    res = subprocess.run([sys.executable, "-m", "helpers.evaluation.fid", "--fake", str(tmp_path / "empty")], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and res.stderr.startswith("error: no PNG images in")
 
 
 def test_cost_row_and_flops():
-    from helpers.cost import gflop_per_call, measure
+    from helpers.evaluation.cost import gflop_per_call, measure
     from helpers.samplers import generate
     from tests.conftest import tiny_unet
     from helpers.denoisers import Denoiser
@@ -129,7 +129,7 @@ def test_call_memory_counts_the_weights_input_and_activations():
     """A linear layer 256 -> 1024: its weights and bias (1 MiB + 4 KiB), the input (1 KiB per row) and the output
     (4 KiB per row) are alive together at the end of the call, and nothing else is allocated. A U-Net's peak is above
     its weights and grows linearly with the batch (the activations of one image times the batch)."""
-    from helpers.cost import call_memory_mb
+    from helpers.evaluation.cost import call_memory_mb
     from tests.conftest import tiny_unet
 
     class Linear(torch.nn.Linear):
@@ -161,7 +161,7 @@ def test_fid_by_sample_size_shrinks_with_n():
 
 
 def test_degradations():
-    from helpers.metrics import degrade
+    from helpers.evaluation.metrics import degrade
     g = torch.Generator().manual_seed(0)
     x = torch.arange(2 * 28 * 28, dtype=torch.float32).reshape(2, 1, 28, 28) / 1568 * 2 - 1
     s = degrade(x, "shuffle", g)
@@ -179,13 +179,13 @@ def test_degradations():
 
 
 def helpers_metrics():
-    import helpers.metrics
-    return helpers.metrics
+    import helpers.evaluation.metrics
+    return helpers.evaluation.metrics
 
 
 def test_sanity_tables_rank_the_corruptions():
     """fid.sanity on a small pool: real digits score far below blurred, shuffled and noise images, in that order."""
-    from helpers.fid import sanity
+    from helpers.evaluation.fid import sanity
 
     floor, corruptions = sanity(boot=2, n=500, ns=(500,), pool_size=2000)
     assert list(floor.N) == [500] and floor.fid_mean.iloc[0] > 0
@@ -196,7 +196,7 @@ def test_sanity_tables_rank_the_corruptions():
 def test_pixel_features_are_the_raw_values():
     import torch
 
-    from helpers.metrics import compute_features, label
+    from helpers.evaluation.metrics import compute_features, label
 
     x = torch.rand(3, 1, 8, 8)
     assert (compute_features(x, "pixels") == x.flatten(1).double().numpy()).all()
@@ -205,7 +205,7 @@ def test_pixel_features_are_the_raw_values():
 
 def test_hub_architecture_cost_matches_the_published_model_size():
     """google/ddpm-cifar10-32 has 35.7M parameters (Ho et al. 2020, sec. 4: 35.7M for CIFAR-10)."""
-    from helpers.cost import architecture_cost
+    from helpers.evaluation.cost import architecture_cost
 
     row = architecture_cost("google/ddpm-cifar10-32", calls=1)
     assert round(row["parameters (M)"], 1) == 35.7 and row["GFLOP per image per call"] > 1

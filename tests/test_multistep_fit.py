@@ -1,9 +1,9 @@
-"""The least-squares multistep sampler lsq-ms (helpers.multistep_fit): the fit recovering
+"""The least-squares multistep sampler lsq-ms (helpers.samplers.lsq_ms): the fit recovering
 known coefficients exactly, DDIM and DPM-Solver++(2M) as special cases, the calibration found by default, errors, NFE and per-image seeding."""
 import pytest
 import torch
 
-from helpers.multistep_fit import calibrate, fit, sample_lsq_ms, solver_coefficients
+from helpers.samplers.lsq_ms import calibrate, fit, sample_lsq_ms, solver_coefficients
 from helpers.samplers import generate, sample_ddim, sample_dpmpp_2m
 from helpers.schedules import get_timesteps
 
@@ -64,7 +64,7 @@ def test_a_calibration_serves_generate_by_default_with_one_call_per_step(tiny_de
 def test_a_coarse_teacher_grid_still_holds_the_wanted_states(tiny_denoiser):
     """teacher_states with a coarse teacher keeps the state at every wanted timestep, also those off its grid, and
     its all-T form equals sampling on every timestep."""
-    from helpers.multistep_fit import teacher_states
+    from helpers.samplers.lsq_ms import teacher_states
     from helpers.samplers import sample_dpmpp_2m
 
     x_T = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(3))
@@ -80,7 +80,7 @@ def test_a_coarse_teacher_grid_still_holds_the_wanted_states(tiny_denoiser):
 def test_distance_to_teacher_is_the_fits_own_rms(tiny_denoiser):
     """On the trajectories it was fitted to, distance_to_teacher of the fitted coefficients is the fit's RMS, and the
     fit is never farther from the teacher than DPM-Solver++(2M) itself, which is one point of its search space."""
-    from helpers.multistep_fit import distance_to_teacher, teacher_states
+    from helpers.samplers.lsq_ms import distance_to_teacher, teacher_states
 
     x_T = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(5))
     ts = [int(t) for t in get_timesteps(1000, 5, "trailing")]

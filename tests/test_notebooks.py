@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from helpers.notebooks import execute
+from helpers.workbook.notebooks import execute
 from helpers.paths import notebook_paths
-from helpers.report import export_page
+from helpers.workbook.report import export_page
 
 
 @pytest.mark.slow

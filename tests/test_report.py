@@ -1,4 +1,4 @@
-"""The report (helpers.report, helpers.notebooks): titles, questions, GIFs, failures recorded, and the pages checked
+"""The report (helpers.workbook.report, helpers.workbook.notebooks): titles, questions, GIFs, failures recorded, and the pages checked
 in a real browser (headless Chromium through Selenium): formulas typeset, images loaded, a saved widget rendered, and
 a PDF whose pages are not blank."""
 import base64
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import report
-from helpers.notebooks import execute
+from helpers.workbook import report
+from helpers.workbook.notebooks import execute
 from helpers.paths import notebook_paths
 
 BROWSER = shutil.which("chromium") and shutil.which("chromedriver")
@@ -48,7 +48,7 @@ def test_title_question_and_gif():
 def test_a_failing_notebook_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
     """Two notebooks, the first failing in its second code cell: both are executed, the failure is in the run record
     and the exit status is 1."""
-    from helpers import notebooks
+    from helpers.workbook import notebooks
 
     for name, code in (("01_fails.ipynb", ["SEED = 3", "1 / 0"]), ("02_works.ipynb", ["SEED = 4", "print('ok')"])):
         cells = [nbformat.v4.new_code_cell(code[0], metadata={"tags": ["parameters"]}), nbformat.v4.new_code_cell(code[1])]
@@ -64,7 +64,7 @@ def test_a_failing_notebook_is_recorded_and_the_run_goes_on(tmp_path, monkeypatc
 
 
 def test_the_runner_refuses_an_out_that_is_a_file_in_one_line(tmp_path, capsys):
-    from helpers import notebooks
+    from helpers.workbook import notebooks
 
     afile = tmp_path / "executed.ipynb"
     afile.write_text("{}")

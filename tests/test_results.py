@@ -1,4 +1,4 @@
-"""helpers.results (what the notebooks save for the write-up) and the write-up's links to it."""
+"""helpers.workbook.results (what the notebooks save for the write-up) and the write-up's links to it."""
 import json
 import re
 
@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from helpers import results
+from helpers.workbook import results
 from helpers.paths import ROOT, WRITEUP
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.data import load_images
-from helpers.shapes import COLOURS, SHAPES, attributes, load_shapes, signed_distance
+from helpers.datasets.images import load_images
+from helpers.datasets.shapes import COLOURS, SHAPES, attributes, load_shapes, signed_distance
 
 
 def test_deterministic_per_index_and_split():

@@ -1,11 +1,11 @@
-"""helpers.stats: the comparison rules (overlap and paired) and the break-even count."""
+"""helpers.evaluation.stats: the comparison rules (overlap and paired) and the break-even count."""
 import math
 
 import numpy as np
 import pytest
 
-from helpers.metrics import fid_difference, fid_interval
-from helpers.stats import break_even, compare, compare_paired, rank_agreement
+from helpers.evaluation.metrics import fid_difference, fid_interval
+from helpers.evaluation.stats import break_even, compare, compare_paired, rank_agreement
 
 
 def test_compare_names_the_better_one_only_when_the_intervals_separate():
@@ -104,7 +104,7 @@ def test_fid_interval_resamples_groups_of_dependent_rows_together():
 def test_fid_blocks_averages_disjoint_blocks_with_a_t_interval():
     """Five blocks of 400 from a shifted Gaussian cloud: the mean of the five FIDs (each checked against
     frechet_distance on its block), an interval that contains it, and the bootstrap with one block."""
-    from helpers.metrics import fid_blocks, frechet_distance
+    from helpers.evaluation.metrics import fid_blocks, frechet_distance
 
     rng = np.random.default_rng(1)
     real, fake = rng.normal(size=(4000, 8)), rng.normal(size=(2000, 8)) + 0.5

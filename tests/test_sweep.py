@@ -2,7 +2,7 @@
 import pytest
 
 from helpers import checkpoints as ckpt
-from helpers import sweep
+from helpers.studies import sweep
 
 
 def test_the_grid_covers_4_schedules_x_3_losses_plus_vlb_and_a_replicate():
@@ -38,7 +38,7 @@ def test_unknown_run_is_refused(capsys):
 
 def test_evaluating_an_untrained_run_says_how_to_train_it(tmp_path, capsys):
     assert sweep.main(["evaluate", "--only", "cosine-l1", "--folder", str(tmp_path)]) == 2
-    assert "python -m helpers.sweep train --only cosine-l1" in capsys.readouterr().err
+    assert "python -m helpers.studies.sweep train --only cosine-l1" in capsys.readouterr().err
 
 
 def test_one_tiny_run_trains_evaluates_and_tabulates(tmp_path):
@@ -65,8 +65,8 @@ def test_one_tiny_run_trains_evaluates_and_tabulates(tmp_path):
 
 def test_a_run_stopped_by_sigterm_says_so_and_exits_143(tmp_path, monkeypatch, capsys):
     """A sweep that SIGTERM stops (its training saved, exit status 143) reports one line and the status, no traceback."""
-    from helpers import train
-    from helpers.checks import INTERRUPTED
+    from helpers.training import ddpm as train
+    from helpers.cli import INTERRUPTED
 
     run = sweep.get_run("linear-l2")
     sweep.train_run(run, tmp_path, {**sweep.BUDGET, "steps": 1, "batch-size": 8, "checkpoint-every": 1})

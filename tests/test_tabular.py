@@ -11,7 +11,7 @@ from helpers import checkpoints as ckpt
 from helpers import tabular as tb
 from helpers.diffusion import respace
 from helpers.tabular import metrics as tm
-from helpers.data import DataUnavailableError
+from helpers.datasets.images import DataUnavailableError
 from helpers.denoisers import Denoiser
 from helpers.samplers import image_generators, initial_noise, sample_ddpm
 from helpers.schedules import Schedule, get_timesteps

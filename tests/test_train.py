@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from helpers import checkpoints as ckpt
 from helpers.paths import ROOT
 from helpers.schedules import Schedule
-from helpers.train import main as train_main
+from helpers.training.ddpm import main as train_main
 
 TINY = ["--dataset", "digits", "--batch-size", "32", "--base-channels", "16", "--channel-mults", "1,2",
         "--attention-resolutions", "4", "--log-every", "10", "--checkpoint-every", "10", "--seed", "3"]
@@ -68,7 +68,7 @@ def test_killed_run_resumes_exactly(straight, tmp_path):
     out = tmp_path / "killed"
     # The same number of threads as this process, so that float reductions are done in the same order.
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    cmd = [sys.executable, "-m", "helpers.train", *TINY, "--out", str(out), "--steps", "100000"]
+    cmd = [sys.executable, "-m", "helpers.training.ddpm", *TINY, "--out", str(out), "--steps", "100000"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(600):
@@ -97,7 +97,7 @@ def test_two_processes_under_accelerate_match_one(straight, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "-m", "helpers.train", *TINY, "--out", str(out), "--steps", "30"]
+           "-m", "helpers.training.ddpm", *TINY, "--out", str(out), "--steps", "30"]
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "2 process(es)" in res.stdout
@@ -139,7 +139,7 @@ def test_warm_start_of_a_conditional_model_keeps_the_function(straight, tmp_path
     """--init-from an unconditional checkpoint: the null label's embedding row starts at zero, so before any step
     the conditional model with the null label predicts exactly what the source's EMA weights predict; the class
     rows start random, so class labels change the prediction from the first step."""
-    from helpers.train import init_from_checkpoint
+    from helpers.training.ddpm import init_from_checkpoint
     from helpers.models.unet import UNet, UNetConfig
 
     source, card = ckpt.load_model(straight)
@@ -159,7 +159,7 @@ def test_warm_start_of_a_conditional_model_keeps_the_function(straight, tmp_path
 
 
 def test_warm_start_from_another_architecture_is_refused(straight):
-    from helpers.train import init_from_checkpoint
+    from helpers.training.ddpm import init_from_checkpoint
     from helpers.models.unet import UNet, UNetConfig
 
     card = ckpt.read_card(straight)
@@ -176,7 +176,7 @@ def test_sigterm_saves_and_exits_143(straight, tmp_path):
 
     out = tmp_path / "term"
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    proc = subprocess.Popen([sys.executable, "-m", "helpers.train", *TINY, "--out", str(out), "--steps", "100000"],
+    proc = subprocess.Popen([sys.executable, "-m", "helpers.training.ddpm", *TINY, "--out", str(out), "--steps", "100000"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and not (ckpt.has_checkpoint(out) and ckpt.read_card(out)["step"] >= 10):
@@ -190,3 +190,30 @@ def test_sigterm_saves_and_exits_143(straight, tmp_path):
         pytest.skip(f"the run had passed step 30 ({step}) before SIGTERM arrived")
     assert train_main(["--out", str(out), "--steps", "30", "--resume"]) == 0
     assert max_diff(weights(straight), weights(out)) == 0.0
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    """--lr 1e30 blows the weights up at the first update: the run stops at the first non-finite loss with one line
+    and exit status 2, and the folder keeps no NaN weights (issue 45: it used to log 'loss nan', exit 0 and save)."""
+    out = tmp_path / "nan"
+    code = train_main(TINY + ["--out", str(out), "--steps", "20", "--lr", "1e30", "--warmup", "0"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line and not line.startswith("train:")]  # (bar)
+    assert code == 2 and err == ["error: the loss is inf at step 2; stopped, nothing was saved; lower --lr or check "
+                                 "the data"], err
+    assert not (out / "model.safetensors").exists()  # no NaN weights written
+
+
+def test_a_run_that_diverges_later_keeps_its_last_good_checkpoint(tmp_path):
+    """The toy objective made non-finite from step 13 on: the loop stops there, and the checkpoint of step 10 stays."""
+    from helpers import checkpoints as ckpt
+    from helpers.training.loop import NonFiniteLoss, fit
+    from tests.toy_loop import ToyConfig, toy_objective
+
+    cfg = ToyConfig(steps=30)
+    toy = toy_objective(cfg)
+    objective = lambda model, step, ctx: (lambda out: (out[0] * float("nan"), out[1]) if step >= 12 else out)(
+        toy(model, step, ctx))
+    with pytest.raises(NonFiniteLoss, match=r"the loss is nan at step 13; stopped, keeping the last good checkpoint "
+                                            r"in .* \(step 10\)"):
+        fit(torch.nn.Linear(4, 3), objective, cfg, tmp_path / "run", describe=lambda: {"kind": "toy"}, progress=False)
+    assert ckpt.read_card(tmp_path / "run")["step"] == 10

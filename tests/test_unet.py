@@ -22,7 +22,7 @@ def test_shapes(channels, size, mults, attn):
 
 def test_shipped_size():
     # The MNIST model's configuration (checkpoints/ddpm-mnist); 2,734,945 parameters, counted by this code on
-    # 2026-11-23 and recorded in the model card by helpers.train.
+    # 2026-11-23 and recorded in the model card by helpers.training.ddpm.
     model = UNet(UNetConfig(base_channels=32, channel_mults=(1, 2, 4), attention_resolutions=(7,)))
     assert count_parameters(model) == 2_734_945
     card = json.loads((ROOT / "checkpoints" / "ddpm-mnist" / "model_card.json").read_text())

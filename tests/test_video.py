@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.data import load_images
+from helpers.datasets.images import load_images
 from helpers.models.video_unet import VideoUNet, VideoUNetConfig
-from helpers.moving_mnist import DIGIT, DIRECTIONS, SIZE, make_clips, trajectory
+from helpers.datasets.moving_mnist import DIGIT, DIRECTIONS, SIZE, make_clips, trajectory
 from tests.conftest import bench_script
 
 CFG = dict(in_channels=1, image_size=8, num_frames=4, max_frames=8, base_channels=8, channel_mults=(1, 2),
@@ -91,11 +91,11 @@ VIDEO_RUN = ["--architecture", "video-unet", "--dataset", "moving-mnist:4", "--b
 
 
 def test_a_video_model_trains_with_joint_images_through_helpers_train_and_samples(tmp_path):
-    """helpers.train builds the video U-Net for clips (F from the data), VDM's joint training adds clips of
+    """helpers.training.ddpm builds the video U-Net for clips (F from the data), VDM's joint training adds clips of
     independent frames, and every sampler draws clips [N x F x C x H x W] from the checkpoint."""
     import json
 
-    from helpers import train
+    from helpers.training import ddpm as train
     from helpers.denoisers import from_checkpoint
     from helpers.samplers import generate
 
@@ -110,8 +110,8 @@ def test_a_video_model_trains_with_joint_images_through_helpers_train_and_sample
 
 
 def test_joint_image_clips_are_frames_of_different_clips_and_leave_the_video_batch_alone():
-    from helpers.loop import BatchOrder
-    from helpers.train import TrainConfig, global_batch, image_clips
+    from helpers.training.loop import BatchOrder
+    from helpers.training.ddpm import TrainConfig, global_batch, image_clips
 
     data = load_images("moving-mnist:4")
     cfg = TrainConfig(dataset="moving-mnist:4", batch_size=4, joint_images=3)
@@ -136,7 +136,7 @@ def test_joint_image_clips_are_frames_of_different_clips_and_leave_the_video_bat
     (["--patch-size", "2"], "--patch-size is an option of the DiT, not of --architecture video-unet"),
 ])
 def test_bad_video_training_options_are_refused_in_one_line(tmp_path, capsys, extra, message):
-    from helpers import train
+    from helpers.training import ddpm as train
 
     assert train.main([*VIDEO_RUN, "--out", str(tmp_path / "bad"), *extra]) == 2  # a repeated option: the last counts
     err = capsys.readouterr().err.strip()
@@ -147,9 +147,9 @@ def test_frame_digits_give_mnist_images_the_classifier_reads():
     """Per-frame FID and temporal consistency read each frame's digit with the MNIST classifier: on real test clips
     it is right for 97.3% of frames (300 clips x 8 frames, measured when this test was written; 98.8% on MNIST's own
     test digits) and gives one label for every frame of 100% of the clips; clips whose digit changes mid-clip fail."""
-    from helpers.classifier import load_classifier, predict
-    from helpers.metrics import consistency, lit_pixels
-    from helpers.moving_mnist import frame_digits
+    from helpers.evaluation.digits import load_classifier, predict
+    from helpers.evaluation.metrics import consistency, lit_pixels
+    from helpers.datasets.moving_mnist import frame_digits
 
     data = load_images("moving-mnist:8:test")
     crops = frame_digits(data.images[:300])
@@ -177,7 +177,8 @@ def test_the_video_bench_skips_an_unfinished_model_and_scores_a_finished_one(tmp
     import json
     import shutil
 
-    from helpers import feature_net, train
+    from helpers.evaluation import features as feature_net
+    from helpers.training import ddpm as train
 
     done, partial, feats = tmp_path / "done", tmp_path / "partial", tmp_path / "vf"
     assert train.main([*VIDEO_RUN, "--out", str(done)]) == 0

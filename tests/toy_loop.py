@@ -1,4 +1,4 @@
-"""A toy objective for the shared training loop (helpers.loop): a linear map fitted to a fixed random linear map on
+"""A toy objective for the shared training loop (helpers.training.loop): a linear map fitted to a fixed random linear map on
 random inputs drawn from the step's generator. `python -m tests.toy_loop --out DIR --steps N [--resume]`."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.loop import fit, step_generator
+from helpers.training.loop import fit, step_generator
 
 
 @dataclass

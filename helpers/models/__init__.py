@@ -20,15 +20,15 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from .autoencoder import Autoencoder, AutoencoderConfig
-from .classifier import DigitCNN, DigitCNNConfig, NoisyClassifier, NoisyClassifierConfig
-from .dit import DiT, DiTConfig
-from .feature_net import FeatureNet, FeatureNetConfig
-from .text_encoder import TextEncoder, TextEncoderConfig
-from .layers import count_parameters
-from .mlp import MLPConfig, MLPDenoiser
-from .unet import UNet, UNetConfig
-from .video_unet import VideoUNet, VideoUNetConfig
+from helpers.models.autoencoder import Autoencoder, AutoencoderConfig
+from helpers.models.classifier import DigitCNN, DigitCNNConfig, NoisyClassifier, NoisyClassifierConfig
+from helpers.models.dit import DiT, DiTConfig
+from helpers.models.feature_net import FeatureNet, FeatureNetConfig
+from helpers.models.text_encoder import TextEncoder, TextEncoderConfig
+from helpers.models.layers import count_parameters
+from helpers.models.mlp import MLPConfig, MLPDenoiser
+from helpers.models.unet import UNet, UNetConfig
+from helpers.models.video_unet import VideoUNet, VideoUNetConfig
 
 __all__ = ["ARCHITECTURES", "Architecture", "architecture_of", "build_model", "config_from_card", "count_parameters"]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import NetConfig
+from helpers.models.layers import NetConfig
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """The classifiers: `DigitCNN`, the MNIST classifier that judges samples and gives the offline FID features
-(helpers.classifier trains it), and `NoisyClassifier`, p_phi(y | x_t, t) for classifier guidance (helpers.guidance
+(helpers.evaluation.digits trains it), and `NoisyClassifier`, p_phi(y | x_t, t) for classifier guidance (helpers.samplers.guidance
 trains it)."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import Downsample, ResBlock, timestep_embedding
+from helpers.models.layers import Downsample, ResBlock, timestep_embedding
 
 
 @dataclass

@@ -13,7 +13,7 @@ the variants of the paper's Figure 3:
     cross-attention  the blocks attend to the two-token sequence [t, y] after self-attention
 
 A text-conditioned DiT (notebook 11; `text` set to a text encoder's config, no classes) takes token ids [N, L] as its
-condition: a frozen text encoder (helpers/models/text_encoder.py, trained by helpers.text_encoder) turns them into
+condition: a frozen text encoder (helpers/models/text_encoder.py, trained by helpers.training.clip) turns them into
 token vectors; the <eos> token's vector joins t in adaLN-Zero's input, and every block cross-attends to all tokens
 after its self-attention (as PixArt-alpha does), the cross-attention's output layer zero-initialised so that the
 blocks still start as the identity. Its null condition for CFG is the empty caption.
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import NetConfig, class_labels, timestep_embedding
+from helpers.models.layers import NetConfig, class_labels, timestep_embedding
 
 CONDITIONINGS = ("adaln-zero", "adaln", "in-context", "cross-attention")
 FREQ_DIM = 256  # the sinusoidal timestep features fed to the time MLP, as in the paper's code
@@ -180,7 +180,7 @@ class DiT(nn.Module):
         self.label_emb = nn.Embedding(cfg.num_classes + 1, d) if cfg.num_classes else None
         self.text = None
         if cfg.text is not None:  # a frozen text encoder, and the maps from its width to the DiT's
-            from .text_encoder import TextEncoder, TextEncoderConfig
+            from helpers.models.text_encoder import TextEncoder, TextEncoderConfig
 
             self.text = TextEncoder(TextEncoderConfig(**cfg.text)).requires_grad_(False)
             self.text_context = nn.Linear(self.text.config.width, d)
@@ -222,7 +222,7 @@ class DiT(nn.Module):
         ids = self.text.empty(len(t_emb), t_emb.device) if ids is None else ids
         if ids.ndim != 2 or ids.dtype != torch.long:
             raise ValueError(f"a text-conditioned DiT takes token ids [N, {self.text.config.max_length}] as its condition "
-                             f"(helpers.captions.Tokenizer), got {list(ids.shape)} {ids.dtype}")
+                             f"(helpers.datasets.captions.Tokenizer), got {list(ids.shape)} {ids.dtype}")
         tokens, _ = self.text(ids)
         eos = (ids == self.text.config.eos_id).int().argmax(1)
         pooled = tokens[torch.arange(len(ids), device=ids.device), eos]

@@ -1,7 +1,7 @@
 """`FeatureNet`: a small CNN that reads labelled attributes from images [N x C x H x W] (2-D convolutions) or from
 clips [N x F x C x H x W] (3-D convolutions over frames and pixels), with a feature layer for Fréchet distances where
 no Inception or I3D network can be downloaded: the coloured shapes' attribute classifier (notebook 09) and the video
-feature network behind "FVD (our video features)" (notebook 12). helpers.feature_net trains it.
+feature network behind "FVD (our video features)" (notebook 12). helpers.evaluation.features trains it.
 
 Three conv stages (each two convolutions and a 2 x 2 spatial pooling; frames are never pooled, so a clip of any
 length F >= 1 works), global average pooling over frames and pixels, a `feature_dim` layer (the features), and one

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import NetConfig, timestep_embedding
+from helpers.models.layers import NetConfig, timestep_embedding
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """A small text encoder in the manner of CLIP's (Radford et al. 2021), written from scratch for notebook 11: token and
 position embeddings, pre-norm transformer blocks (bidirectional attention that ignores padding), a final layer norm.
 It returns every token's vector (the context a text-conditioned denoiser cross-attends to) and a pooled vector (the
-<eos> token's, projected to the joint space of the contrastive training; helpers.text_encoder trains it against the
+<eos> token's, projected to the joint space of the contrastive training; helpers.training.clip trains it against the
 latents of the images the captions describe, through `LatentEncoder`)."""
 from __future__ import annotations
 

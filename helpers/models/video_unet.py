@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import AttentionBlock, Downsample, NetConfig, ResBlock, Upsample, class_labels, timestep_embedding, zero_module
+from helpers.models.layers import AttentionBlock, Downsample, NetConfig, ResBlock, Upsample, class_labels, timestep_embedding, zero_module
 
 
 @dataclass

@@ -26,18 +26,18 @@ so skipping steps when sampling is as exact as for the Gaussian half.
 Timesteps are 0-based as in helpers.schedules: t = 0 .. T-1, alpha_bar_{t-1} = 1 at t = 0.
 
 The package: data.py (tables, splits, the column transform), multinomial.py (the diffusion of a row, its loss and
-sampler), train.py (configuration, the objective of the shared loop helpers.loop, checkpoints, drawing rows),
+sampler), train.py (configuration, the objective of the shared loop helpers.training.loop, checkpoints, drawing rows),
 metrics.py (fidelity, utility, privacy and the baselines), cli.py (the command line). The network is
 helpers.models.mlp.
 """
 # The package re-exports the names of its modules (tb.X in notebook 08 and the tests).
 # ruff: noqa: F401
-from ..models.mlp import MLPConfig, MLPDenoiser
-from .cli import main, parse_args
-from .data import (BOUNDS, DATASETS, DIAMONDS_LEVELS, TRANSFORMS, Z_MAX, Table, TabularTransform, decimals_of,
+from helpers.models.mlp import MLPConfig, MLPDenoiser
+from helpers.tabular.cli import main, parse_args
+from helpers.tabular.data import (BOUNDS, DATASETS, DIAMONDS_LEVELS, TRANSFORMS, Z_MAX, Table, TabularTransform, decimals_of,
                    load_table, read_frame, split_rows)
-from .multinomial import (generate_rows, gumbel_argmax, initial_rows, log_mix_uniform, log_onehot, multinomial_kl,
+from helpers.tabular.multinomial import (generate_rows, gumbel_argmax, initial_rows, log_mix_uniform, log_onehot, multinomial_kl,
                           q_cat_log_probs, q_cat_posterior_log_probs, rand_rows, sample_tabddpm, split_blocks,
                           tabular_loss, to_codes)
-from .train import (TRANSFORM_FILE, TabularData, TabularTrainConfig, checkpoint_data, describe, global_batch,
+from helpers.tabular.train import (TRANSFORM_FILE, TabularData, TabularTrainConfig, checkpoint_data, describe, global_batch,
                     load_checkpoint, prepare_data, sample_frame, tabular_objective, train)

@@ -1,6 +1,6 @@
 """`python -m helpers.tabular ...`: see helpers.tabular.cli."""
 import sys
 
-from .cli import main
+from helpers.tabular.cli import main
 
 sys.exit(main())

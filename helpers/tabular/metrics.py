@@ -284,7 +284,7 @@ def generate_all(denoiser, transform, data, num: int | None = None, seed: int = 
                  batch_size: int = 2048):
     """The held-out rows (`num` of them, drawn by `seed`; all by default) and as many synthetic rows from the DDPM
     and from each baseline: (holdout, {name: frame}, seconds the DDPM took)."""
-    from .train import sample_frame
+    from helpers.tabular.train import sample_frame
 
     num = num or len(data.test)
     holdout = data.test.sample(n=num, random_state=seed).reset_index(drop=True) if num < len(data.test) else data.test
@@ -299,7 +299,7 @@ def evaluate_checkpoint(folder, num: int | None = None, seed: int = 0, steps: in
                         batch_size: int = 2048) -> dict:
     """The comparison table of a tabular checkpoint against the baselines (see generate_all and
     evaluate_generators), as records and text, with the settings and timings."""
-    from .train import checkpoint_data, load_checkpoint
+    from helpers.tabular.train import checkpoint_data, load_checkpoint
 
     denoiser, transform, card = load_checkpoint(folder)
     data = checkpoint_data(card)
@@ -311,3 +311,38 @@ def evaluate_checkpoint(folder, num: int | None = None, seed: int = 0, steps: in
             "text": table.round(4).to_string(), "rows": len(holdout), "seed": seed,
             "steps": steps or card["schedule"]["T"], "sampling_seconds": round(seconds, 1),
             "checkpoint_step": card["step"]}
+
+
+def summary(res, card: dict, n_rows: int, sample_steps: int, sweep) -> list[str]:
+    """Notebook 08's summary lines from its results table `res` (one row per generator), the model card, and the
+    pair trends by number of sampling steps (`sweep`)."""
+    out = []
+    ddpm, ref = res.loc[DDPM], res.loc[REFERENCE]
+    base = res.drop(index=[REFERENCE, DDPM])
+    best_pairs = res.drop(index=REFERENCE)["pair_trends"].idxmax()
+    out.append(f"TabDDPM, {card['step']:,} training steps ({card['wall_time_s'] / 60:.1f} min of one core), "
+               f"{n_rows:,} rows sampled with {sample_steps} steps:")
+    out.append(f"* utility ratio (synthetic-trained / real-trained, scored on held-out real rows): "
+               f"price R2 {ddpm['price R2']:.3f} / {ref['price R2']:.3f} = {ddpm['price ratio']:.3f}; "
+               f"cut macro-F1 {ddpm['cut macro-F1']:.3f} / {ref['cut macro-F1']:.3f} = {ddpm['cut ratio']:.3f}")
+    for name, row in base.iterrows():
+        out.append(f"    {name}: price {row['price ratio']:.3f}, cut {row['cut ratio']:.3f}")
+    out.append(f"* fidelity: column shapes {ddpm['column_shapes']:.4f} (real held-out {ref['column_shapes']:.4f}; "
+               + ", ".join(f"{n} {r['column_shapes']:.4f}" for n, r in base.iterrows()) + ")")
+    out.append(f"  pair trends {ddpm['pair_trends']:.4f} (real held-out {ref['pair_trends']:.4f}; "
+               + ", ".join(f"{n} {r['pair_trends']:.4f}" for n, r in base.iterrows()) + f"); best generator: {best_pairs}")
+    out.append(f"  mean KS {ddpm['ks']:.4f}, mean TV {ddpm['tv']:.4f}; mean |delta Pearson r| {ddpm['corr_diff']:.4f} "
+               f"(copula {res.loc['Gaussian copula', 'corr_diff']:.4f}, SMOTE {res.loc['SMOTE', 'corr_diff']:.4f}), "
+               f"mean |delta Spearman rho| {ddpm['rank_corr_diff']:.4f} (copula {res.loc['Gaussian copula', 'rank_corr_diff']:.4f}, "
+               f"SMOTE {res.loc['SMOTE', 'rank_corr_diff']:.4f}, real held-out {ref['rank_corr_diff']:.4f})")
+    out.append(f"* privacy: median DCR {ddpm['dcr_median']:.3f} vs {ref['dcr_median']:.3f} for held-out real rows "
+               f"(SMOTE {res.loc['SMOTE', 'dcr_median']:.3f}); exact copies {100 * ddpm['copies']:.2f}% "
+               f"(real held-out {100 * ref['copies']:.2f}%, SMOTE {100 * res.loc['SMOTE', 'copies']:.2f}%); "
+               f"closer to train than to held-out: {ddpm['closer_to_train']:.3f} (SMOTE {res.loc['SMOTE', 'closer_to_train']:.3f})")
+    beats = [n for n, r in base.iterrows() if ddpm["pair_trends"] > r["pair_trends"]]
+    out.append(f"* TabDDPM's pair trends beat: {', '.join(beats) or 'none of the baselines'}; "
+               f"its utility ratios are {'above' if ddpm['price ratio'] > res.loc['Gaussian copula', 'price ratio'] else 'below'} the copula's for price "
+               f"and {'above' if ddpm['cut ratio'] > res.loc['Gaussian copula', 'cut ratio'] else 'below'} for cut, "
+               f"{'above' if ddpm['cut ratio'] > res.loc['SMOTE', 'cut ratio'] else 'below'} SMOTE's for cut")
+    out.append(f"* sampling steps: pair trends {', '.join(f'{s} steps {v:.4f}' for s, v in sweep['pair_trends'].items())}")
+    return out

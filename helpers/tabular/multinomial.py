@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 from diffusers.utils.torch_utils import randn_tensor
 
-from ..diffusion import q_posterior_mean_variance, q_sample, respace, x0_from_eps
-from ..models.mlp import MLPConfig
-from ..samplers import image_generators, initial_noise
-from ..schedules import Schedule, get_timesteps
+from helpers.diffusion import q_posterior_mean_variance, q_sample, respace, x0_from_eps
+from helpers.models.mlp import MLPConfig
+from helpers.samplers import image_generators, initial_noise
+from helpers.schedules import Schedule, get_timesteps
 
 
 def log_onehot(codes: torch.Tensor, K: int) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """Training and loading the tabular DDPM: the configuration, the encoded data of a run, its objective for the shared
-training loop (helpers.loop), checkpoints with the fitted transform, and drawing rows as a data frame.
+training loop (helpers.training.loop), checkpoints with the fitted transform, and drawing rows as a data frame.
 """
 from __future__ import annotations
 
@@ -10,20 +10,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import checkpoints as ckpt
-from ..denoisers import Denoiser
-from ..loop import BatchOrder, check_out, fit, step_generator
-from ..models import count_parameters
-from ..models.mlp import MLPConfig, MLPDenoiser
-from ..schedules import SCHEDULES, Schedule
-from .data import Table, TabularTransform, load_table, split_rows
-from .multinomial import generate_rows, tabular_loss
+from helpers import checkpoints as ckpt
+from helpers.denoisers import Denoiser
+from helpers.training.loop import BatchOrder, LoopConfig, check_out, fit, step_generator
+from helpers.models import count_parameters
+from helpers.models.mlp import MLPConfig, MLPDenoiser
+from helpers.schedules import SCHEDULES, Schedule
+from helpers.tabular.data import Table, TabularTransform, load_table, split_rows
+from helpers.tabular.multinomial import generate_rows, tabular_loss
 
 TRANSFORM_FILE = "transform.safetensors"
 
 
 @dataclass
-class TabularTrainConfig:
+class TabularTrainConfig(LoopConfig):
     data: str = "diamonds"
     columns: list | None = None
     categorical: list | None = None
@@ -34,14 +34,9 @@ class TabularTrainConfig:
     steps: int = 14000
     batch_size: int = 1024
     lr: float = 2e-3
-    warmup: int = 100
     weight_decay: float = 1e-5
-    grad_clip: float = 1.0
     schedule: str = "cosine"
     T: int = 1000
-    ema_decay: float = 0.999
-    ema_power: float = 0.75
-    seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 100
 
@@ -71,7 +66,7 @@ def prepare_data(cfg: TabularTrainConfig, transform: TabularTransform | None = N
 
 def global_batch(data: TabularData, order: BatchOrder, step: int, cfg: TabularTrainConfig):
     """x_num, x_cat, t, eps and the uniforms u of batch `step`, from a generator seeded by (seed, step) alone, so a
-    resumed run draws exactly what an uninterrupted one would (as helpers.train.global_batch)."""
+    resumed run draws exactly what an uninterrupted one would (as helpers.training.ddpm.global_batch)."""
     idx = order(step)
     g = step_generator(cfg.seed, step)
     t = torch.randint(0, cfg.T, (len(idx),), generator=g)
@@ -81,7 +76,7 @@ def global_batch(data: TabularData, order: BatchOrder, step: int, cfg: TabularTr
 
 
 def tabular_objective(data: TabularData, schedule: Schedule, cfg: TabularTrainConfig):
-    """TabDDPM's loss L_simple + sum_j L_j / C (tabular_loss) as an objective of helpers.loop; the two terms are
+    """TabDDPM's loss L_simple + sum_j L_j / C (tabular_loss) as an objective of helpers.training.loop; the two terms are
     logged beside the total."""
     order = BatchOrder(len(data.train), cfg.batch_size, cfg.seed)
 
@@ -94,7 +89,7 @@ def tabular_objective(data: TabularData, schedule: Schedule, cfg: TabularTrainCo
 
 
 def describe(model_cfg: MLPConfig, cfg: TabularTrainConfig, data: TabularData, n_params: int) -> dict:
-    """The static part of a tabular DDPM's model card (helpers.loop adds step, losses, EMA and the command)."""
+    """The static part of a tabular DDPM's model card (helpers.training.loop adds step, losses, EMA and the command)."""
     return {
         "kind": "tabddpm",
         "architecture": "mlp",
@@ -116,7 +111,7 @@ def describe(model_cfg: MLPConfig, cfg: TabularTrainConfig, data: TabularData, n
 
 def train(cfg: TabularTrainConfig, out: Path, resume: bool = False, command: str = "", model_overrides=None,
           progress: bool = True) -> dict:
-    """Train on cfg.data with helpers.loop.fit, checkpointing to `out` every cfg.checkpoint_every steps and at the
+    """Train on cfg.data with helpers.training.loop.fit, checkpointing to `out` every cfg.checkpoint_every steps and at the
     end (weights, EMA, optimiser, transform, card); with `resume` continue the checkpoint in `out` exactly. Returns
     the final card."""
     out = Path(out)

@@ -37,7 +37,7 @@ def image_checkpoints() -> list[Path]:
 def sample_cases():
     """(name, thunk) pairs; each thunk returns a float tensor."""
     from helpers.denoisers import from_checkpoint
-    from helpers.guidance import CFGDenoiser, ClassifierGuidedDenoiser, load_noisy_classifier
+    from helpers.samplers.guidance import CFGDenoiser, ClassifierGuidedDenoiser, load_noisy_classifier
     from helpers.samplers import generate
 
     cases = []
@@ -97,7 +97,7 @@ TINY = ["--dataset", "digits", "--batch-size", "32", "--base-channels", "16", "-
 def training_cases():
     """(name, thunk) pairs; each thunk trains in a temporary folder and returns {file: hash, "loss_history": ...}."""
     from helpers import tabular as tb
-    from helpers.train import main as train_main
+    from helpers.training.ddpm import main as train_main
 
     def run(argv_fn, main, files=("model", "ema", "optimizer")):
         with tempfile.TemporaryDirectory() as tmp:

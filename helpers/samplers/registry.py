@@ -1,0 +1,173 @@
+"""The sampler registry and the sampling loop around it: `generate` draws N images with one generator per image (so
+image i does not depend on the batch), `trajectory` keeps every step; `SAMPLER_REGISTRY` names every sampler as
+"module:function", imported when first used.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Callable
+
+import numpy as np
+import torch
+from diffusers.utils.torch_utils import randn_tensor
+
+from helpers.checks import check_count, check_finite
+from helpers.schedules import get_timesteps
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A registered sampler: where its function lives ("module:function", imported when first used, so that the
+    registry does not import every family's code), the options it accepts beyond (denoiser, x, timesteps, generator,
+    callback, y), and the data it samples ("image": any [N x ...] tensor of the image models; "tabular": rows)."""
+
+    target: str
+    options: tuple[str, ...] = ("clip_x0",)
+    data: str = "image"
+
+    def load(self) -> Callable:
+        module, name = self.target.split(":")
+        return getattr(import_module(module), name)
+
+
+# The one sampler registry, used by the CLI, the benchmark and the notebooks.
+SAMPLER_REGISTRY: dict[str, SamplerSpec] = {
+    "ddpm": SamplerSpec("helpers.samplers.solvers:sample_ddpm"),
+    "ddim": SamplerSpec("helpers.samplers.solvers:sample_ddim", ("clip_x0", "eta")),
+    "dpmpp-2m": SamplerSpec("helpers.samplers.solvers:sample_dpmpp_2m"),
+    "heun": SamplerSpec("helpers.samplers.solvers:sample_heun"),
+    "dpmpp-2m-sde": SamplerSpec("helpers.samplers.solvers:sample_dpmpp_2m_sde", ("clip_x0", "eta")),
+    "cn-2m": SamplerSpec("helpers.samplers.cn2m:sample_cn_2m", ("clip_x0", "eta_bands")),
+    "lsq-ms": SamplerSpec("helpers.samplers.lsq_ms:sample_lsq_ms", ("clip_x0", "coefficients")),
+    "tabddpm": SamplerSpec("helpers.tabular.multinomial:sample_tabddpm", data="tabular"),
+}
+SAMPLERS = tuple(name for name, spec in SAMPLER_REGISTRY.items() if spec.data == "image")  # the image samplers
+
+
+def get_sampler(name: str, data: str | None = None) -> Callable:
+    """The function of a registered sampler (of the given kind of data, if `data` is given)."""
+    spec = SAMPLER_REGISTRY.get(name)
+    if spec is None or (data is not None and spec.data != data):
+        known = [n for n, sp in SAMPLER_REGISTRY.items() if data is None or sp.data == data]
+        raise ValueError(f"unknown sampler {name!r}; known samplers: {', '.join(known)}")
+    return spec.load()
+
+
+def check_options(name: str, options: dict) -> None:
+    """Refuse options that the sampler `name` does not take (e.g. eta for anything but ddim)."""
+    for key in options:
+        if key not in SAMPLER_REGISTRY[name].options:
+            takers = [n for n, spec in SAMPLER_REGISTRY.items() if key in spec.options]
+            raise ValueError(f"{key} applies to the {', '.join(takers)} sampler{'s' * (len(takers) > 1)} only, "
+                             f"not to {name!r}")
+
+
+def image_generators(seed: int, indices, device="cpu") -> list[torch.Generator]:
+    """One generator per image, seeded by (seed, image index), so image i of seed s is the same at any batch size
+    (as NVlabs/edm's StackedRandomGenerator)."""
+    gens = []
+    for i in indices:
+        state = np.random.SeedSequence([seed, int(i)]).generate_state(2, dtype=np.uint32)
+        gens.append(torch.Generator(device=device).manual_seed(int(state[0]) << 32 | int(state[1])))
+    return gens
+
+
+def initial_noise(generators: list[torch.Generator], shape, device="cpu") -> torch.Tensor:
+    """x_T ~ N(0, I): an [N x C x H x W] tensor, image i drawn from generators[i] (the first draw of each)."""
+    return randn_tensor((len(generators), *shape), generator=generators, device=torch.device(device), dtype=torch.float32)
+
+
+def check_starting_noise(x_T: torch.Tensor, shape: tuple) -> None:
+    if not torch.is_tensor(x_T) or not x_T.is_floating_point():
+        raise ValueError(f"the starting noise must be a floating-point tensor, got {getattr(x_T, 'dtype', type(x_T))}")
+    if tuple(x_T.shape) != tuple(shape):
+        raise ValueError(f"the starting noise has shape {list(x_T.shape)}, expected {list(shape)} (N x sample shape)")
+    if not torch.isfinite(x_T).all():
+        raise ValueError("the starting noise holds NaN or inf values")
+
+
+def finite_guard(callback=None):
+    """A sampler callback that stops the sampler at the first step whose x is not finite (then calls `callback`)."""
+    def guard(info):
+        check_finite(info["x"], info["i"], info["t"])
+        if callback is not None:
+            callback(info)
+    return guard
+
+
+def sample_shape(denoiser, shape=None) -> tuple[int, ...]:
+    """The shape of one sample: `shape` if given, else the denoiser's (from its model card or config)."""
+    if shape is not None:
+        return tuple(shape)
+    found = getattr(denoiser, "sample_shape", None)
+    if found is None:
+        raise ValueError("this denoiser does not know the shape of its samples; pass shape=(C, H, W)")
+    return tuple(found)
+
+
+def model_defaults(denoiser, kwargs: dict) -> dict:
+    """kwargs with the model's own sampling settings added where not given (today: clip_x0 of a latent model)."""
+    own = getattr(denoiser, "clip_x0", None)
+    return kwargs if own is None or "clip_x0" in kwargs else {**kwargs, "clip_x0": own}
+
+
+def generate(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", steps: int | None = None,
+             spacing: str = "linspace", batch_size: int = 64, device="cpu", y=None, x_T: torch.Tensor | None = None,
+             on_batch=None, first_index: int = 0, decode: bool = True, **kwargs):
+    """Draw `num` images of `shape` (default: the denoiser's sample_shape, e.g. (C, H, W)) in batches: x_T (unless given, [num x C x H x W]) and every later draw
+    of image i come from its own generator. Returns an [num x C x H x W] tensor; `on_batch(start, images)` sees each
+    finished batch. `first_index` continues a set: images first_index, first_index + 1, ... of this seed.
+    A latent model's samples are decoded into images by its autoencoder (`denoiser.decoder`) unless `decode=False`.
+    kwargs go to the sampler (eta for ddim, clip_x0; clip_x0 defaults to the model's own, `denoiser.clip_x0`, where
+    it has one: a latent model never clips its latents to [-1, 1])."""
+    shape = sample_shape(denoiser, shape)
+    num, batch_size = check_count(num, "the number of images"), check_count(batch_size, "the batch size")
+    T = denoiser.alpha_bar.shape[0]
+    steps = T if steps is None else check_count(steps, "the number of sampling steps")
+    timesteps = get_timesteps(T, steps, spacing, alpha_bar=denoiser.alpha_bar)
+    sample = get_sampler(sampler, data="image")
+    if x_T is not None:
+        check_starting_noise(x_T, (num, *shape))
+    if y is not None and len(y) != num:
+        raise ValueError(f"got {len(y)} labels for {num} images; give one label per image")
+    callback = finite_guard(kwargs.pop("callback", None))
+    kwargs = model_defaults(denoiser, kwargs)
+    check_options(sampler, kwargs)
+    out = []
+    for start in range(0, num, batch_size):
+        idx = range(start, min(num, start + batch_size))
+        gens = image_generators(seed, [first_index + i for i in idx], device)
+        x = initial_noise(gens, shape, device) if x_T is None else x_T[start : start + len(idx)].to(device).float()
+        yb = None if y is None else y[start : start + len(idx)].to(device)
+        images = sample(denoiser, x, timesteps, generator=gens, y=yb, callback=callback, **kwargs)
+        decoder = getattr(denoiser, "decoder", None)
+        if decode and decoder is not None:
+            images = decoder(images)
+        if on_batch is not None:
+            on_batch(start, images)
+        out.append(images.cpu())
+    return torch.cat(out)
+
+
+def trajectory(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", steps: int | None = None,
+               spacing: str = "linspace", every: int = 1, device="cpu", y=None, **kwargs) -> dict:
+    """Run one sampler on images 0..num-1 of `seed` (the same x_T as `generate`) and keep x_t and the estimate
+    x0_hat after every `every`-th step and after the last one. Returns {"t": [...], "x": [...], "x0_hat": [...],
+    "x_T": x_T}, each list entry an [num x C x H x W] tensor; entry k holds x_{t_prev} and the x0_hat made at t."""
+    T = denoiser.alpha_bar.shape[0]
+    timesteps = get_timesteps(T, steps or T, spacing, alpha_bar=denoiser.alpha_bar)
+    gens = image_generators(seed, range(num), device)
+    x_T = initial_noise(gens, sample_shape(denoiser, shape), device)
+    kept = {"t": [], "x": [], "x0_hat": [], "x_T": x_T.cpu()}
+    last = len(timesteps) - 1
+
+    def keep(info):
+        if info["i"] % every == 0 or info["i"] == last:
+            kept["t"].append(int(info["t"]))
+            kept["x"].append(info["x"].cpu())
+            kept["x0_hat"].append(info["x0_hat"].cpu())
+
+    get_sampler(sampler, data="image")(denoiser, x_T, timesteps, generator=gens, callback=keep, y=y,
+                                       **model_defaults(denoiser, kwargs))
+    return kept

@@ -1,0 +1,159 @@
+"""Execute the workbook's notebooks in order, one progress line each, and (with --report) build the report.
+
+    python -m helpers.notebooks --mode standard --report     # `make run`: reports/ with the pages, index and PDF
+    python -m helpers.notebooks --mode quick                  # CI / first look: executed copies in reports/executed
+    python -m helpers.notebooks --mode full --inplace         # refresh the committed, full-mode notebooks
+
+The mode reaches the notebooks through $WORKBOOK_MODE, which `helpers.paths` reads in their parameters cell. Every
+executed notebook records its run in its metadata ("workbook": mode, seed, git commit, wall time, package versions,
+and the failing cell and error if it failed). A failing notebook stops nothing else: the run goes on, the report
+marks it, and the command exits non-zero at the end.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from helpers.checks import non_negative_int, positive_int
+from helpers.cli import ArgumentParser
+from helpers.paths import MODES, ROOT, notebook_paths
+
+VERSIONS = ("torch", "diffusers", "numpy", "scipy", "clean-fid")
+
+
+def git_commit() -> str:
+    """HEAD's short hash, with '+changes' when the tracked code differs from it ('unknown' outside git). What runs
+    write themselves (executed notebooks, results/) does not count: an --inplace run changes its own notebook."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)*.ipynb",
+                                ":(exclude)results"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        return head + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in VERSIONS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def seed_of(nb) -> int | None:
+    """SEED as the notebook last sets it in its parameters cell or papermill's injected one (None if it does not)."""
+    seed = None
+    for cell in nb.cells:
+        if cell.cell_type == "code" and {"parameters", "injected-parameters"} & set(cell.metadata.get("tags", [])):
+            m = re.search(r"^SEED\s*=\s*(\d+)", cell.source, re.M)
+            seed = int(m.group(1)) if m else seed
+    return seed
+
+
+def failure_of(nb) -> dict | None:
+    """The first cell whose output is an error: its index among the code cells and the error line."""
+    code_index = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        code_index += 1
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                return {"cell": code_index, "error": f"{out.get('ename')}: {out.get('evalue')}"[:300]}
+    return None
+
+
+def execute(path: Path, out: Path, mode: str, timeout: int = 3600, retries: int = 0) -> dict:
+    """Run one notebook (working directory: notebooks/, or the top level for the write-up) with WORKBOOK_MODE=mode and save it to `out`, also when a
+    cell fails or runs longer than `timeout` seconds; returns its run record (also stored in the notebook's
+    metadata). A notebook that timed out or whose kernel died runs again, up to `retries` times (the record keeps
+    `retried` and the first error); an error raised by a cell is never retried."""
+    import nbformat
+    import papermill
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    os.environ["WORKBOOK_MODE"] = mode
+    cwd = ROOT if Path(path).resolve().parent == ROOT else ROOT / "notebooks"  # the write-up lives at the top level
+    start, first_error = time.time(), None
+    for attempt in range(retries + 1):
+        stalled = None
+        try:
+            papermill.execute_notebook(str(path), str(out), cwd=str(cwd), kernel_name="python3",
+                                       progress_bar=False, execution_timeout=timeout)
+        except papermill.PapermillExecutionError:
+            pass  # papermill saved the notebook with the error in its cell; failure_of() reads it
+        except (CellTimeoutError, DeadKernelError) as err:
+            stalled = "timed out" if isinstance(err, CellTimeoutError) else "kernel died"
+        nb = nbformat.read(str(out), as_version=4)
+        error = failure_of(nb)
+        if stalled:
+            cell = error["cell"] if error else None
+            error = {"cell": cell, "error": f"{stalled} after {timeout} s per cell" if stalled == "timed out"
+                     else f"{stalled}: {error['error'] if error else ''}".strip(": ")}
+        if not stalled or attempt == retries:
+            break
+        first_error = first_error or error
+    record = {"mode": mode, "seed": seed_of(nb), "commit": git_commit(), "seconds": round(time.time() - start),
+              "versions": versions()}
+    if first_error:
+        record["retried"] = {"attempts": attempt + 1, "first_error": first_error}
+    if error:
+        record["error"] = error
+    nb.metadata["workbook"] = record
+    nbformat.write(nb, str(out))
+    return record
+
+
+def main(argv=None) -> int:
+    p = ArgumentParser(prog="python -m helpers.notebooks", description=__doc__.split("\n")[0])
+    p.add_argument("names", nargs="*", help="substrings of notebook names (default: all)")
+    p.add_argument("--mode", choices=MODES, default="quick")
+    p.add_argument("--inplace", action="store_true", help="overwrite the notebooks themselves (for full-mode results)")
+    p.add_argument("--out", type=Path, default=ROOT / "reports" / "executed", help="folder for the executed copies")
+    p.add_argument("--report", action="store_true", help="then build the report (HTML pages, index, PDF) in reports/")
+    p.add_argument("--timeout", type=positive_int, default=3600, help="seconds a cell may run before it counts as failed")
+    p.add_argument("--retries", type=non_negative_int, default=0,
+                   help="runs again of a notebook that timed out or whose kernel died (never of one that raised)")
+    p.add_argument("--no-pdf", dest="pdf", action="store_false", help="with --report: no PDF")
+    args = p.parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        p.error(f"--out {args.out}: expected a folder for the executed copies, but it is a file")
+    paths = notebook_paths(args.names)
+    args.out.mkdir(parents=True, exist_ok=True)
+    outs, failed, start = [], [], time.time()
+    for k, path in enumerate(paths, 1):
+        out = path if args.inplace else args.out / path.name
+        print(f"[{k}/{len(paths)}] {path.name} ({args.mode}) ...", end=" ", flush=True)
+        record = execute(path, out, args.mode, timeout=args.timeout, retries=args.retries)
+        outs.append(out)
+        if "error" in record:
+            failed.append(path.name)
+            print(f"FAILED in code cell {record['error']['cell']} after {record['seconds']} s: {record['error']['error']}",
+                  flush=True)
+        else:
+            again = f" (ran again after: {record['retried']['first_error']['error']})" if "retried" in record else ""
+            print(f"ok in {record['seconds']} s{again}", flush=True)
+    print(f"{len(paths) - len(failed)} of {len(paths)} notebooks ran in {time.time() - start:.0f} s"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    if args.report:
+        from helpers.workbook.report import build
+
+        result = build(outs, ROOT / "reports", pdf=args.pdf)
+        print(f"report: {result['index']}" + (f", {result['pdf']}" if result["pdf"] else "")
+              + (f" (offline assets missing: {', '.join(result['missing_assets'])}; run `make report-assets`)"
+                 if result["missing_assets"] else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
