@@ -46,6 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", required=True, type=Path, help="folder for the PNGs (new or empty)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the images and record a previous run of this command left in --out (nothing else)")
+    p.add_argument("--off-grid", action="store_true",
+                   help="sample a distilled student with another sampler, step count or spacing than its own")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in --out (same options) from its last complete batch")
     p.add_argument("--eta", type=unit_float, default=None,
@@ -126,11 +128,31 @@ def sampling_options(args, sampling: dict) -> None:
     from helpers.checkpoints import has_checkpoint, sampling_defaults
 
     own = sampling_defaults(args.checkpoint, args.sampler) if has_checkpoint(args.checkpoint) else dict(sampling)
+    check_student_grid(args)
     for name, default in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, own.get("clip_x0" if name == "clip" else name, default))
     if args.clip is None:  # the sampler's own default: DDPM and DDIM clip x0_hat, the ODE/SDE solvers do not
         args.clip = inspect.signature(get_sampler(args.sampler)).parameters["clip_x0"].default
+
+
+def check_student_grid(args) -> None:
+    """A distilled student was trained for one sampler on one grid: another --sampler, --steps, --spacing or --eta
+    runs it where it never learnt to step, so it is refused unless --off-grid says so."""
+    from helpers.checkpoints import has_checkpoint, read_card
+
+    if getattr(args, "off_grid", False) or not has_checkpoint(args.checkpoint):
+        return
+    card = read_card(args.checkpoint)
+    if "distillation" not in card:
+        return
+    own = card["sampling"]
+    asked = {"sampler": args.sampler, "steps": args.steps, "spacing": args.spacing, "eta": args.eta}
+    differ = [f"--{k} {v}" for k, v in asked.items() if v is not None and v != own.get(k)]
+    if differ:
+        raise ValueError(f"{args.checkpoint} is a distilled student for {own['sampler']} with {own['steps']} "
+                         f"{own['spacing']} steps (eta {own.get('eta', 0)}); {', '.join(differ)} samples it off that grid. "
+                         "Leave them out, or pass --off-grid to do it anyway")
 
 
 def load(args) -> tuple:
