@@ -25,7 +25,7 @@ import torch
 from helpers.checkpoints import CheckpointError
 from helpers.checks import finite_float, non_negative_int, positive_int, unit_float
 from helpers.cli import ArgumentParser, OutputFolder, device
-from helpers.datasets.images import save_pngs
+from helpers.datasets.images import save_samples
 from helpers.denoisers import DiffusersModelError, check_labels, load_denoiser, model_num_classes
 from helpers.samplers import SAMPLERS, generate, get_sampler
 from helpers.schedules import SPACINGS
@@ -107,6 +107,25 @@ def check_options(args) -> None:
         raise ValueError("--classifier-scale needs --class-label (the classes to guide towards)")
     if args.classifier is not None and args.classifier_scale is None:
         raise ValueError("--classifier is used only with --classifier-scale")
+    for name in ("guidance", "classifier_scale"):
+        value = getattr(args, name)
+        if value is not None and abs(value) > MAX_SCALE:
+            raise ValueError(f"--{name.replace('_', '-')} {value:g}: expected a scale of at most {MAX_SCALE:g} in size "
+                             "(larger ones push x0_hat far out of [-1, 1], and clipping makes flat, saturated images)")
+
+
+MAX_SCALE = 100.0
+MAX_EVALUATIONS = 1e8  # network evaluations per run: about 4.6 days at the shipped U-Net's 4 ms per image per call here
+SECONDS_PER_EVALUATION = 4e-3
+
+
+def check_budget(num: int, steps: int) -> None:
+    """Refuse a run whose size alone makes it hopeless, before any work: num images x steps calls each."""
+    evaluations = num * steps
+    if evaluations > MAX_EVALUATIONS:
+        days = evaluations * SECONDS_PER_EVALUATION / 86400
+        raise ValueError(f"--num {num} with {steps} steps is {evaluations:.3g} network evaluations (about {days:.3g} days "
+                         f"at 4 ms each on this CPU); the limit is {MAX_EVALUATIONS:.0e}: lower --num or --steps")
 
 
 def label_tensor(labels: list[int], num: int) -> torch.Tensor:
@@ -176,7 +195,7 @@ def draw(args, denoiser, info, num: int, first: int, x_T, y) -> tuple[float, int
         generate(denoiser, num - first, args.seed, info["shape"], sampler=args.sampler, steps=args.steps,
                  spacing=args.spacing, batch_size=args.batch_size, device=args.device,
                  y=None if y is None else y[first:], x_T=None if x_T is None else x_T[first:], first_index=first,
-                 on_batch=lambda i, images: save_pngs(images, args.out, start=first + i), **options)
+                 on_batch=lambda i, images: save_samples(images, args.out, start=first + i), **options)
     return time.time() - start, denoiser.nfe - calls
 
 
@@ -196,6 +215,7 @@ def main(argv=None) -> int:
         if labels is not None:
             y = label_tensor(labels, num)
             check_labels(y, info["num_classes"], info["label_owner"])
+        check_budget(num, args.steps or info["T"])
         plan = {"checkpoint": str(args.checkpoint), "sampler": args.sampler, "steps": args.steps,
                 "spacing": args.spacing, "eta": args.eta, "clip_x0": args.clip,
                 "noise": str(args.noise) if args.noise else None, "num": num, "seed": args.seed,
