@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import sys
 import time
 from pathlib import Path
@@ -35,8 +36,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m helpers.sample", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True, type=Path,
                    help="a checkpoint folder written by helpers.training.ddpm, a diffusers model folder, or a hub id")
-    p.add_argument("--sampler", default=None, help=f"one of: {', '.join(SAMPLERS)} (default: the checkpoint's own "
+    p.add_argument("--sampler", default=None, help=f"one of: {', '.join(SAMPLERS)}, or diffusers:SCHEDULER for any "
+                   "diffusers scheduler, e.g. diffusers:UniPCMultistepScheduler (default: the checkpoint's own "
                    "sampling, e.g. a distilled student's grid; else ddpm)")
+    p.add_argument("--scheduler-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config option of a diffusers:SCHEDULER, e.g. solver_order=3 (repeatable; VALUE read as JSON)")
     p.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default: the checkpoint's own, else all T)")
     p.add_argument("--spacing", default=None,
                    help=f"timestep spacing for fewer steps: {', '.join(SPACINGS)} (default: the checkpoint's, else linspace)")
@@ -187,9 +191,26 @@ def load(args) -> tuple:
                            classifier=args.classifier, ema=args.ema, device=args.device)
 
 
+def scheduler_options(args) -> dict:
+    """--scheduler-option KEY=VALUE pairs (VALUE read as JSON, else kept as a string), for a diffusers:SCHEDULER only."""
+    if args.scheduler_option and not str(args.sampler).startswith("diffusers:"):
+        raise ValueError("--scheduler-option applies to --sampler diffusers:SCHEDULER only")
+    out = {}
+    for item in args.scheduler_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--scheduler-option {item!r}: expected KEY=VALUE, e.g. solver_order=3")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def draw(args, denoiser, info, num: int, first: int, x_T, y) -> tuple[float, int]:
     """Images first..num-1 of the run, written as they are drawn; returns the seconds and the batched network calls."""
-    options = {"clip_x0": args.clip, **({"eta": args.eta} if args.eta is not None else {})}
+    options = {"clip_x0": args.clip, **({"eta": args.eta} if args.eta is not None else {}),
+               **scheduler_options(args)}
     start, calls = time.time(), denoiser.nfe
     if first < num:
         generate(denoiser, num - first, args.seed, info["shape"], sampler=args.sampler, steps=args.steps,
@@ -216,11 +237,18 @@ def main(argv=None) -> int:
             y = label_tensor(labels, num)
             check_labels(y, info["num_classes"], info["label_owner"])
         check_budget(num, args.steps or info["T"])
+        if args.sampler.startswith("diffusers:"):  # a scheduler that cannot run on this grid: refused before any file
+            from helpers.samplers.schedulers import check
+            from helpers.schedules import get_timesteps
+
+            grid = get_timesteps(info["T"], args.steps or info["T"], args.spacing, alpha_bar=denoiser.alpha_bar).tolist()
+            check(args.sampler.split(":", 1)[1], denoiser.alpha_bar, grid, args.spacing, args.clip, **scheduler_options(args))
         plan = {"checkpoint": str(args.checkpoint), "sampler": args.sampler, "steps": args.steps,
                 "spacing": args.spacing, "eta": args.eta, "clip_x0": args.clip,
                 "noise": str(args.noise) if args.noise else None, "num": num, "seed": args.seed,
                 "batch_size": args.batch_size, "ema": args.ema, "class_label": None if y is None else y.tolist(),
-                "guidance": args.guidance, "classifier_scale": args.classifier_scale}
+                "guidance": args.guidance, "classifier_scale": args.classifier_scale,
+                "scheduler_options": scheduler_options(args) or None}
         with OutputFolder(args.out, overwrite=args.overwrite, resume=args.resume, plan=plan) as out:
             first = out.first_missing(args.batch_size)
             seconds, calls = draw(args, denoiser, info, num, first, x_T, y)
