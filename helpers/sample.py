@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ import torch
 from helpers.checkpoints import CheckpointError
 from helpers.checks import finite_float, non_negative_int, positive_int, unit_float
 from helpers.cli import ArgumentParser, OutputFolder, device
-from helpers.datasets.images import save_pngs
+from helpers.datasets.images import save_samples
 from helpers.denoisers import DiffusersModelError, check_labels, load_denoiser, model_num_classes
 from helpers.samplers import SAMPLERS, generate, get_sampler
 from helpers.schedules import SPACINGS
@@ -35,8 +36,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = ArgumentParser(prog="python -m helpers.sample", description=__doc__.split("\n")[0])
     p.add_argument("--checkpoint", required=True, type=Path,
                    help="a checkpoint folder written by helpers.training.ddpm, a diffusers model folder, or a hub id")
-    p.add_argument("--sampler", default=None, help=f"one of: {', '.join(SAMPLERS)} (default: the checkpoint's own "
+    p.add_argument("--sampler", default=None, help=f"one of: {', '.join(SAMPLERS)}, or diffusers:SCHEDULER for any "
+                   "diffusers scheduler, e.g. diffusers:UniPCMultistepScheduler (default: the checkpoint's own "
                    "sampling, e.g. a distilled student's grid; else ddpm)")
+    p.add_argument("--scheduler-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config option of a diffusers:SCHEDULER, e.g. solver_order=3 (repeatable; VALUE read as JSON)")
     p.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default: the checkpoint's own, else all T)")
     p.add_argument("--spacing", default=None,
                    help=f"timestep spacing for fewer steps: {', '.join(SPACINGS)} (default: the checkpoint's, else linspace)")
@@ -46,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", required=True, type=Path, help="folder for the PNGs (new or empty)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the images and record a previous run of this command left in --out (nothing else)")
+    p.add_argument("--off-grid", action="store_true",
+                   help="sample a distilled student with another sampler, step count or spacing than its own")
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in --out (same options) from its last complete batch")
     p.add_argument("--eta", type=unit_float, default=None,
@@ -105,6 +111,25 @@ def check_options(args) -> None:
         raise ValueError("--classifier-scale needs --class-label (the classes to guide towards)")
     if args.classifier is not None and args.classifier_scale is None:
         raise ValueError("--classifier is used only with --classifier-scale")
+    for name in ("guidance", "classifier_scale"):
+        value = getattr(args, name)
+        if value is not None and abs(value) > MAX_SCALE:
+            raise ValueError(f"--{name.replace('_', '-')} {value:g}: expected a scale of at most {MAX_SCALE:g} in size "
+                             "(larger ones push x0_hat far out of [-1, 1], and clipping makes flat, saturated images)")
+
+
+MAX_SCALE = 100.0
+MAX_EVALUATIONS = 1e8  # network evaluations per run: about 4.6 days at the shipped U-Net's 4 ms per image per call here
+SECONDS_PER_EVALUATION = 4e-3
+
+
+def check_budget(num: int, steps: int) -> None:
+    """Refuse a run whose size alone makes it hopeless, before any work: num images x steps calls each."""
+    evaluations = num * steps
+    if evaluations > MAX_EVALUATIONS:
+        days = evaluations * SECONDS_PER_EVALUATION / 86400
+        raise ValueError(f"--num {num} with {steps} steps is {evaluations:.3g} network evaluations (about {days:.3g} days "
+                         f"at 4 ms each on this CPU); the limit is {MAX_EVALUATIONS:.0e}: lower --num or --steps")
 
 
 def label_tensor(labels: list[int], num: int) -> torch.Tensor:
@@ -126,11 +151,31 @@ def sampling_options(args, sampling: dict) -> None:
     from helpers.checkpoints import has_checkpoint, sampling_defaults
 
     own = sampling_defaults(args.checkpoint, args.sampler) if has_checkpoint(args.checkpoint) else dict(sampling)
+    check_student_grid(args)
     for name, default in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, own.get("clip_x0" if name == "clip" else name, default))
     if args.clip is None:  # the sampler's own default: DDPM and DDIM clip x0_hat, the ODE/SDE solvers do not
         args.clip = inspect.signature(get_sampler(args.sampler)).parameters["clip_x0"].default
+
+
+def check_student_grid(args) -> None:
+    """A distilled student was trained for one sampler on one grid: another --sampler, --steps, --spacing or --eta
+    runs it where it never learnt to step, so it is refused unless --off-grid says so."""
+    from helpers.checkpoints import has_checkpoint, read_card
+
+    if getattr(args, "off_grid", False) or not has_checkpoint(args.checkpoint):
+        return
+    card = read_card(args.checkpoint)
+    if "distillation" not in card:
+        return
+    own = card["sampling"]
+    asked = {"sampler": args.sampler, "steps": args.steps, "spacing": args.spacing, "eta": args.eta}
+    differ = [f"--{k} {v}" for k, v in asked.items() if v is not None and v != own.get(k)]
+    if differ:
+        raise ValueError(f"{args.checkpoint} is a distilled student for {own['sampler']} with {own['steps']} "
+                         f"{own['spacing']} steps (eta {own.get('eta', 0)}); {', '.join(differ)} samples it off that grid. "
+                         "Leave them out, or pass --off-grid to do it anyway")
 
 
 def load(args) -> tuple:
@@ -146,15 +191,32 @@ def load(args) -> tuple:
                            classifier=args.classifier, ema=args.ema, device=args.device)
 
 
+def scheduler_options(args) -> dict:
+    """--scheduler-option KEY=VALUE pairs (VALUE read as JSON, else kept as a string), for a diffusers:SCHEDULER only."""
+    if args.scheduler_option and not str(args.sampler).startswith("diffusers:"):
+        raise ValueError("--scheduler-option applies to --sampler diffusers:SCHEDULER only")
+    out = {}
+    for item in args.scheduler_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--scheduler-option {item!r}: expected KEY=VALUE, e.g. solver_order=3")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def draw(args, denoiser, info, num: int, first: int, x_T, y) -> tuple[float, int]:
     """Images first..num-1 of the run, written as they are drawn; returns the seconds and the batched network calls."""
-    options = {"clip_x0": args.clip, **({"eta": args.eta} if args.eta is not None else {})}
+    options = {"clip_x0": args.clip, **({"eta": args.eta} if args.eta is not None else {}),
+               **scheduler_options(args)}
     start, calls = time.time(), denoiser.nfe
     if first < num:
         generate(denoiser, num - first, args.seed, info["shape"], sampler=args.sampler, steps=args.steps,
                  spacing=args.spacing, batch_size=args.batch_size, device=args.device,
                  y=None if y is None else y[first:], x_T=None if x_T is None else x_T[first:], first_index=first,
-                 on_batch=lambda i, images: save_pngs(images, args.out, start=first + i), **options)
+                 on_batch=lambda i, images: save_samples(images, args.out, start=first + i), **options)
     return time.time() - start, denoiser.nfe - calls
 
 
@@ -174,11 +236,19 @@ def main(argv=None) -> int:
         if labels is not None:
             y = label_tensor(labels, num)
             check_labels(y, info["num_classes"], info["label_owner"])
+        check_budget(num, args.steps or info["T"])
+        if args.sampler.startswith("diffusers:"):  # a scheduler that cannot run on this grid: refused before any file
+            from helpers.samplers.schedulers import check
+            from helpers.schedules import get_timesteps
+
+            grid = get_timesteps(info["T"], args.steps or info["T"], args.spacing, alpha_bar=denoiser.alpha_bar).tolist()
+            check(args.sampler.split(":", 1)[1], denoiser.alpha_bar, grid, args.spacing, args.clip, **scheduler_options(args))
         plan = {"checkpoint": str(args.checkpoint), "sampler": args.sampler, "steps": args.steps,
                 "spacing": args.spacing, "eta": args.eta, "clip_x0": args.clip,
                 "noise": str(args.noise) if args.noise else None, "num": num, "seed": args.seed,
                 "batch_size": args.batch_size, "ema": args.ema, "class_label": None if y is None else y.tolist(),
-                "guidance": args.guidance, "classifier_scale": args.classifier_scale}
+                "guidance": args.guidance, "classifier_scale": args.classifier_scale,
+                "scheduler_options": scheduler_options(args) or None}
         with OutputFolder(args.out, overwrite=args.overwrite, resume=args.resume, plan=plan) as out:
             first = out.first_missing(args.batch_size)
             seconds, calls = draw(args, denoiser, info, num, first, x_T, y)

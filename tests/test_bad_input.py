@@ -63,6 +63,11 @@ MAINS = {"sample": sample.main, "train": train.main, "tabular": tabular.main, "e
 # (id, tool, argv with {root} for the fixture's folder, expected exit status, fragment of the error line)
 CLI = [
     ("sample steps 0", "sample", "--steps 0", 2, "argument --steps: expected a positive integer, got 0"),
+    ("sample num 10**12", "sample", "--num 1000000000000", 2, "with 1000 steps is 1e+15 network evaluations (about 4.63e+07 days"),
+    ("sample guidance 1e30", "sample", "--guidance 1e30 --class-label 1", 2, "--guidance 1e+30: expected a scale of at most 100"),
+    ("sample classifier scale 1e9", "sample", "--classifier-scale 1e9 --class-label 1", 2,
+     "--classifier-scale 1e+09: expected a scale of at most 100"),
+    ("sample off grid and on", "sample", "--overwrite --resume", 2, "--overwrite and --resume exclude each other"),
     ("sample steps -3", "sample", "--steps -3", 2, "argument --steps: expected a positive integer, got -3"),
     ("sample steps 1.5", "sample", "--steps 1.5", 2, "argument --steps: expected an integer, got '1.5'"),
     ("sample steps > T", "sample", "--steps 5000", 2, "asked for 5000 sampling steps but the model has only T = 1000"),

@@ -174,3 +174,32 @@ def test_a_round_with_the_stopping_rule_cools_down_and_ends(tmp_path):
     assert code == 0 and card["decay_start"] == 4 and card["planned_steps"] == 5 and card["step"] == 5
     assert [s for s, _ in card["heldout_history"]] == [0, 4, 5]
     assert card["heldout"]["images"] == 16 and len(card["heldout"]["teacher_one_step_rms_by_step"]) == 4
+
+
+def test_a_student_off_its_grid_is_refused_unless_asked(tmp_path, capsys):
+    """A distilled student sampled with another step count, spacing or sampler than its card's is refused with one
+    line (issue 45: it used to run off its grid without a word); --off-grid does it on purpose."""
+    from helpers.sample import main as sample_main
+
+    student = str(ROOT / "checkpoints" / "distill" / "v-4")
+    for extra in (["--steps", "8"], ["--spacing", "linspace"], ["--sampler", "ddpm"]):
+        assert sample_main(["--checkpoint", student, "--num", "1", "--out", str(tmp_path / "x"), *extra]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "is a distilled student for ddim with 4 trailing steps" in err[0], err
+        assert "pass --off-grid" in err[0]
+    assert sample_main(["--checkpoint", student, "--num", "1", "--out", str(tmp_path / "y"), "--steps", "8",
+                        "--off-grid"]) == 0
+
+
+def test_the_step_check_covers_round_zero_and_halving_rounds():
+    """studies.distillation.step_check on the shipped students: the conversion round's teacher step is its own
+    target (teacher one-step RMS exactly 0), a halving round's is not; every RMS is finite and below the step's size."""
+    from helpers.datasets.images import load_images
+    from helpers.studies.distillation import step_check
+
+    x0 = load_images("mnist:test").images[:2]
+    convert = step_check("checkpoints/distill/v-128", x0, seed=0).iloc[[0, 64, 127]]
+    assert (convert["teacher one-step RMS"] == 0).all() and (convert["student RMS"] > 0).all()
+    halve = step_check("checkpoints/distill/v-4", x0, seed=0)
+    assert list(halve.t) == [999, 749, 499, 249] and (halve["teacher one-step RMS"] > 0).all()
+    assert (halve["student RMS"] < halve["step RMS"]).all()

@@ -257,3 +257,20 @@ def test_the_video_bench_refuses_a_row_outside_its_grid(capsys):
         bench.main(["--grid", "quick", "--rows", "vdm-ddim-5-f4,vdm-ddim-7-f8"])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert e.value.code == 2 and err.endswith("--rows vdm-ddim-7-f8: not a row of --grid quick (rows: vdm-ddim-5-f8, vdm-ddim-5-f4)")
+
+
+def test_the_sampling_command_writes_clips_as_gifs_with_a_frame_strip(tmp_path):
+    """`python -m helpers.sample` on a video model (issue 45: it ended in a raw RuntimeError): one GIF and one still
+    strip of its frames per clip, and the record."""
+    from PIL import Image
+
+    from helpers.paths import ROOT
+    from helpers.sample import main as sample_main
+
+    out = tmp_path / "clips"
+    assert sample_main(["--checkpoint", str(ROOT / "checkpoints" / "vdm-mnist"), "--num", "1", "--steps", "2",
+                        "--sampler", "ddim", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["000000-frames.png", "000000.gif", "sampling.json"]
+    frames = Image.open(out / "000000.gif").n_frames
+    strip = Image.open(out / "000000-frames.png")
+    assert frames == 8 and strip.size == (8 * 32 + 9 * 2, 32 + 2 * 2)  # 8 frames of 32 px, torchvision padding 2

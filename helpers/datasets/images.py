@@ -274,6 +274,31 @@ def save_pngs(images: torch.Tensor, out_dir: str | Path, start: int = 0) -> list
     return paths
 
 
+def save_clips(clips: torch.Tensor, out_dir: str | Path, start: int = 0) -> list[Path]:
+    """Write each clip [F x C x H x W] of clips [N x F x C x H x W] in [-1, 1] as NNNNNN.gif and its frames side by
+    side as NNNNNN-frames.png (a still a page or a PDF can show), numbered from `start`."""
+    import imageio.v2 as imageio
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, clip in enumerate(clips):
+        frames = [f[..., 0] if f.shape[-1] == 1 else f for f in to_uint8(clip)]
+        path = out_dir / f"{start + i:06d}.gif"
+        imageio.mimsave(path, frames, duration=250, loop=0)
+        strip = to_uint8(make_grid(clip.float().cpu(), nrow=len(clip), padding=2, pad_value=1.0)[None])[0]
+        Image.fromarray(strip[..., 0] if strip.shape[-1] == 1 else strip).save(out_dir / f"{start + i:06d}-frames.png")
+        paths.append(path)
+    return paths
+
+
+def save_samples(images: torch.Tensor, out_dir: str | Path, start: int = 0) -> list[Path]:
+    """Images [N x C x H x W] as PNGs, clips [N x F x C x H x W] as GIFs with a frame strip each."""
+    return save_clips(images, out_dir, start) if images.ndim == 5 else save_pngs(images, out_dir, start)
+
+
 def load_pngs(folder: str | Path, limit: int | None = None) -> torch.Tensor:
     """The PNGs of a folder (sorted by name) as a [-1, 1] tensor [N x C x H x W]."""
     from PIL import Image

@@ -4,6 +4,7 @@
 - `registry`: `SAMPLER_REGISTRY` (every sampler by name), `generate` and `trajectory` (per-image generators).
 - Our own samplers, one module each with its calibration: `cn2m` (DPM-Solver++(2M) with a calibrated noise share
   per band), `lsq_ms` (least-squares multistep coefficients fitted to a fine-grained teacher, IIA-style).
+- `schedulers`: any diffusers scheduler as a sampler, `diffusers:ClassName` (the published samplers we do not write).
 - `guidance` (classifier-free and classifier guidance as denoiser wrappers), `text_to_image` (the captioned DiT's
   command), `pipelines` (the hub's pretrained pipelines, online only).
 

@@ -46,7 +46,12 @@ SAMPLERS = tuple(name for name, spec in SAMPLER_REGISTRY.items() if spec.data ==
 
 
 def get_sampler(name: str, data: str | None = None) -> Callable:
-    """The function of a registered sampler (of the given kind of data, if `data` is given)."""
+    """The function of a registered sampler (of the given kind of data, if `data` is given); "diffusers:ClassName"
+    is any diffusers scheduler on image data (helpers.samplers.schedulers)."""
+    if name.startswith("diffusers:") and data in (None, "image"):
+        from helpers.samplers.schedulers import sampler
+
+        return sampler(name)
     spec = SAMPLER_REGISTRY.get(name)
     if spec is None or (data is not None and spec.data != data):
         known = [n for n, sp in SAMPLER_REGISTRY.items() if data is None or sp.data == data]
@@ -55,7 +60,10 @@ def get_sampler(name: str, data: str | None = None) -> Callable:
 
 
 def check_options(name: str, options: dict) -> None:
-    """Refuse options that the sampler `name` does not take (e.g. eta for anything but ddim)."""
+    """Refuse options that the sampler `name` does not take (e.g. eta for anything but ddim); a diffusers scheduler's
+    options are its config's, checked when it is built."""
+    if name.startswith("diffusers:"):
+        return
     for key in options:
         if key not in SAMPLER_REGISTRY[name].options:
             takers = [n for n, spec in SAMPLER_REGISTRY.items() if key in spec.options]
@@ -134,6 +142,8 @@ def generate(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", s
     callback = finite_guard(kwargs.pop("callback", None))
     kwargs = model_defaults(denoiser, kwargs)
     check_options(sampler, kwargs)
+    if sampler.startswith("diffusers:"):
+        kwargs["spacing"] = spacing  # the scheduler spaces its own timesteps; the adapter checks they are ours
     out = []
     for start in range(0, num, batch_size):
         idx = range(start, min(num, start + batch_size))

@@ -68,18 +68,22 @@ def main(argv=None) -> int:
     command = "python -m helpers.tabular " + " ".join(shlex.quote(a) for a in argv)
     try:
         if args.command == "train":
-            if args.resume:
-                saved = ckpt.read_card(args.out) if ckpt.has_checkpoint(args.out) else {}
-                check_resume(args.out, True, given_options(build_parser().train_parser, argv[1:]),
-                             {**saved.get("train", {}), **{k: saved.get("model", {}).get(k) for k in ("hidden", "layers")}},
-                             keep=("out", "resume", "steps", "progress"))
             fields = TabularTrainConfig.__dataclass_fields__
             cfg = TabularTrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
-            card = train(cfg, args.out, args.resume, command, {"hidden": args.hidden, "layers": args.layers},
-                         progress=args.progress)
+            net = {"hidden": args.hidden, "layers": args.layers}
+            if args.resume:  # the run's own options; --steps given: the new total
+                saved = ckpt.read_card(args.out) if ckpt.has_checkpoint(args.out) else {}
+                given = given_options(build_parser().train_parser, argv[1:])
+                check_resume(args.out, True, given,
+                             {**saved.get("train", {}), **{k: saved.get("model", {}).get(k) for k in ("hidden", "layers")}},
+                             keep=("out", "resume", "steps", "progress"))
+                steps = args.steps if "steps" in given else saved["train"]["steps"]
+                cfg = TabularTrainConfig(**{**saved["train"], "steps": steps})
+                net = {k: saved["model"][k] for k in net}
+            card = train(cfg, args.out, args.resume, command, net, progress=args.progress)
             print(f"step {card['step']}, loss {card['final_loss']:.4f}, "
                   f"wall time {card['wall_time_s']:.0f} s -> {args.out}")
-            return run_status(card, args.steps)
+            return run_status(card, cfg.steps)
         elif args.command == "sample":
             check_out_file(args.out, args.overwrite)
             denoiser, transform, _ = load_checkpoint(args.checkpoint)

@@ -120,10 +120,12 @@ def main(argv=None) -> int:
     try:
         if args.resume:
             saved = ckpt.read_card(args.out) if ckpt.has_checkpoint(args.out) else {"train": {}, "model": {}}
-            check_resume(args.out, True, given_options(build_parser(), argv),
+            given = given_options(build_parser(), argv)
+            check_resume(args.out, True, given,
                          {**saved["train"], **{k: saved["model"].get(k) for k in ("latent_channels", "block_out_channels")}})
             model_cfg = AutoencoderConfig(**saved["model"])
-            cfg = AutoencoderTrainConfig(**{**saved["train"], "steps": args.steps})
+            steps = args.steps if "steps" in given else saved["train"]["steps"]  # left out: the run's own total
+            cfg = AutoencoderTrainConfig(**{**saved["train"], "steps": steps})
         else:
             data = load_images(args.dataset)
             c, h, _ = data.shape
