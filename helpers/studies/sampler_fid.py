@@ -78,7 +78,7 @@ GRIDS = {
     # Issue 40, round 0: the first chain's conversion (v-128) against the teacher's own DDIM on the same grid, spacing
     # and clipping (trailing, no clipping), and the new round 0 (128 teacher steps to a 32-step student) against the
     # teacher's DDIM-32 and DDIM-128; then the new chain's students at their NFE (rows appear as rounds finish).
-    "distill-round0": [("student", 128), ("ddim", 128, 0.0, "trailing", False), ("ddim", 32, 0.0, "trailing", False),
+    "distill-round0": [("ddim", 128, 0.0, "trailing", False), ("student", 128), ("ddim", 32, 0.0, "trailing", False),
                        ("pd", 32)],
     "pd": [("pd", 16), ("pd", 8), ("pd", 4), ("pd", 2), ("pd", 1), ("ddim", 16, 0.0, "trailing", False),
            ("ddim", 8, 0.0, "trailing", False), ("ddim", 4, 0.0, "trailing", False)],
