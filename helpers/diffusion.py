@@ -114,6 +114,8 @@ def posterior_step(denoiser, x_t: torch.Tensor, t: int, s: int, y=None, clip_x0:
     """One ancestral step x_t -> x_s, Ho et al. Algorithm 2 with sigma_t^2 = beta_tilde_t (eq. 7), for any s < t:
     skipping steps is respacing (Nichol & Dhariwal 2021, sec. 4) with beta = 1 - alpha_bar_t / alpha_bar_s. No noise
     is added when s = -1. Returns (x_s, x0_hat)."""
+    if not -1 <= s < t:
+        raise ValueError(f"an ancestral step goes from t to an earlier s (-1 <= s < t), got t = {t}, s = {s}")
     ab_t, ab_s = alpha_bar_at(denoiser.alpha_bar, t), alpha_bar_at(denoiser.alpha_bar, s)
     beta_t = 1.0 - ab_t / ab_s
     # 1. Predict the clean image.

@@ -126,8 +126,18 @@ def shift_schedule(schedule: Schedule, size: int, base: int = 64) -> Schedule:
 
 
 def gather(values: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """values[t] for a batch of timesteps t ([N]), cast to x's dtype and device and shaped [N, 1, 1, ...]
-    so that it broadcasts against x ([N x C x ...])."""
+    """values[t] for a batch of timesteps t ([N], or one for all), cast to x's dtype and device and shaped
+    [N, 1, 1, ...] so that it broadcasts against x ([N x C x ...]). Timesteps outside 0..T-1, non-integer ones or a
+    count that is neither 1 nor N are refused (an index of -1 would silently read the last step)."""
+    t = torch.as_tensor(t)
+    T = values.shape[0]
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"timesteps must be integers, got a {t.dtype} tensor")
+    if t.numel() and (int(t.min()) < 0 or int(t.max()) >= T):
+        bad = int(t.min()) if int(t.min()) < 0 else int(t.max())
+        raise ValueError(f"timestep {bad} is outside 0..{T - 1} (the schedule has T = {T} diffusion steps)")
+    if t.ndim > 1 or t.numel() not in (1, x.shape[0]):
+        raise ValueError(f"got {t.numel()} timesteps for a batch of {x.shape[0]}: give one per sample, or one for all")
     out = values.to(t.device)[t].to(device=x.device, dtype=x.dtype)
     return out.reshape(-1, *([1] * (x.ndim - 1)))
 

@@ -15,7 +15,9 @@ from helpers.training import distill
 from helpers.evaluation import fid
 from helpers.samplers import guidance
 from helpers.training import ddpm as train
+from helpers.datasets.images import save_pngs
 from helpers.denoisers import Denoiser
+from helpers.diffusion import posterior_step, q_sample
 from helpers.samplers.guidance import CFGDenoiser
 from helpers.samplers import generate, image_generators, sample_ddim, sample_ddpm
 from helpers.schedules import Schedule, get_betas, get_timesteps
@@ -207,6 +209,18 @@ def x(n=3, dtype=torch.float32):
 
 
 API = [
+    ("q_sample t -1", lambda: q_sample(SCHEDULE, torch.zeros(2, 1, 4, 4), torch.tensor([-1, 5]), torch.zeros(2, 1, 4, 4)),
+     ValueError, "timestep -1 is outside 0..999 (the schedule has T = 1000 diffusion steps)"),
+    ("q_sample t 1000", lambda: q_sample(SCHEDULE, torch.zeros(1, 1, 4, 4), torch.tensor([1000]), torch.zeros(1, 1, 4, 4)),
+     ValueError, "timestep 1000 is outside 0..999"),
+    ("q_sample t float", lambda: q_sample(SCHEDULE, torch.zeros(1, 1, 4, 4), torch.tensor([5.0]), torch.zeros(1, 1, 4, 4)),
+     ValueError, "timesteps must be integers, got a torch.float32 tensor"),
+    ("q_sample 3 t for 2", lambda: q_sample(SCHEDULE, torch.zeros(2, 1, 4, 4), torch.tensor([1, 2, 3]), torch.zeros(2, 1, 4, 4)),
+     ValueError, "got 3 timesteps for a batch of 2: give one per sample, or one for all"),
+    ("posterior_step s > t", lambda: posterior_step(tiny_denoiser(), torch.zeros(1, 1, 8, 8), 10, 20), ValueError,
+     "an ancestral step goes from t to an earlier s (-1 <= s < t), got t = 10, s = 20"),
+    ("save_pngs NaN", lambda: save_pngs(torch.full((2, 1, 4, 4), math.nan), "/nonexistent/never-written"), ValueError,
+     "2 of 2 images hold NaN or inf values; nothing was written"),
     ("get_betas T True", lambda: get_betas("linear", T=True), ValueError, "T must be a positive integer, got True"),
     ("get_betas T 0", lambda: get_betas("linear", T=0), ValueError, "T must be a positive integer, got 0"),
     ("get_betas T float", lambda: get_betas("linear", T=10.0), ValueError, "positive integer, got 10.0"),

@@ -38,7 +38,7 @@ def test_unknown_run_is_refused(capsys):
 
 def test_evaluating_an_untrained_run_says_how_to_train_it(tmp_path, capsys):
     assert sweep.main(["evaluate", "--only", "cosine-l1", "--folder", str(tmp_path)]) == 2
-    assert "python -m helpers.studies.sweep train --only cosine-l1" in capsys.readouterr().err
+    assert "python -m helpers.sweep train --only cosine-l1" in capsys.readouterr().err
 
 
 def test_one_tiny_run_trains_evaluates_and_tabulates(tmp_path):

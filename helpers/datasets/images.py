@@ -261,8 +261,13 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 
 def save_pngs(images: torch.Tensor, out_dir: str | Path, start: int = 0) -> list[Path]:
-    """Write one PNG per image, named 000000.png, 000001.png, ... from index `start`."""
+    """Write one PNG per image, named 000000.png, 000001.png, ... from index `start`; images with NaN or inf values
+    are refused (they would be written as black squares)."""
     from PIL import Image
+
+    if not torch.isfinite(images).all():
+        raise ValueError(f"{int((~torch.isfinite(images)).flatten(1).any(1).sum())} of {len(images)} images hold NaN "
+                         f"or inf values; nothing was written to {out_dir}")
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

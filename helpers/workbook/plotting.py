@@ -83,10 +83,10 @@ def show_source(*functions) -> None:
         display(Code(inspect.getsource(f), language="python"))
 
 
-def show_clips(clips: torch.Tensor, path: str | Path, title: str = "", fps: int = 4) -> Path:
+def show_clips(clips: torch.Tensor, path: str | Path, title: str = "", fps: int = 4) -> None:
     """Show clips [N x F x C x H x W] in [-1, 1] as a GIF (the clips side by side, one frame per GIF frame) and as a
     static strip (one row per clip, its frames left to right), so that a page or a PDF that shows only a GIF's first
-    frame still shows the motion. Returns the GIF's path."""
+    frame still shows the motion; the title is printed once, with the GIF's size."""
     import matplotlib.pyplot as plt
     from IPython.display import Image, display
 
@@ -96,6 +96,5 @@ def show_clips(clips: torch.Tensor, path: str | Path, title: str = "", fps: int 
     n, frames = clips.shape[:2]
     _, ax = plt.subplots(figsize=(min(16, 0.55 * frames + 0.5), 0.55 * n + 0.3))
     show_grid(clips.flatten(0, 1), nrow=frames, ax=ax, nearest=True)
-    ax.set_title(f"{title}: the frames of each clip, left to right", fontsize=8)
+    ax.set_title("the same clips, frame by frame (left to right)", fontsize=8)
     plt.show()
-    return path
