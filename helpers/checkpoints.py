@@ -165,10 +165,27 @@ def card_schedule(card: dict, folder: str | Path) -> Schedule:
         schedule = Schedule.from_name(sched["name"], sched["T"])
     except ValueError as err:
         raise CheckpointError(f"{path}: {err}") from err
-    if "fingerprint" in sched and sched["fingerprint"] != schedule.fingerprint():
+    if "fingerprint" not in sched:
+        raise CheckpointError(f"{path} has no schedule fingerprint, so the schedule it names cannot be checked against "
+                              "the one the weights were trained with; retrain, or restore the card that training wrote")
+    if sched["fingerprint"] != schedule.fingerprint():
         raise CheckpointError(f"{path} names the {sched['name']!r} schedule with T = {sched['T']}, but the model was "
                               "trained with another one (the card's schedule fingerprint differs); restore the card")
+    check_training_record(card, path)
     return schedule
+
+
+def check_training_record(card: dict, path: Path) -> None:
+    """The card's schedule and prediction against its own training record (card["train"]), and a distilled
+    student's prediction (v): an edited field that the record contradicts is refused."""
+    train, sched = card.get("train") or {}, card["schedule"]
+    for key, mine in (("schedule", sched["name"]), ("T", sched["T"]), ("prediction", card.get("prediction"))):
+        if key in train and train[key] != mine:
+            raise CheckpointError(f"{path} says {key} {mine!r} but its training record (\"train\") says {train[key]!r}; "
+                                  "the card was edited: restore it")
+    if "distillation" in card and card.get("prediction") != "v":
+        raise CheckpointError(f"{path} is a distilled student (v-prediction) but says prediction "
+                              f"{card.get('prediction')!r}; restore the card")
 
 
 SNAPSHOTS = "snapshots"  # folder/snapshots/step-XXXXXX/{model,ema}.safetensors, written by training's --keep-every

@@ -47,7 +47,11 @@ def files(tmp_path_factory):
     save_pngs(torch.zeros(1, 1, 28, 28), root / "one")
     for name, edit in {"no-schedule": lambda c: c.pop("schedule"),
                        "cosine-card": lambda c: c["schedule"].update(name="cosine", T=500),
-                       "size-card": lambda c: c["model"].update(image_size=16)}.items():
+                       "size-card": lambda c: c["model"].update(image_size=16),
+                       "no-fingerprint": lambda c: c["schedule"].pop("fingerprint"),
+                       "prediction-card": lambda c: c.update(prediction="v"),
+                       "record-card": lambda c: c["schedule"].update(name="cosine", fingerprint=Schedule.from_name(
+                           "cosine", 1000).fingerprint())}.items():
         folder = root / name
         folder.mkdir()
         for f in (root / "ckpt").iterdir():
@@ -103,6 +107,12 @@ CLI = [
      "has no \"schedule\" with a \"name\" and \"T\""),
     ("sample card edited schedule", "sample@", "--checkpoint {root}/cosine-card", 2,
      "names the 'cosine' schedule with T = 500, but the model was trained with another one"),
+    ("sample card without fingerprint", "sample@", "--checkpoint {root}/no-fingerprint", 2,
+     "has no schedule fingerprint, so the schedule it names cannot be checked"),
+    ("sample card edited prediction", "sample@", "--checkpoint {root}/prediction-card", 2,
+     "says prediction 'v' but its training record (\"train\") says 'eps'; the card was edited"),
+    ("sample card edited consistently", "sample@", "--checkpoint {root}/record-card", 2,
+     "says schedule 'cosine' but its training record (\"train\") says 'linear'"),
     ("sample card edited size", "sample@", "--checkpoint {root}/size-card", 2,
      "describes [1, 16, 16] samples but the model was trained on [1, 8, 8] data"),
     ("train steps 0", "train", "--steps 0", 2, "argument --steps: expected a positive integer, got 0"),

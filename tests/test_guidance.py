@@ -172,7 +172,10 @@ def ckpts(tmp_path_factory):
 
 def test_noisy_classifier_checkpoint_round_trip(ckpts):
     model, card = load_noisy_classifier(ckpts / "clf")
-    assert card["kind"] == "noisy-classifier" and card["schedule"] == {"name": "linear", "T": 1000}
+    from helpers.schedules import Schedule
+
+    assert card["kind"] == "noisy-classifier" and card["schedule"] == {
+        "name": "linear", "T": 1000, "fingerprint": Schedule.from_name("linear", 1000).fingerprint()}
     assert card["config"]["image_size"] == 8 and card["steps"] == 5
     assert card["command"].startswith("python -m helpers.guidance train-classifier --out")
     saved = ckpt.read_tensors(ckpts / "clf" / ckpt.MODEL)

@@ -165,7 +165,8 @@ def save_noisy_classifier(model: NoisyClassifier, info: dict, folder: str | Path
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     cfg = model.config
-    card = {"kind": KIND, "config": asdict(cfg), "schedule": {"name": cfg.schedule, "T": cfg.T}, **info,
+    card = {"kind": KIND, "config": asdict(cfg), "schedule": {"name": cfg.schedule, "T": cfg.T,
+                                                                "fingerprint": Schedule.from_name(cfg.schedule, cfg.T).fingerprint()}, **info,
             "command": command}
     ckpt.save_tensors(model.state_dict(), folder / ckpt.MODEL)
     ckpt.save_json(card, folder / ckpt.CARD)
