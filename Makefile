@@ -74,7 +74,7 @@ notebooks-full: setup
 train-classifier: setup
 	$(BIN)/python -m helpers.classifier --out checkpoints/mnist-cnn --epochs 3 --seed 0
 
-# The noise-aware classifier for classifier guidance (helpers/guidance.py): about 10 minutes on one CPU core.
+# The noise-aware classifier for classifier guidance (helpers/samplers/guidance.py): about 10 minutes on one CPU core.
 train-noisy-classifier: setup
 	$(BIN)/python -m helpers.guidance train-classifier --out checkpoints/noisy-classifier --steps 1500 --seed 0
 
@@ -120,7 +120,7 @@ train-ddpm-digits8: setup
 
 # Notebook 06's students (issue 40): progressive distillation of checkpoints/ddpm-mnist trained to convergence. Round 0
 # takes the teacher's 128 DDIM steps to a 32-step v-prediction student (eps -> v, 4 teacher steps per student step);
-# then halving 32 -> 16 -> ... -> 1. Every round stops by the held-out rule (helpers.loop: constant lr until the one-step
+# then halving 32 -> 16 -> ... -> 1. Every round stops by the held-out rule (helpers.training.loop: constant lr until the one-step
 # error on 512 test images stops improving by 2% over 3 checks 250 steps apart, at most PD_MAX_STEPS, then a linear
 # cool-down to 0 over a quarter of the steps so far); each round resumable (an unfinished round is continued).
 PD_DIR := checkpoints/pd-mnist

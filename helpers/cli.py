@@ -58,8 +58,9 @@ class OutputFolder:
     Leaving the block without `finish` (an error, Ctrl-C) keeps `.in-progress`, so the folder reads as incomplete."""
 
     def __init__(self, path, overwrite: bool = False, resume: bool = False, record: str = "sampling.json",
-                 plan: dict | None = None, option: str = "--out"):
+                 plan: dict | None = None, option: str = "--out", resumable: bool = False):
         self.path, self.overwrite, self.resume, self.record = Path(path), overwrite, resume, record
+        self.resumable = resumable  # whether the command has --resume (its messages offer it only then)
         self.plan, self.option, self.locked = plan or {}, option, False
         if overwrite and resume:
             raise ValueError("--overwrite and --resume exclude each other: --resume continues the images in "
@@ -81,8 +82,8 @@ class OutputFolder:
         except (FileNotFoundError, ValueError):
             return
         if pid and pid != os.getpid() and _alive(pid):
-            raise ValueError(f"{self.option} {self.path} is being written by another run (process {pid}); wait for it "
-                             "or choose another folder")
+            raise ValueError(f"{self.option} {self.path} is being written by another run (process {pid}); wait for it, "
+                             f"or choose another folder (if no such run exists, delete {lock})")
 
     def __enter__(self) -> "OutputFolder":
         self._check_path()
@@ -91,7 +92,7 @@ class OutputFolder:
             entries = sorted(p.name for p in self.path.iterdir())
             foreign = [n for n in entries if not self.own(n)]
             if entries and not (self.overwrite or self.resume):
-                hint = " or --resume to continue it" if MARKER in entries else ""
+                hint = " or --resume to continue it" if MARKER in entries and self.resumable else ""
                 raise ValueError(f"{self.option} {self.path} is not empty; choose a new folder, or pass --overwrite to "
                                  f"replace this command's own files{hint}")
             if entries and foreign:
@@ -121,15 +122,21 @@ class OutputFolder:
                              f"{', '.join(differ)}")
 
     def _lock(self) -> None:
+        """Take the folder's lock atomically (O_EXCL); a lock whose process is gone is replaced, a live one refused
+        (two runs started at once: exactly one gets the folder)."""
         lock = self.path / LOCK
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:  # a stale lock (its process is gone: _check_lock said so)
-            lock.unlink()
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        os.write(fd, str(os.getpid()).encode())
-        os.close(fd)
-        self.locked = True
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                self._check_lock()  # refuses a live writer
+                lock.unlink(missing_ok=True)  # the stale lock of a process that is gone
+                continue
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            self.locked = True
+            return
+        raise ValueError(f"{self.option} {self.path} is being taken by another run at the same moment; try again")
 
     def first_missing(self, batch_size: int) -> int:
         """The first image to draw: 0, or on --resume the start of the first batch with a missing image (images are
@@ -153,7 +160,7 @@ def check_complete(folder) -> None:
     """Refuse a folder of images that a run is still writing or that an interrupted run left (its `.in-progress`)."""
     if (Path(folder) / MARKER).exists():
         raise ValueError(f"{folder} is incomplete: the run writing it was interrupted or is still going; continue it "
-                         "with --resume, or draw it again")
+                         "with the same command and --resume (helpers.sample), or draw it again")
 
 
 def device(text: str) -> str:
@@ -213,8 +220,6 @@ def check_out_file(path: Path, overwrite: bool = False, option: str = "--out") -
 def training_options(p, out_default=None, steps: int = 1500, batch_size: int = 64, lr: float = 1e-3) -> None:
     """The options every small training CLI shares (a classifier, a feature network, the text encoder): --out (required
     unless a default is given), --overwrite, --steps, --batch-size, --lr and --seed."""
-    from pathlib import Path
-
     p.add_argument("--out", type=Path, required=out_default is None, default=out_default, help="the checkpoint folder")
     p.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in --out")
     p.add_argument("--steps", type=positive_int, default=steps)

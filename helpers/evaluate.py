@@ -55,6 +55,7 @@ def main(argv=None) -> int:
         if args.out is None:
             result = evaluate_checkpoint(args.checkpoint, args.num, args.steps, args.seed, args.batch_size, args.ema)
         else:
+            from_checkpoint(args.checkpoint, ema=args.ema)  # a bad checkpoint is refused before the folder is touched
             with OutputFolder(args.out, overwrite=args.overwrite, record="evaluation.json") as out:
                 result = evaluate_checkpoint(args.checkpoint, args.num, args.steps, args.seed, args.batch_size,
                                              args.ema, args.out)

@@ -3,7 +3,7 @@
     python -m helpers.sample --checkpoint checkpoints/ddpm-mnist --sampler ddpm --steps 1000 --num 64 --seed 0 \
         --batch-size 64 --out samples/ddpm-1000
 
-Class labels and guidance (helpers/guidance.py; w follows diffusers' guidance_scale: 0 unconditional, 1 conditional):
+Class labels and guidance (helpers/samplers/guidance.py; w follows diffusers' guidance_scale: 0 unconditional, 1 conditional):
 
     python -m helpers.sample --checkpoint CONDITIONAL --class-label 3 --guidance 3 --num 16 --out samples/cfg-3
     python -m helpers.sample --checkpoint checkpoints/ddpm-mnist --class-label 0,1,2,3 --classifier-scale 2 --num 4 \
@@ -237,6 +237,9 @@ def main(argv=None) -> int:
             y = label_tensor(labels, num)
             check_labels(y, info["num_classes"], info["label_owner"])
         check_budget(num, args.steps or info["T"])
+        if args.sampler.startswith("diffusers:") and args.eta is not None:
+            raise ValueError("--eta applies to ddim and dpmpp-2m-sde; a diffusers scheduler takes its own options "
+                             "through --scheduler-option (e.g. eta=1.0 for DDIMScheduler)")
         if args.sampler.startswith("diffusers:"):  # a scheduler that cannot run on this grid: refused before any file
             from helpers.samplers.schedulers import check
             from helpers.schedules import get_timesteps
@@ -249,11 +252,11 @@ def main(argv=None) -> int:
                 "batch_size": args.batch_size, "ema": args.ema, "class_label": None if y is None else y.tolist(),
                 "guidance": args.guidance, "classifier_scale": args.classifier_scale,
                 "scheduler_options": scheduler_options(args) or None}
-        with OutputFolder(args.out, overwrite=args.overwrite, resume=args.resume, plan=plan) as out:
+        with OutputFolder(args.out, overwrite=args.overwrite, resume=args.resume, plan=plan, resumable=True) as out:
             first = out.first_missing(args.batch_size)
             seconds, calls = draw(args, denoiser, info, num, first, x_T, y)
             batches = -(-(num - first) // args.batch_size)
-            nfe = calls // max(1, batches)  # network evaluations per image (every batch makes the same calls)
+            nfe = calls // batches if batches else None  # per image (every batch makes the same calls); None: none drawn
             out.finish({**plan, "steps": args.steps or info["T"], "classifier": info["classifier"], "nfe": nfe,
                         "resumed_from": first or None, "seconds": round(seconds, 2)})
     except (ValueError, CheckpointError, DiffusersModelError, FileNotFoundError, FloatingPointError) as err:

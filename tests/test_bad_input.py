@@ -69,11 +69,15 @@ MAINS = {"sample": sample.main, "train": train.main, "tabular": tabular.main, "e
 # (id, tool, argv with {root} for the fixture's folder, expected exit status, fragment of the error line)
 CLI = [
     ("sample steps 0", "sample", "--steps 0", 2, "argument --steps: expected a positive integer, got 0"),
+    ("sample scheduler overrides the model", "sample", "--sampler diffusers:DDIMScheduler --steps 4 --spacing trailing "
+     "--scheduler-option prediction_type=\"v_prediction\"", 2, "--scheduler-option prediction_type: the adapter sets it"),
+    ("sample eta with a scheduler", "sample", "--sampler diffusers:DDIMScheduler --steps 4 --spacing trailing --eta 1", 2,
+     "--eta applies to ddim and dpmpp-2m-sde; a diffusers scheduler takes its own options"),
     ("sample num 10**12", "sample", "--num 1000000000000", 2, "with 1000 steps is 1e+15 network evaluations (about 4.63e+07 days"),
     ("sample guidance 1e30", "sample", "--guidance 1e30 --class-label 1", 2, "--guidance 1e+30: expected a scale of at most 100"),
     ("sample classifier scale 1e9", "sample", "--classifier-scale 1e9 --class-label 1", 2,
      "--classifier-scale 1e+09: expected a scale of at most 100"),
-    ("sample off grid and on", "sample", "--overwrite --resume", 2, "--overwrite and --resume exclude each other"),
+    ("sample overwrite and resume", "sample", "--overwrite --resume", 2, "--overwrite and --resume exclude each other"),
     ("sample steps -3", "sample", "--steps -3", 2, "argument --steps: expected a positive integer, got -3"),
     ("sample steps 1.5", "sample", "--steps 1.5", 2, "argument --steps: expected an integer, got '1.5'"),
     ("sample steps > T", "sample", "--steps 5000", 2, "asked for 5000 sampling steps but the model has only T = 1000"),
@@ -230,7 +234,7 @@ API = [
     ("posterior_step s > t", lambda: posterior_step(tiny_denoiser(), torch.zeros(1, 1, 8, 8), 10, 20), ValueError,
      "an ancestral step goes from t to an earlier s (-1 <= s < t), got t = 10, s = 20"),
     ("save_pngs NaN", lambda: save_pngs(torch.full((2, 1, 4, 4), math.nan), "/nonexistent/never-written"), ValueError,
-     "2 of 2 images hold NaN or inf values; nothing was written"),
+     "2 of the 2 images of this batch hold NaN or inf values; they were not written"),
     ("get_betas T True", lambda: get_betas("linear", T=True), ValueError, "T must be a positive integer, got True"),
     ("get_betas T 0", lambda: get_betas("linear", T=0), ValueError, "T must be a positive integer, got 0"),
     ("get_betas T float", lambda: get_betas("linear", T=10.0), ValueError, "positive integer, got 10.0"),

@@ -203,3 +203,24 @@ def test_the_step_check_covers_round_zero_and_halving_rounds():
     halve = step_check("checkpoints/distill/v-4", x0, seed=0)
     assert list(halve.t) == [999, 749, 499, 249] and (halve["teacher one-step RMS"] > 0).all()
     assert (halve["student RMS"] < halve["step RMS"]).all()
+
+
+def test_steps_caps_the_constant_phase_exactly_and_the_split_is_the_test_one(tmp_path):
+    """--steps 10 with checks every 4 steps: the cool-down starts at step 10 (not at the next check, 12), and lasts a
+    quarter of it (round(2.5) = 2 steps); the held-out set of digits is digits:test."""
+    from helpers.training.distill import test_split
+    from helpers.training.ddpm import main as train_main
+
+    assert [test_split(s) for s in ("mnist", "digits:train", "shapes:32", "moving-mnist:8:train")] == [
+        "mnist:test", "digits:test", "shapes:32:test", "moving-mnist:8:test"]
+    with pytest.raises(ValueError, match="needs a test split of --dataset latents:x"):
+        test_split("latents:x")
+    teacher, out = tmp_path / "teacher", tmp_path / "round"
+    assert train_main(TINY + ["--out", str(teacher), "--steps", "2"]) == 0
+    assert distill_main(["--teacher", str(teacher), "--teacher-steps", "8", "--out", str(out), "--steps", "10",
+                         "--dataset", "digits", "--batch-size", "4", "--eval-every", "4", "--patience", "5",
+                         "--heldout", "8", "--checkpoint-every", "100"]) == 0
+    card = ckpt.read_card(out)
+    assert card["decay_start"] == 10 and card["step"] == card["planned_steps"] == 12
+    assert distill_main(["--teacher", str(teacher), "--teacher-steps", "8", "--out", str(tmp_path / "r1"),
+                         "--ratio", "1", "--steps", "1", "--dataset", "digits"]) == 2

@@ -1,4 +1,4 @@
-"""Latent diffusion end to end on the 8x8 digits: the autoencoder (helpers/autoencoder.py) trains and records its
+"""Latent diffusion end to end on the 8x8 digits: the autoencoder (helpers/training/vae.py) trains and records its
 scaling factor, `latents:FOLDER` is a data set, a DiT trains on it with helpers.training.ddpm, and helpers.sample writes
 decoded images (no x0_hat clipping: latents are not bounded)."""
 import json

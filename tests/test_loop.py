@@ -155,3 +155,19 @@ def test_a_save_killed_midway_is_completed_or_discarded(straight, tmp_path):
         assert_identical(tensors(straight[0]), tensors(out))
         assert not list(out.glob("*.next")) and not (out / ckpt.COMMIT).exists()
         assert card["loss_history"] == straight[1]["loss_history"]
+
+
+def test_the_cool_down_decays_below_the_rate_from_its_first_update_to_its_last():
+    """With the stopping rule the cool-down's D updates run at lr (D - j) / (D + 1), j = 0 .. D - 1: below the
+    constant rate from the first, never 0, the last at lr / (D + 1)."""
+    from dataclasses import dataclass
+
+    from helpers.training.loop import LoopConfig, cooldown_steps
+
+    cfg = LoopConfig(lr=1.0, warmup=0, cooldown=0.25)
+    D = cooldown_steps(40, cfg)
+    assert D == 10
+    rates = [lr_at(s, cfg, decay_start=40) for s in range(40, 40 + D)]
+    assert rates[0] == pytest.approx(10 / 11) and rates[-1] == pytest.approx(1 / 11)
+    assert all(a > b for a, b in zip(rates, rates[1:])) and lr_at(39, cfg, decay_start=None) == 1.0
+    assert lr_at(40, LoopConfig(lr=1.0, warmup=0, cooldown=0.01), decay_start=40) == pytest.approx(0.5)  # D = 1

@@ -54,6 +54,9 @@ def test_the_command_line_passes_scheduler_options_and_refuses_them_elsewhere(tm
                         "--spacing", "trailing", "--scheduler-option", "solver_order=3", "--num", "2", "--out",
                         str(out)]) == 0
     assert "4 network evaluations per image" in capsys.readouterr().out
+    import json
+
+    assert json.loads((out / "sampling.json").read_text())["scheduler_options"] == {"solver_order": 3}
     assert sample_main(["--checkpoint", ckpt, "--sampler", "ddim", "--steps", "4", "--scheduler-option", "a=1",
                         "--num", "2", "--out", str(tmp_path / "x")]) == 2
     assert "--scheduler-option applies to --sampler diffusers:SCHEDULER only" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The coloured-shapes data set (helpers/shapes.py): determinism, labels that match the pixels, the distances the
+"""The coloured-shapes data set (helpers/datasets/shapes.py): determinism, labels that match the pixels, the distances the
 shapes are drawn from, and the data spec."""
 import numpy as np
 import pytest

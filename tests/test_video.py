@@ -1,4 +1,4 @@
-"""Video diffusion's pieces: the moving-MNIST clips (helpers/moving_mnist.py) and the factorised space-time U-Net
+"""Video diffusion's pieces: the moving-MNIST clips (helpers/datasets/moving_mnist.py) and the factorised space-time U-Net
 (helpers/models/video_unet.py): shapes, frame order, and the independent-frames mask of joint image training."""
 import numpy as np
 import pytest

@@ -6,10 +6,10 @@
 - ``digits``: scikit-learn's bundled 8x8 digits (1797 images, 0..16 grey levels); split 80/20 by a fixed seed.
 - ``imagefolder:PATH``: any folder of images through Hugging Face ``datasets`` ("imagefolder"), resized to a square.
 - ``shapes:SIZE[:split]``: procedural coloured shapes on textured backgrounds at 16, 32, 64 or 128 pixels, 18
-  classes (shape x colour), 20,000 training and 2,000 test images (helpers/shapes.py).
+  classes (shape x colour), 20,000 training and 2,000 test images (helpers/datasets/shapes.py).
 - ``moving-mnist:FRAMES[:split]``: clips [FRAMES x 1 x 32 x 32] of an MNIST digit bouncing in the frame, 20,000
-  training and 2,000 test clips (helpers/moving_mnist.py).
-- ``latents:FOLDER[:split]``: the latents of an autoencoder checkpoint (helpers/autoencoder.py) of its own data set's
+  training and 2,000 test clips (helpers/datasets/moving_mnist.py).
+- ``latents:FOLDER[:split]``: the latents of an autoencoder checkpoint (helpers/training/vae.py) of its own data set's
   split: posterior means times the card's scaling factor, so roughly unit variance (not in [-1, 1]); labels kept.
   Encoded once and cached in ``data/cache/latents/`` under the hash of the autoencoder's weights.
 - ``hf:ID[:split]``: an image data set on the Hugging Face hub through ``datasets`` (online), e.g. the course's
@@ -108,7 +108,7 @@ def load_images(spec: str, online: bool | None = None) -> ImageData:
 
 
 def load_moving_mnist(frames: str, split: str = "") -> ImageData:
-    """`moving-mnist:FRAMES[:split]`: clips made from the MNIST digits of the same split (helpers/moving_mnist.py);
+    """`moving-mnist:FRAMES[:split]`: clips made from the MNIST digits of the same split (helpers/datasets/moving_mnist.py);
     the data set's `directions` holds each clip's first move."""
     from helpers.datasets.moving_mnist import SPLITS, make_clips
 
@@ -265,16 +265,14 @@ def save_pngs(images: torch.Tensor, out_dir: str | Path, start: int = 0) -> list
     are refused (they would be written as black squares)."""
     from PIL import Image
 
-    if not torch.isfinite(images).all():
-        raise ValueError(f"{int((~torch.isfinite(images)).flatten(1).any(1).sum())} of {len(images)} images hold NaN "
-                         f"or inf values; nothing was written to {out_dir}")
+    check_finite_images(images, out_dir)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, arr in enumerate(to_uint8(images)):
-        p = out_dir / f"{start + i:06d}.png"
-        Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(p)
+        p = out_dir / f"{start + i:06d}.png"  # written whole or not at all: a kill never leaves half a PNG
+        write_atomic(p, lambda tmp: Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(tmp, format="PNG"))
         paths.append(p)
     return paths
 
@@ -286,17 +284,26 @@ def save_clips(clips: torch.Tensor, out_dir: str | Path, start: int = 0) -> list
     from PIL import Image
     from torchvision.utils import make_grid
 
+    check_finite_images(clips, out_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, clip in enumerate(clips):
         frames = [f[..., 0] if f.shape[-1] == 1 else f for f in to_uint8(clip)]
         path = out_dir / f"{start + i:06d}.gif"
-        imageio.mimsave(path, frames, duration=250, loop=0)
         strip = to_uint8(make_grid(clip.float().cpu(), nrow=len(clip), padding=2, pad_value=1.0)[None])[0]
-        Image.fromarray(strip[..., 0] if strip.shape[-1] == 1 else strip).save(out_dir / f"{start + i:06d}-frames.png")
-        paths.append(path)
+        write_atomic(out_dir / f"{start + i:06d}-frames.png",
+                     lambda tmp: Image.fromarray(strip[..., 0] if strip.shape[-1] == 1 else strip).save(tmp, format="PNG"))
+        write_atomic(path, lambda tmp: imageio.mimsave(tmp, frames, format="GIF", duration=250, loop=0))  # last: a
+        paths.append(path)  # clip counts as written (first_missing) only once its strip is there too
     return paths
+
+
+def check_finite_images(images: torch.Tensor, out_dir) -> None:
+    if not torch.isfinite(images).all():
+        bad = int((~torch.isfinite(images)).flatten(1).any(1).sum())
+        raise ValueError(f"{bad} of the {len(images)} images of this batch hold NaN or inf values; they were not "
+                         f"written to {out_dir}")
 
 
 def save_samples(images: torch.Tensor, out_dir: str | Path, start: int = 0) -> list[Path]:
@@ -306,9 +313,7 @@ def save_samples(images: torch.Tensor, out_dir: str | Path, start: int = 0) -> l
 
 def load_pngs(folder: str | Path, limit: int | None = None) -> torch.Tensor:
     """The PNGs of a folder (sorted by name) as a [-1, 1] tensor [N x C x H x W]."""
-    from PIL import Image
-
-    from PIL import UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     from helpers.cli import check_complete
 

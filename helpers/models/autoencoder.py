@@ -1,5 +1,5 @@
 """The autoencoder of latent diffusion: diffusers' AutoencoderKL in a small configuration, registered like every
-network (its training is helpers/autoencoder.py)."""
+network (its training is helpers/training/vae.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

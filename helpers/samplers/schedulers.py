@@ -34,7 +34,7 @@ def scheduler_class(name: str):
 def build(name: str, alpha_bar: torch.Tensor, num_steps: int, spacing: str, clip_x0: bool, **options):
     """The scheduler `name` on this alpha_bar, set to num_steps steps of `spacing` (options go to its config)."""
     if spacing not in SPACINGS:
-        raise ValueError(f"diffusers' schedulers space timesteps as {', '.join(SPACINGS)}, not {spacing!r}")
+        raise ValueError(f"--spacing {spacing}: diffusers' schedulers space timesteps as {', '.join(SPACINGS)} only")
     cls = scheduler_class(name)
     alpha_bar = alpha_bar.double()
     betas = 1 - alpha_bar / torch.cat([alpha_bar.new_ones(1), alpha_bar[:-1]])
@@ -42,9 +42,13 @@ def build(name: str, alpha_bar: torch.Tensor, num_steps: int, spacing: str, clip
     config = {"num_train_timesteps": len(alpha_bar), "trained_betas": betas.tolist(), "prediction_type": "epsilon",
               "timestep_spacing": spacing, **({"clip_sample": clip_x0} if "clip_sample" in accepted else {}),
               **({"set_alpha_to_one": True} if "set_alpha_to_one" in accepted else {})}
+    ours = sorted(set(options) & (set(config) | {"beta_start", "beta_end", "beta_schedule", "rescale_betas_zero_snr"}))
+    if ours:
+        raise ValueError(f"--scheduler-option {ours[0]}: the adapter sets it from the model (its schedule, "
+                         "eps-prediction, the grid's spacing, clipping); give the other options only")
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise ValueError(f"{name} has no option {unknown[0]!r}; its options: "
+        raise ValueError(f"--scheduler-option {unknown[0]}: {name} has no such option; its options: "
                          f"{', '.join(k for k in accepted if k not in ('self', 'kwargs'))}")
     scheduler = cls(**{k: v for k, v in {**config, **options}.items() if k in accepted})
     scheduler.set_timesteps(num_steps)

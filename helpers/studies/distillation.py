@@ -46,8 +46,9 @@ def step_check(student_folder, x0: torch.Tensor, seed: int, device="cpu") -> pd.
 
 
 def rounds_table(cards: list[dict]) -> pd.DataFrame:
-    """One row per round: its teacher and grids, optimizer steps, the stopping rule's decision, minutes, final loss and
-    the held-out one-step error at the end against the teacher's own one-step error on the same images."""
+    """One row per round: its teacher and grids, optimizer steps, where the cool-down began (the stopping rule's
+    plateau, or the --steps cap), minutes, final loss, and the held-out one-step error at the end against the
+    teacher's own one-step error on the same images."""
     rows = []
     for c in cards:
         d, h = c["distillation"], c.get("heldout", {})
@@ -56,7 +57,7 @@ def rounds_table(cards: list[dict]) -> pd.DataFrame:
         rows.append({"student steps": d["student_steps"], "teacher": Path(d["teacher"]).name,
                      "teacher steps": d["teacher_steps"],
                      "round": "convert eps -> v" if d["convert"] else f"{d['teacher_steps'] // d['student_steps']} to 1",
-                     "optimizer steps": c["step"], "stopped by rule at": c.get("decay_start"),
+                     "optimizer steps": c["step"], "cool-down from step": c.get("decay_start"),
                      "batch": c["train"]["batch_size"], "lr": c["train"]["lr"], "minutes": c["wall_time_s"] / 60,
                      "final loss": c["final_loss"], "held-out RMS": last, "teacher one-step RMS": ref,
                      "left of the teacher's one-step error": None if last is None or not ref else last / ref})

@@ -171,6 +171,17 @@ def distill_objective(teacher, data, cfg: DistillConfig):
     return objective
 
 
+def test_split(spec: str) -> str:
+    """The test split of a data set spec: mnist -> mnist:test, shapes:32 -> shapes:32:test, moving-mnist:8:train ->
+    moving-mnist:8:test (the held-out images of the stopping rule)."""
+    parts = spec.split(":")
+    sized = parts[0] in ("shapes", "moving-mnist")
+    if parts[0] not in ("mnist", "digits") and not sized:
+        raise ValueError(f"--eval-every needs a test split of --dataset {spec}; the stopping rule supports mnist, digits, "
+                         "shapes:S and moving-mnist:F")
+    return ":".join(parts[: 2 if sized else 1] + ["test"])
+
+
 def heldout_check(teacher, cfg: DistillConfig, device) -> tuple[callable, dict]:
     """The stopping rule's measurement: `cfg.heldout` test images, each at step i = n mod N of the student's grid with
     its own fixed noise; the teacher's endpoints (its k steps, and its single step over the same span) are computed
@@ -178,7 +189,7 @@ def heldout_check(teacher, cfg: DistillConfig, device) -> tuple[callable, dict]:
     teacher's k steps, and a summary with the teacher's own one-step error on the same set (0 for conversion)."""
     T = teacher.alpha_bar.shape[0]
     k, n_student = cfg.teacher_per_student, cfg.student_steps
-    x0 = load_images(cfg.dataset.split(":")[0] + ":test").images[: cfg.heldout].to(device)
+    x0 = load_images(test_split(cfg.dataset)).images[: cfg.heldout].to(device)
     g = torch.Generator().manual_seed(10_000 + cfg.seed)
     eps = torch.randn(x0.shape, generator=g).to(device)
     i = torch.arange(len(x0), device=device) % n_student
@@ -234,6 +245,12 @@ def distill(cfg: DistillConfig, out: Path, resume: bool = False, command: str = 
     resuming = check_out(out, resume)
     teacher, card = load_teacher(cfg.teacher, accelerator.device)
     T = teacher.alpha_bar.shape[0]
+    if cfg.convert and cfg.ratio != 2:
+        raise ValueError("--ratio and --convert exclude each other: --convert keeps the teacher's grid (one teacher step "
+                         "per student step)")
+    if not cfg.convert and cfg.ratio < 2:
+        raise ValueError(f"--ratio {cfg.ratio}: expected at least 2 teacher steps per student step (--convert is the "
+                         "round with one)")
     if not cfg.convert:
         check_nested(T, cfg.teacher_steps, cfg.ratio)
     data = load_images(cfg.dataset)

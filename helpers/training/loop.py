@@ -110,7 +110,8 @@ def lr_at(step: int, cfg, decay_start: int | None = None) -> float:
     lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
     if decay_start is None:
         return lr
-    return lr * max(0.0, 1.0 - (step - decay_start) / cooldown_steps(decay_start, cfg))
+    # the cool-down's D updates, steps decay_start .. decay_start + D - 1, at lr (D - j) / (D + 1), j = 0 .. D - 1
+    return lr * max(0.0, 1.0 - (step - decay_start + 1) / (cooldown_steps(decay_start, cfg) + 1))
 
 
 def cooldown_steps(decay_start: int, cfg) -> int:
@@ -277,11 +278,13 @@ class Run:
     def after_step(self) -> None:
         """The stopping rule: evaluate every cfg.eval_every steps; at a plateau (or cfg.steps) start the cool-down."""
         s, cfg = self.state, self.cfg
-        if self.evaluate is None or s.step % cfg.eval_every and s.step != self.total_steps():
+        if self.evaluate is None:
+            return
+        at_cap = s.decay_start is None and s.step >= cfg.steps  # cfg.steps caps the constant phase exactly
+        if s.step % cfg.eval_every and s.step != self.total_steps() and not at_cap:
             return
         self.heldout()
-        if s.decay_start is None and (s.step >= cfg.steps or
-                                      plateaued([v for _, v in s.evals], cfg.patience, cfg.min_delta)):
+        if s.decay_start is None and (at_cap or plateaued([v for _, v in s.evals], cfg.patience, cfg.min_delta)):
             s.decay_start = s.step
 
 
