@@ -25,7 +25,8 @@ from helpers.checks import non_negative_int, positive_float, positive_int
 
 INTERRUPTED = 143  # the exit status of a run stopped by SIGTERM (128 + 15) after it saved
 MARKER, LOCK = ".in-progress", ".lock"
-OWN_FILES = re.compile(r"\d{6}\.(png|gif)|\d{6}-frames\.png")  # the numbered images, clips and frame strips
+# the numbered images, clips and frame strips, and what a kill in the middle of writing one leaves (write_atomic's)
+OWN_FILES = re.compile(r"\d{6}\.(png|gif)|\d{6}-frames\.png|\.\d{6}(-frames)?\.(png|gif)\.\d+\.tmp")
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -101,6 +102,9 @@ class OutputFolder:
                                  f"never removes or mixes with those: choose a new or empty folder")
             if self.resume:
                 self._check_plan(entries)
+                for name in entries:  # half-written files of the interrupted run
+                    if name.endswith(".tmp"):
+                        (self.path / name).unlink()
             elif entries:
                 for name in entries:
                     (self.path / name).unlink()

@@ -140,3 +140,18 @@ def test_output_folder_alone(tmp_path):
         assert out.first_missing(4) == 0
         out.finish({"a": 1})
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["sampling.json"]
+
+
+def test_a_half_written_image_left_by_a_kill_is_the_commands_own(tmp_path):
+    """write_atomic's temporary file of an image being written when the run was killed: --resume removes it and
+    continues, --overwrite replaces it; neither takes it for a file of the user's."""
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / MARKER).write_text(json.dumps({"plan": {"a": 1}}))
+    (folder / "000000.png").write_bytes(b"done")
+    (folder / ".000001.png.999.tmp").write_bytes(b"half")
+    with OutputFolder(folder, resume=True, plan={"a": 1}) as out:
+        assert out.first_missing(1) == 1 and not (folder / ".000001.png.999.tmp").exists()
+    (folder / ".000001.png.999.tmp").write_bytes(b"half")
+    with OutputFolder(folder, overwrite=True, plan={"a": 2}):
+        assert sorted(p.name for p in folder.iterdir()) == sorted([LOCK, MARKER])
