@@ -85,7 +85,7 @@ def test_fid_cli_on_real_folders(tmp_path):
     save_pngs(torch.rand(300, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1, tmp_path / "noise")
 
     def fid_of(folder):
-        res = subprocess.run([sys.executable, "-m", "helpers.evaluation.fid", "--fake", str(folder), "--real", "mnist:test"],
+        res = subprocess.run([sys.executable, "-m", "helpers.fid", "--fake", str(folder), "--real", "mnist:test"],
                              cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, res.stderr
         assert res.stdout.startswith("FID (MNIST-CNN features, N=300): ")
@@ -93,11 +93,11 @@ def test_fid_cli_on_real_folders(tmp_path):
 
     # 300 real digits still score far from 0 (FID's small-N bias), but far below uniform noise.
     assert fid_of(tmp_path / "real") < fid_of(tmp_path / "noise") / 10
-    res = subprocess.run([sys.executable, "-m", "helpers.evaluation.fid", "--fake", str(tmp_path / "none")], cwd=ROOT,
+    res = subprocess.run([sys.executable, "-m", "helpers.fid", "--fake", str(tmp_path / "none")], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and res.stderr.startswith("error: ") and "is not a folder of PNG images" in res.stderr
     (tmp_path / "empty").mkdir()
-    res = subprocess.run([sys.executable, "-m", "helpers.evaluation.fid", "--fake", str(tmp_path / "empty")], cwd=ROOT,
+    res = subprocess.run([sys.executable, "-m", "helpers.fid", "--fake", str(tmp_path / "empty")], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and res.stderr.startswith("error: no PNG images in")
 

@@ -68,7 +68,7 @@ def test_killed_run_resumes_exactly(straight, tmp_path):
     out = tmp_path / "killed"
     # The same number of threads as this process, so that float reductions are done in the same order.
     env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
-    cmd = [sys.executable, "-m", "helpers.training.ddpm", *TINY, "--out", str(out), "--steps", "100000"]
+    cmd = [sys.executable, "-m", "helpers.train", *TINY, "--out", str(out), "--steps", "100000"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(600):
