@@ -73,11 +73,12 @@ def failure_of(nb) -> dict | None:
     return None
 
 
-def execute(path: Path, out: Path, mode: str, timeout: int = 3600, retries: int = 0) -> dict:
+def execute(path: Path, out: Path, mode: str, timeout: int = 3600, retries: int = 0, progress: bool = True) -> dict:
     """Run one notebook (working directory: notebooks/, or the top level for the write-up) with WORKBOOK_MODE=mode and save it to `out`, also when a
     cell fails or runs longer than `timeout` seconds; returns its run record (also stored in the notebook's
     metadata). A notebook that timed out or whose kernel died runs again, up to `retries` times (the record keeps
-    `retried` and the first error); an error raised by a cell is never retried."""
+    `retried` and the first error); an error raised by a cell is never retried. `progress`: papermill's bar on stderr
+    (cells done, elapsed time, the cell being run), so that a slow cell is not taken for a hung one."""
     import nbformat
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -89,7 +90,9 @@ def execute(path: Path, out: Path, mode: str, timeout: int = 3600, retries: int 
         stalled = None
         try:
             papermill.execute_notebook(str(path), str(out), cwd=str(cwd), kernel_name="python3",
-                                       progress_bar=False, execution_timeout=timeout)
+                                       progress_bar=progress and {"desc": f"  {Path(path).stem}", "unit": "cell",
+                                                                  "leave": False, "file": sys.stderr},
+                                       execution_timeout=timeout)
         except papermill.PapermillExecutionError:
             pass  # papermill saved the notebook with the error in its cell; failure_of() reads it
         except (CellTimeoutError, DeadKernelError) as err:
