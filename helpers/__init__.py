@@ -1,7 +1,8 @@
 """The workbook's library, by role (README.md, "The library", has the map with one line per module).
 
 At the top, the core and the interface every part shares: `schedules`, `diffusion` (the forward and reverse steps),
-`objectives` (the training losses), `checks` (pure value checks), `paths`, `cli` (command-line glue), `checkpoints`
+`objectives` (the training losses), `checks` (pure value checks), `paths`, `progress` (a long loop's progress, for the
+notebook runner's console), `cli` (command-line glue), `checkpoints`
 (weights, model cards, snapshots, default sampling), `denoisers` (one interface for eps-, v- and x0-networks, ours
 or diffusers'), and the two commands most users type, `sample` and `evaluate`. Then the packages, each of which
 imports only from those below it: `models` (networks), `datasets`, `samplers`, `evaluation`, `training`, `tabular`

@@ -108,14 +108,23 @@ def read_card(folder: str | Path) -> dict:
     if folder.exists() and not folder.is_dir():
         raise CheckpointError(f"{folder} is a file; a checkpoint is a folder with {CARD} and safetensors files")
     if not folder.is_dir():
-        raise CheckpointError(f"checkpoint folder {folder} does not exist")
+        import difflib
+
+        siblings = [p.name for p in folder.parent.iterdir() if p.is_dir()] if folder.parent.is_dir() else []
+        close = difflib.get_close_matches(folder.name, siblings, n=1)
+        hint = f" (did you mean {folder.parent / close[0]}?)" if close else ""
+        raise CheckpointError(f"checkpoint folder {folder} does not exist{hint}")
     path = folder / CARD
     if not path.exists():
         raise CheckpointError(f"{folder} is not a checkpoint: {CARD} is missing")
     try:
-        return json.loads(path.read_text())
+        card = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{path} is corrupt: {err}") from err
+    if not isinstance(card, dict):
+        raise CheckpointError(f"{path} holds a JSON {type(card).__name__}, not a model card (an object with \"model\", "
+                              "\"schedule\", ...); the file was edited or belongs to something else")
+    return card
 
 
 def read_tensors(path: Path) -> dict:
@@ -144,12 +153,18 @@ def load_model(folder: str | Path, ema: bool = True, device: str | torch.device 
         raise CheckpointError(f"{folder / CARD} describes {list(shape)} samples but the model was trained on "
                               f"{list(trained_on)} data; the card was edited or belongs to another model")
     path = Path(weights) if weights is not None else folder / (EMA if ema and "ema" in card else MODEL)
+    if weights is None and not ema and not path.exists() and (folder / EMA).exists():
+        raise CheckpointError(f"{folder} ships only its EMA weights ({EMA}); the raw weights ({MODEL}) were not kept, "
+                              "so --no-ema cannot be served: drop it")
     try:
         model.load_state_dict(read_tensors(path))
     except RuntimeError as err:
         where = folder if weights is None else path
-        raise CheckpointError(f"weights in {where} do not match the config in the model card of {folder}: {err}"
-                              ) from err
+        problems = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
+        first = (problems[0] if problems else str(err).splitlines()[0])[:200]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CheckpointError(f"weights in {where} do not match the config in the model card of {folder}: {first}{more}"
+                              ) from None
     return model.to(device).eval(), card
 
 
@@ -177,14 +192,18 @@ def card_schedule(card: dict, folder: str | Path) -> Schedule:
 
 def check_training_record(card: dict, path: Path) -> None:
     """The card's schedule and prediction against its own training record (card["train"]), and a distilled
-    student's prediction (v): an edited field that the record contradicts is refused."""
+    student's prediction (its record's --prediction; v for the students trained before that option): an edited
+    field that the record contradicts is refused."""
     train, sched = card.get("train") or {}, card["schedule"]
     for key, mine in (("schedule", sched["name"]), ("T", sched["T"]), ("prediction", card.get("prediction"))):
         if key in train and train[key] != mine:
             raise CheckpointError(f"{path} says {key} {mine!r} but its training record (\"train\") says {train[key]!r}; "
                                   "the card was edited: restore it")
-    if "distillation" in card and card.get("prediction") != "v":
-        raise CheckpointError(f"{path} is a distilled student (v-prediction) but says prediction "
+    # a distilled student's prediction is its training record's (--prediction); students trained before the option
+    # existed record none and are v-students
+    student = train.get("prediction", "v")
+    if "distillation" in card and card.get("prediction") != student:
+        raise CheckpointError(f"{path} is a distilled student trained with {student}-prediction but says prediction "
                               f"{card.get('prediction')!r}; restore the card")
 
 
@@ -228,6 +247,10 @@ def read_calibration(folder: str | Path) -> dict:
         raise CheckpointError(f"{path} is not valid JSON ({err}); calibrate again to rewrite it") from None
     if not isinstance(calibration, dict):
         raise CheckpointError(f"{path} holds {type(calibration).__name__}, not an object of calibrations by sampler")
+    wrong = [name for name, value in calibration.items() if not isinstance(value, dict)]
+    if wrong:
+        raise CheckpointError(f"{path}: the calibration of {', '.join(wrong)} is not an object (of settings); "
+                              "calibrate again to rewrite it")
     return calibration
 
 

@@ -11,6 +11,7 @@ import argparse
 import math
 import numbers
 
+import numpy as np
 import torch
 
 
@@ -110,3 +111,16 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+def check_features(*sets: np.ndarray, at_least: int = 2) -> None:
+    """Feature sets [N x D] that a distance can compare: two-dimensional, the same D, at least `at_least` rows each,
+    every value finite."""
+    shapes = [np.shape(f) for f in sets]
+    if any(len(s) != 2 for s in shapes) or len({s[1] for s in shapes}) != 1:
+        raise ValueError(f"feature sets must be [N x D] arrays of one D; got shapes {', '.join(map(str, shapes))}")
+    if min(s[0] for s in shapes) < at_least:
+        raise ValueError(f"a distance between feature sets needs at least {at_least} rows in each; got "
+                         f"{', '.join(str(s[0]) for s in shapes)}")
+    for k, f in enumerate(sets):
+        if not np.isfinite(f).all():
+            raise ValueError(f"feature set {k + 1} of {len(sets)} holds NaN or inf values (images with non-finite "
+                             "pixels?); they cannot be scored")

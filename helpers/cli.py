@@ -23,7 +23,7 @@ import torch
 
 from helpers.checks import non_negative_int, positive_float, positive_int
 
-INTERRUPTED = 143  # the exit status of a run stopped by SIGTERM (128 + 15) after it saved
+INTERRUPTED = 143  # the exit status of a run stopped by SIGTERM (128 + 15) or Ctrl-C after it saved
 MARKER, LOCK = ".in-progress", ".lock"
 # the numbered images, clips and frame strips, and what a kill in the middle of writing one leaves (write_atomic's)
 OWN_FILES = re.compile(r"\d{6}\.(png|gif)|\d{6}-frames\.png|\.\d{6}(-frames)?\.(png|gif)\.\d+\.tmp")
@@ -173,6 +173,8 @@ def device(text: str) -> str:
         dev = torch.device(text)
     except RuntimeError:
         raise argparse.ArgumentTypeError(f"expected a torch device such as cpu or cuda, got {text!r}") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise argparse.ArgumentTypeError(f"expected a device that computes: cpu, cuda[:i] or mps; got {text!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise argparse.ArgumentTypeError(f"{text!r} was asked for but this machine has no CUDA device; use --device cpu")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
@@ -242,10 +244,41 @@ def check_new_checkpoint(out: Path, overwrite: bool = False, option: str = "--ou
                          "to replace it")
     return out
 
+def user_error(err: Exception) -> int:
+    """A user's mistake said in one line on stderr; the exit status 2."""
+    print(f"error: {err}", file=sys.stderr)
+    return 2
+
+
+def after_interrupt(err: KeyboardInterrupt, steps: int | None) -> int:
+    """The exit status and line of a training command stopped by Ctrl-C: 143 with the saved step when the loop saved
+    (helpers.training.loop.Interrupted carries its card), else 130 with nothing saved."""
+    card = getattr(err, "card", None)
+    if card:
+        return run_status({**card, "stopped_by": "SIGINT"}, card.get("planned_steps", steps or card["step"] + 1))
+    print("interrupted before training started; nothing was saved", file=sys.stderr)
+    return 130
+
+
 def run_status(card: dict, steps: int) -> int:
-    """The exit status of a training command: 0 when its run reached `steps`; INTERRUPTED (143) when SIGTERM stopped
-    it early (it saved first), which is said on stderr."""
+    """The exit status of a training command: 0 when its run reached `steps`; INTERRUPTED (143) when SIGTERM or Ctrl-C
+    stopped it early (it saved first), which is said on stderr."""
     if card and card["step"] < steps:
-        print(f"stopped by SIGTERM at step {card['step']} of {steps}, saved; continue with --resume", file=sys.stderr)
+        by = {"SIGINT": "Ctrl-C"}.get(card.get("stopped_by"), "SIGTERM")
+        print(f"stopped by {by} at step {card['step']} of {steps}, saved; continue with --resume", file=sys.stderr)
         return INTERRUPTED
     return 0
+
+
+MAX_EVALUATIONS = 1e8  # network evaluations per run: about 4.6 days at the shipped U-Net's 4 ms per image per call here
+SECONDS_PER_EVALUATION = 4e-3
+
+
+def check_budget(num: int, steps: int) -> None:
+    """Refuse a run whose size alone makes it hopeless, before any work: num images (or rows) x steps network calls
+    each (helpers.sample, helpers.evaluate, helpers.tabular sample and evaluate)."""
+    evaluations = num * steps
+    if evaluations > MAX_EVALUATIONS:
+        days = evaluations * SECONDS_PER_EVALUATION / 86400
+        raise ValueError(f"--num {num} with {steps} steps is {evaluations:.3g} network evaluations (about {days:.3g} days "
+                         f"at 4 ms each on this CPU); the limit is {MAX_EVALUATIONS:.0e}: lower --num or --steps")

@@ -241,7 +241,10 @@ def from_diffusers(name_or_path: str, device="cpu") -> tuple[Denoiser, dict]:
 
 
 def is_hub_id(name: str) -> bool:
-    return not Path(name).exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))
+    """'owner/name' that is no path here: not existing, and its first part not a local folder (so a mistyped
+    'checkpoints/ddpm-mnst' is a missing local checkpoint, not a model on the hub)."""
+    return (not Path(name).exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))
+            and not Path(name).parent.is_dir())
 
 
 def load_denoiser(checkpoint: str, ema: bool = True, device="cpu") -> tuple[Denoiser, dict]:

@@ -18,6 +18,8 @@ from helpers.schedules import Schedule, gather
 
 def q_sample(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, eq. (4) reparameterised."""
+    if x0.shape != eps.shape:
+        raise ValueError(f"x0 and eps must have one shape; got {list(x0.shape)} and {list(eps.shape)}")
     ab = gather(schedule.alpha_bar, t, x0)
     return ab.sqrt() * x0 + (1 - ab).sqrt() * eps
 
@@ -141,6 +143,8 @@ def ddim_step(denoiser, x_t: torch.Tensor, t, s, y=None, eta: float = 0.0, clip_
     The progressive-distillation target is built from two of these steps (helpers.training.distill)."""
     if torch.is_tensor(t) and eta != 0:
         raise ValueError("per-sample timesteps are supported for the deterministic DDIM step (eta = 0) only")
+    if bool((torch.as_tensor(s) >= torch.as_tensor(t)).any()) or bool((torch.as_tensor(s) < -1).any()):
+        raise ValueError(f"a DDIM step goes from t to an earlier s (-1 <= s < t), got t = {t}, s = {s}")
     ab_t = per_sample(alpha_bar_at(denoiser.alpha_bar, t), x_t)
     ab_s = per_sample(alpha_bar_at(denoiser.alpha_bar, s), x_t)
     # 1. Predict the noise and the clean image.

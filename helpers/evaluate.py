@@ -3,7 +3,8 @@
     python -m helpers.evaluate --checkpoint checkpoints/ddpm-mnist --num 500 --steps 1000 --seed 0 --write-card
 
 Prints (and with --write-card stores in the model card under "evaluation") the share of samples classified with
-confidence >= 0.9 and the share of each digit.
+confidence >= 0.9 and the share of each digit. It samples as the checkpoint's card says (a distilled student: its
+sampler on its own grid), else with ancestral DDPM on --steps (default: all T).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from helpers import checkpoints as ckpt
 from helpers.checks import non_negative_int, positive_int
-from helpers.cli import ArgumentParser, OutputFolder
+from helpers.cli import ArgumentParser, OutputFolder, check_budget
 from helpers.evaluation.digits import digit_report, load_classifier, predict
 from helpers.datasets.images import save_pngs
 from helpers.denoisers import from_checkpoint
@@ -27,13 +28,21 @@ def evaluate_checkpoint(folder, num: int, steps: int | None, seed: int, batch_si
     if denoiser.sample_shape != (1, 28, 28):
         raise ValueError(f"the digit classifier judges 1 x 28 x 28 images; {folder} makes "
                          f"{' x '.join(map(str, denoiser.sample_shape))} ones")
+    own = ckpt.sampling_defaults(folder)  # a student's sampler and grid; {} for a plain DDPM
+    if own.get("steps") is not None and steps not in (None, own["steps"]):
+        raise ValueError(f"{folder} samples on its own grid of {own['steps']} steps (its card's \"sampling\"); drop "
+                         f"--steps, or draw {steps} steps with `python -m helpers.sample --off-grid` and score them "
+                         "with helpers.fid")
+    sampler, steps = own.get("sampler", "ddpm"), own.get("steps", steps)
+    options = {k: own[k] for k in ("spacing",) if k in own}
+    options.update({k: own[k] for k in ("eta", "clip_x0") if k in own and own[k] is not None})
     start = time.time()
-    images = generate(denoiser, num, seed, steps=steps, batch_size=batch_size, device=device)
+    images = generate(denoiser, num, seed, sampler=sampler, steps=steps, batch_size=batch_size, device=device, **options)
     seconds = time.time() - start
     if out is not None:
         save_pngs(images, out)
     report = digit_report(predict(load_classifier(), images))
-    return {**report, "sampler": "ddpm", "steps": steps or card["schedule"]["T"], "seed": seed, "ema": ema,
+    return {**report, "sampler": sampler, "steps": steps or card["schedule"]["T"], **options, "seed": seed, "ema": ema,
             "checkpoint_step": card["step"], "sampling_seconds": round(seconds, 1), "classifier": "checkpoints/mnist-cnn",
             "command": f"python -m helpers.evaluate --checkpoint {folder} --num {num} --steps {steps} --seed {seed}"}
 
@@ -52,6 +61,7 @@ def main(argv=None) -> int:
     p.add_argument("--write-card", action="store_true", help="store the result in the model card")
     args = p.parse_args(argv)
     try:
+        check_budget(args.num, args.steps or 1000)  # before loading anything (T = 1000 for every shipped model)
         if args.out is None:
             result = evaluate_checkpoint(args.checkpoint, args.num, args.steps, args.seed, args.batch_size, args.ema)
         else:
@@ -60,7 +70,7 @@ def main(argv=None) -> int:
                 result = evaluate_checkpoint(args.checkpoint, args.num, args.steps, args.seed, args.batch_size,
                                              args.ema, args.out)
                 out.finish(result)
-    except (ValueError, ckpt.CheckpointError) as err:
+    except (ValueError, OSError, ckpt.CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2))

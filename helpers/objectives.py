@@ -76,3 +76,20 @@ def loss_per_timestep(model, schedule: Schedule, x0: torch.Tensor, timesteps, ge
         tt = torch.full((x0.shape[0],), int(t), device=x0.device, dtype=torch.long)
         out.append(float(diffusion_loss(model, schedule, x0, tt, eps, loss=loss).mean()))
     return out
+
+
+def step_weights(alpha_bar: torch.Tensor, student_grid: torch.Tensor, prediction: str) -> torch.Tensor:
+    """Progressive distillation's "step" weighting (helpers.training.distill): for each step i of the student's grid (t -> s), the weight on the squared error of the
+    network's output that makes the loss the squared error of the step's z_s: (c_i d_i)^2 with c = alpha_s - (sigma_s /
+    sigma_t) alpha_t (z_s's change per unit of x_hat) and d = dx_hat / d(output) (sigma_t for v, sigma_t / alpha_t for
+    eps), divided by its mean over the grid. Returns [N] weights (float64)."""
+    if prediction not in ("v", "eps"):
+        raise ValueError(f"prediction must be one of ('v', 'eps'), got {prediction!r}")
+    ab = alpha_bar.double()
+    at = lambda u: torch.where(u >= 0, ab[u.clamp(min=0)], torch.ones((), dtype=torch.float64))
+    ab_t, ab_s = at(student_grid[:-1]), at(student_grid[1:])
+    sigma_t = (1 - ab_t).sqrt()
+    c = ab_s.sqrt() - (1 - ab_s).sqrt() / sigma_t * ab_t.sqrt()
+    d = sigma_t if prediction == "v" else sigma_t / ab_t.sqrt()
+    w = (c * d) ** 2
+    return w / w.mean()

@@ -61,7 +61,7 @@ def notebook_paths(names: list[str] | None = None) -> list[Path]:
     if names:
         chosen = [p for p in paths if any(n in p.name for n in names)]
         if not chosen:
-            raise SystemExit(f"error: no notebook matches {names}; there are: {', '.join(p.name for p in paths)}")
+            raise FileNotFoundError(f"no notebook matches {', '.join(names)}; there are: {', '.join(p.name for p in paths)}")
         return chosen
     return paths
 

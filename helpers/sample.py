@@ -25,10 +25,11 @@ import torch
 
 from helpers.checkpoints import CheckpointError
 from helpers.checks import finite_float, non_negative_int, positive_int, unit_float
-from helpers.cli import ArgumentParser, OutputFolder, device
+from helpers.cli import ArgumentParser, OutputFolder, check_budget, device
 from helpers.datasets.images import save_samples
 from helpers.denoisers import DiffusersModelError, check_labels, load_denoiser, model_num_classes
 from helpers.samplers import SAMPLERS, generate, get_sampler
+from helpers.samplers.registry import SAMPLER_REGISTRY
 from helpers.schedules import SPACINGS
 
 
@@ -119,19 +120,6 @@ def check_options(args) -> None:
 
 
 MAX_SCALE = 100.0
-MAX_EVALUATIONS = 1e8  # network evaluations per run: about 4.6 days at the shipped U-Net's 4 ms per image per call here
-SECONDS_PER_EVALUATION = 4e-3
-
-
-def check_budget(num: int, steps: int) -> None:
-    """Refuse a run whose size alone makes it hopeless, before any work: num images x steps calls each."""
-    evaluations = num * steps
-    if evaluations > MAX_EVALUATIONS:
-        days = evaluations * SECONDS_PER_EVALUATION / 86400
-        raise ValueError(f"--num {num} with {steps} steps is {evaluations:.3g} network evaluations (about {days:.3g} days "
-                         f"at 4 ms each on this CPU); the limit is {MAX_EVALUATIONS:.0e}: lower --num or --steps")
-
-
 def label_tensor(labels: list[int], num: int) -> torch.Tensor:
     """One label for every image, or exactly one per image."""
     if len(labels) == 1:
@@ -152,9 +140,13 @@ def sampling_options(args, sampling: dict) -> None:
 
     own = sampling_defaults(args.checkpoint, args.sampler) if has_checkpoint(args.checkpoint) else dict(sampling)
     check_student_grid(args)
+    spacing_given = args.spacing is not None
     for name, default in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, own.get("clip_x0" if name == "clip" else name, default))
+    spec = SAMPLER_REGISTRY.get(args.sampler)
+    if spec is not None and spec.spaced and "spacing" not in own and not spacing_given:
+        args.spacing = "trailing"  # diffusers' multistep schedulers step on trailing grids (the benchmark's)
     if args.clip is None:  # the sampler's own default: DDPM and DDIM clip x0_hat, the ODE/SDE solvers do not
         args.clip = inspect.signature(get_sampler(args.sampler)).parameters["clip_x0"].default
 
@@ -240,12 +232,21 @@ def main(argv=None) -> int:
         if args.sampler.startswith("diffusers:") and args.eta is not None:
             raise ValueError("--eta applies to ddim and dpmpp-2m-sde; a diffusers scheduler takes its own options "
                              "through --scheduler-option (e.g. eta=1.0 for DDIMScheduler)")
-        if args.sampler.startswith("diffusers:"):  # a scheduler that cannot run on this grid: refused before any file
-            from helpers.samplers.schedulers import check
+        spaced = SAMPLER_REGISTRY.get(args.sampler)
+        if args.sampler.startswith("diffusers:") or (spaced is not None and spaced.spaced):
+            # a scheduler that cannot run on this grid: refused before any file is written
+            from helpers.samplers.schedulers import ESTABLISHED, check
             from helpers.schedules import get_timesteps
 
             grid = get_timesteps(info["T"], args.steps or info["T"], args.spacing, alpha_bar=denoiser.alpha_bar).tolist()
-            check(args.sampler.split(":", 1)[1], denoiser.alpha_bar, grid, args.spacing, args.clip, **scheduler_options(args))
+            cls, options = (ESTABLISHED[args.sampler] if args.sampler in ESTABLISHED
+                            else (args.sampler.split(":", 1)[1], scheduler_options(args)))
+            if args.sampler in ESTABLISHED and args.clip:
+                raise ValueError(f"--sampler {args.sampler} ({cls}) does not clip x0_hat; drop --clip")
+            try:
+                check(cls, denoiser.alpha_bar, grid, args.spacing, args.clip, **options)
+            except ValueError as err:
+                raise ValueError(f"--sampler {args.sampler}: {err}") from None
         plan = {"checkpoint": str(args.checkpoint), "sampler": args.sampler, "steps": args.steps,
                 "spacing": args.spacing, "eta": args.eta, "clip_x0": args.clip,
                 "noise": str(args.noise) if args.noise else None, "num": num, "seed": args.seed,
@@ -259,7 +260,7 @@ def main(argv=None) -> int:
             nfe = calls // batches if batches else None  # per image (every batch makes the same calls); None: none drawn
             out.finish({**plan, "steps": args.steps or info["T"], "classifier": info["classifier"], "nfe": nfe,
                         "resumed_from": first or None, "seconds": round(seconds, 2)})
-    except (ValueError, CheckpointError, DiffusersModelError, FileNotFoundError, FloatingPointError) as err:
+    except (ValueError, OSError, CheckpointError, DiffusersModelError, FileNotFoundError, FloatingPointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -73,11 +73,14 @@ class Schedule:
         return self.betas.shape[0]
 
     def fingerprint(self) -> str:
-        """A short hash of alpha_bar (float64): model cards store it at training time, and loading checks that the
-        schedule a card names is still the one the weights were trained with."""
+        """A short hash of alpha_bar written to 10 significant digits: model cards store it at training time, and
+        loading checks that the schedule a card names is still the one the weights were trained with. Not the raw
+        float64 bytes: torch.linspace and cumprod differ in the last bit between CPU kernels (AVX2, AVX512, default),
+        which made a card written on one machine unreadable on another."""
         import hashlib
 
-        return hashlib.sha256(self.alpha_bar.contiguous().numpy().tobytes()).hexdigest()[:16]
+        text = ",".join(f"{v:.9e}" for v in self.alpha_bar.tolist())
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def alphas(self) -> torch.Tensor:

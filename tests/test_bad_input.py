@@ -3,21 +3,33 @@ tool's main() in this process and expects its exit status and one line on stderr
 fragment, with no traceback; an API case expects the exception type and the fragment in its message."""
 import json
 import math
+import shlex
+import shutil
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from helpers import checkpoints as ckpt
 from helpers import evaluate, sample, tabular
 from helpers.evaluation import digits as classifier
-from helpers.training import distill
+from helpers.training import clip, distill, vae
+from helpers.samplers import cn2m, lsq_ms, text_to_image
+from helpers.studies import paired_fid, sampler_fid, sweep, video_fvd
+from helpers.workbook import notebooks, report
+from helpers.evaluation import features
 from helpers.evaluation import fid
 from helpers.samplers import guidance
 from helpers.training import ddpm as train
 from helpers.datasets.images import save_pngs
 from helpers.denoisers import Denoiser
-from helpers.diffusion import posterior_step, q_sample
+from helpers.datasets.captions import Tokenizer
+from helpers.datasets.images import load_images
+from helpers.diffusion import ddim_step, posterior_step, q_sample
+from helpers.evaluation import stats
+from helpers.evaluation.metrics import fid_blocks, fid_difference, fid_interval, frechet_distance, kernel_distance
+from helpers.training.distill import step_weights, x_tilde
 from helpers.samplers.guidance import CFGDenoiser
 from helpers.samplers import generate, image_generators, sample_ddim, sample_ddpm
 from helpers.schedules import Schedule, get_betas, get_timesteps
@@ -25,6 +37,7 @@ from tests.conftest import GaussianPlusNet, tiny_unet
 from tests.test_train import TINY
 
 SCHEDULE = Schedule.from_name("linear", 1000)
+RNG = np.random.default_rng(0)
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +73,30 @@ def files(tmp_path_factory):
         card = json.loads((folder / ckpt.CARD).read_text())
         edit(card)
         (folder / ckpt.CARD).write_text(json.dumps(card))
+    (root / "foreign").mkdir()
+    (root / "foreign" / "notes.txt").write_text("a user's notes")
+    (root / "emptydir").mkdir()
+    (root / "badfolder" / "cls").mkdir(parents=True)
+    (root / "badfolder" / "cls" / "x.png").write_text("not an image")
+    for name, edit_folder in {
+            "listcard": lambda d: (d / ckpt.CARD).write_text("[]"),
+            "intmodel": lambda d: (d / ckpt.CARD).write_text(json.dumps({**json.loads((d / ckpt.CARD).read_text()), "model": 3})),
+            "badjson": lambda d: (d / ckpt.CARD).write_text("{not json"),
+            "badcal": lambda d: (d / ckpt.CALIBRATION).write_text("{oops"),
+            "shapecal": lambda d: (d / ckpt.CALIBRATION).write_text(json.dumps({"lsq-ms": [1, 2]})),
+            "listcal": lambda d: (d / ckpt.CALIBRATION).write_text("[1, 2]"),
+            "emaonly": lambda d: (d / ckpt.MODEL).unlink(),
+            "mismatch": lambda d: save_file({**load_file(d / ckpt.EMA), "conv_in.bias": torch.zeros(3, 3)}, d / ckpt.EMA)}.items():
+        shutil.copytree(root / "ckpt", root / name, ignore=shutil.ignore_patterns("snapshots"))
+        edit_folder(root / name)
     return root
 
 
 MAINS = {"sample": sample.main, "train": train.main, "tabular": tabular.main, "evaluate": evaluate.main,
-         "fid": fid.main, "distill": distill.main, "guidance": guidance.main, "classifier": classifier.main}
+         "fid": fid.main, "distill": distill.main, "guidance": guidance.main, "classifier": classifier.main,
+         "t2i": text_to_image.main, "bench": sampler_fid.main, "vae": vae.main, "fit": lsq_ms.main, "cal": cn2m.main,
+         "sweep": sweep.main, "nb": notebooks.main, "report": report.main, "fnet": features.main, "clip": clip.main,
+         "paired": paired_fid.main, "vfvd": video_fvd.main}
 
 # (id, tool, argv with {root} for the fixture's folder, expected exit status, fragment of the error line)
 CLI = [
@@ -170,6 +202,144 @@ CLI = [
      "afile is a file; give a folder for the checkpoint"),
     ("mnist classifier out holds one", "classifier", "--out {root}/ckpt --epochs 1", 2,
      "already holds a checkpoint"),
+    # user files and folders of the wrong kind (issue 45: raw tracebacks before)
+    ("train empty image folder", "train", "--dataset imagefolder:{root}/emptydir --out {root}/r1 --steps 1", 2,
+     "emptydir' holds no readable images"),
+    ("train unreadable image folder", "train", "--dataset imagefolder:{root}/badfolder --out {root}/r2 --steps 1", 2,
+     "badfolder' holds no readable images (UnidentifiedImageError"),
+    ("train missing image folder", "train", "--dataset imagefolder:{root}/nothing --out {root}/r3 --steps 1", 2,
+     "nothing' does not exist"),
+    ("train out is a file", "train", "--out {root}/afile --steps 1", 2, "--out {root}/afile is a file; give a folder"),
+    ("train out under a file", "train", "--out {root}/afile/run --steps 1", 2, "is under the file {root}/afile"),
+    ("train fp16 on the cpu", "train", "--mixed-precision fp16 --steps 1", 2, "--mixed-precision fp16 needs a CUDA device"),
+    ("train unknown dataset", "train", "--dataset cifar11 --steps 1", 2, "unknown data set 'cifar11'"),
+    ("vae out is a file", "vae", "--out {root}/afile --steps 1", 2, "--out {root}/afile is a file; give a folder"),
+    ("distill out is a file", "distill", "--teacher {root}/ckpt --teacher-steps 4 --out {root}/afile --steps 1 "
+     "--dataset digits", 2, "--out {root}/afile is a file; give a folder"),
+    ("distill teacher missing", "distill", "--teacher {root}/nothing --out {root}/d9 --steps 1", 2,
+     "checkpoint folder {root}/nothing does not exist"),
+    ("distill teacher is a file", "distill", "--teacher {root}/afile --out {root}/d10 --steps 1", 2,
+     "afile is a file; a checkpoint is a folder"),
+    ("distill convert an eps student", "distill", "--teacher {root}/ckpt --teacher-steps 4 --convert --prediction eps "
+     "--out {root}/d11 --steps 1 --dataset digits", 2, "with --prediction eps there is nothing to convert"),
+    ("distill unknown weighting", "distill", "--out {root}/d12 --weighting snr", 2, "argument --weighting: invalid choice"),
+    ("sample device meta", "sample", "--device meta", 2, "expected a device that computes: cpu, cuda[:i] or mps"),
+    ("sample card is a list", "sample@", "--checkpoint {root}/listcard", 2, "model_card.json holds a JSON list, not a model card"),
+    ("sample card model not a dict", "sample@", "--checkpoint {root}/intmodel", 2, "has no valid model config"),
+    ("sample card not json", "sample@", "--checkpoint {root}/badjson", 2, "model_card.json is corrupt"),
+    ("sample calibration not json", "sample@", "--checkpoint {root}/badcal --sampler lsq-ms --steps 4", 2,
+     "badcal/calibration.json is not valid JSON"),
+    ("sample calibration entry not an object", "sample@", "--checkpoint {root}/shapecal --sampler lsq-ms --steps 4", 2,
+     "shapecal/calibration.json: the calibration of lsq-ms is not an object"),
+    ("sample calibration a list", "sample@", "--checkpoint {root}/listcal --sampler lsq-ms --steps 4", 2,
+     "listcal/calibration.json holds list, not an object of calibrations"),
+    ("sample mistyped local path", "sample@", "--checkpoint {root}/ckpu", 2,
+     "checkpoint folder {root}/ckpu does not exist (did you mean {root}/ckpt?)"),
+    ("sample no-ema on an EMA-only checkpoint", "sample@", "--checkpoint {root}/emaonly --no-ema", 2,
+     "ships only its EMA weights (ema.safetensors)"),
+    ("sample weights that do not fit", "sample@", "--checkpoint {root}/mismatch", 2,
+     "size mismatch for conv_in.bias"),
+    ("text_to_image empty prompt", "t2i", "--prompt '' --out {root}/t1 --num 1 --steps 2", 2, "has no words"),
+    ("text_to_image punctuation prompt", "t2i", "--prompt '?!.' --out {root}/t2 --num 1 --steps 2", 2,
+     "the prompt '?!.' has no words"),
+    ("text_to_image long prompt", "t2i", "--prompt '" + " ".join(["seven"] * 20) + "' --out {root}/t3 --num 1 --steps 2", 2,
+     "the prompt has 20 words but the text encoder reads at most 14"),
+    ("text_to_image missing checkpoint", "t2i", "--prompt 'a seven' --checkpoint {root}/nothing --out {root}/t4", 2,
+     "holds no checkpoint"),
+    ("text_to_image not a text model", "t2i", "--prompt 'a seven' --checkpoint {root}/ckpt --out {root}/t5", 2,
+     "is not a text-conditioned model"),
+    ("bench only bogus", "bench", "--grid quick --only bogus --num 2 --csv {root}/b.csv", 2,
+     "--only bogus: not a configuration of --grid quick"),
+    ("bench missing checkpoint", "bench", "--grid quick --checkpoint {root}/nothing --num 2 --csv {root}/b3.csv "
+     "--samples {root}/bs", 2, "checkpoint folder {root}/nothing does not exist"),
+    ("bench unknown features", "bench", "--grid quick --features resnet --num 2 --csv {root}/b2.csv --samples {root}/bs",
+     2, "unknown feature network 'resnet'"),
+    ("bench csv is a folder", "bench", "--grid quick --num 2 --csv {root}/full --samples {root}/bs", 2, "full"),
+    ("bench guidance without labels", "bench", "--grid quick --guidance 2", 2, "--guidance needs --labels balanced"),
+    # the other commands (issue 45: every tool a user types)
+    ("multistep_fit steps 0", "fit", "--checkpoint {root}/ckpt --steps 0", 2, "argument --steps: expected a positive integer"),
+    ("multistep_fit checkpoint missing", "fit", "--checkpoint {root}/nothing --steps 4", 2, "does not exist"),
+    ("multistep_fit num 0", "fit", "--checkpoint {root}/ckpt --steps 4 --num 0", 2, "argument --num: expected a positive"),
+    ("multistep_fit history 0", "fit", "--checkpoint {root}/ckpt --steps 4 --history 0", 2, "argument --history"),
+    ("multistep_fit history above steps", "fit", "--checkpoint {root}/ckpt --steps 4 --history 9 --num 2", 2,
+     "--history 9: a step can use at most the estimates of the steps before it, so at most 4"),
+    ("multistep_fit steps above T", "fit", "--checkpoint {root}/ckpt --steps 5000 --num 2", 2,
+     "--steps 5000 is more than the model's T = 1000 timesteps"),
+    ("multistep_fit out is a folder", "fit", "--checkpoint {root}/ckpt --steps 4 --num 2 --out {root}/full", 2,
+     "full is a folder; give the calibration file's name"),
+    ("calibrate checkpoint missing", "cal", "--checkpoint {root}/nothing", 2, "does not exist"),
+    ("calibrate steps 0", "cal", "--checkpoint {root}/ckpt --steps 0", 2, "argument --steps: expected a positive"),
+    ("calibrate num 0", "cal", "--checkpoint {root}/ckpt --num 0", 2, "argument --num: expected a positive"),
+    ("calibrate unknown spacing", "cal", "--checkpoint {root}/ckpt --spacing even --num 2 --dry-run", 2,
+     "unknown timestep spacing 'even'"),
+    ("calibrate classifier missing", "cal", "--checkpoint {root}/ckpt --classifier {root}/nothing --num 2 --dry-run", 2,
+     "noisy classifier: checkpoint folder"),
+    ("sweep unknown run", "sweep", "train --only cubic-l2", 2, "unknown run 'cubic-l2'"),
+    ("sweep unknown action", "sweep", "fly", 2, "argument action: invalid choice: 'fly'"),
+    ("sweep num 0", "sweep", "evaluate --num 0", 2, "argument --num: expected a positive integer"),
+    ("sweep unknown budget", "sweep", "train --budget huge", 2, "argument --budget: invalid choice"),
+    ("notebooks unknown name", "nb", "zz_nothing --mode quick --out {root}/nbq", 2, "no notebook matches zz_nothing"),
+    ("notebooks timeout 0", "nb", "--timeout 0", 2, "argument --timeout: expected a positive integer"),
+    ("notebooks unknown mode", "nb", "--mode fast", 2, "argument --mode: invalid choice: 'fast'"),
+    ("notebooks retries -1", "nb", "--retries -1", 2, "argument --retries: expected a non-negative integer"),
+    ("notebooks out is a file", "nb", "--out {root}/afile", 2, "expected a folder for the executed copies"),
+    ("report from a missing folder", "report", "--from {root}/nothing --out {root}/rep --no-pdf", 2, "no executed copy of"),
+    ("report out is a file", "report", "--out {root}/afile --no-pdf", 2, "--out {root}/afile is a file; give a folder"),
+    ("report unknown notebook", "report", "zz_nothing --out {root}/rep2 --no-pdf", 2, "no notebook matches zz_nothing"),
+    ("feature_net data without factors", "fnet", "--dataset mnist --out {root}/fn1 --steps 1", 2,
+     "needs a data set with known factors"),
+    ("feature_net steps 0", "fnet", "--dataset shapes:16 --out {root}/fn2 --steps 0", 2, "argument --steps"),
+    ("feature_net out holds one", "fnet", "--dataset shapes:16 --out {root}/ckpt --steps 1", 2, "already holds a checkpoint"),
+    ("feature_net out is a file", "fnet", "--dataset shapes:16 --out {root}/afile --steps 1", 2, "is a file; give a folder"),
+    ("text_encoder steps 0", "clip", "--out {root}/c2 --steps 0", 2, "argument --steps: expected a positive integer"),
+    ("text_encoder autoencoder missing", "clip", "--autoencoder {root}/nothing --out {root}/c3 --steps 1", 2,
+     "checkpoint folder {root}/nothing does not exist"),
+    ("text_encoder out holds one", "clip", "--out {root}/ckpt --steps 1", 2, "already holds a checkpoint"),
+    ("autoencoder steps 0", "vae", "--out {root}/v1 --steps 0", 2, "argument --steps: expected a positive integer"),
+    ("autoencoder kl negative", "vae", "--out {root}/v2 --kl-weight -1", 2, "argument --kl-weight: expected a non-negative"),
+    ("autoencoder resume nothing", "vae", "--out {root}/v3 --resume", 2, "holds no checkpoint to continue"),
+    ("autoencoder unknown dataset", "vae", "--out {root}/v4 --dataset cifar11 --steps 1", 2, "unknown data set 'cifar11'"),
+    ("autoencoder out holds another run", "vae", "--out {root}/ckpt --steps 1", 2, "already holds a checkpoint; pass --resume"),
+    ("evaluate checkpoint missing", "evaluate", "--checkpoint {root}/nothing --num 2", 2, "does not exist"),
+    ("evaluate seed -1", "evaluate", "--checkpoint {root}/ckpt --num 2 --seed -1", 2, "argument --seed"),
+    ("evaluate batch 0", "evaluate", "--checkpoint {root}/ckpt --num 2 --batch-size 0", 2, "argument --batch-size"),
+    ("evaluate out under a file", "evaluate", "--checkpoint {root}/ckpt --num 2 --out {root}/afile/x", 2,
+     "is under the file {root}/afile"),
+    ("evaluate a model the classifier cannot judge", "evaluate", "--checkpoint {root}/ckpt --num 2", 2,
+     "the digit classifier judges 1 x 28 x 28 images"),
+    ("paired_fid without rows", "paired", "--csv {root}/none.csv --samples {root}/bs --out {root}/p.csv", 2,
+     "has no rows; run bench/sampler_fid.py first"),
+    ("video_fvd unknown option", "vfvd", "--frames 0", 2, "unrecognized arguments: --frames 0"),
+    ("fid real folder missing", "fid", "--fake {root}/two --real {root}/nothing", 2, "nothing"),
+    ("fid seed -1", "fid", "--fake {root}/two --seed -1", 2, "argument --seed"),
+    ("fid unknown features", "fid", "--fake {root}/two --features resnet", 2, "argument --features: invalid choice"),
+    ("tabular unknown command", "tabular", "fly", 2, "argument command: invalid choice: 'fly'"),
+    ("tabular lr 0", "tabular", "train --out {root}/t9 --lr 0", 2, "argument --lr: expected a positive number, got 0"),
+    ("tabular sample an image model", "tabular", "sample --checkpoint {root}/ckpt --num 5 --out {root}/t.csv", 2,
+     "is not a tabular DDPM checkpoint"),
+    ("tabular evaluate missing", "tabular", "evaluate --checkpoint {root}/nothing", 2, "does not exist"),
+    ("tabular unknown data", "tabular", "train --data bogus --out {root}/tb1 --steps 1", 2, "unknown data set 'bogus'"),
+    ("sample resume a missing folder", "sample!", "--out {root}/newone --resume --num 2 --steps 2", 2,
+     "--resume: --out {root}/newone does not exist"),
+    ("sample overwrite a folder with a user's file", "sample!", "--out {root}/foreign --overwrite --num 2 --steps 2", 2,
+     "holds files this command did not write (notes.txt)"),
+    ("evaluate num 10**12", "evaluate", "--checkpoint {root}/ckpt --num 1000000000000", 2,
+     "--num 1000000000000 with 1000 steps is 1e+15 network evaluations"),
+    ("tabular sample num 10**12", "tabular", "sample --checkpoint {root}/tab --num 1000000000000 --out {root}/huge.csv", 2,
+     "network evaluations (about"),
+    # an --out the system will not let us write (/proc): one line before any work, not a traceback after it
+    ("train out on a read-only system", "train", "--out /proc/wb-train --steps 1", 2, "No such file or directory: '/proc/wb-train'"),
+    ("sample out on a read-only system", "sample!", "--out /proc/wb-sample --num 2 --steps 2", 2, "'/proc/wb-sample'"),
+    ("evaluate out on a read-only system", "evaluate", "--checkpoint {root}/ckpt --num 2 --out /proc/wb-eval", 2,
+     "'/proc/wb-eval'"),
+    ("tabular sample out on a read-only system", "tabular", "sample --checkpoint {root}/tab --num 5 --out /proc/wb.csv", 2,
+     "'/proc/wb.csv'"),
+    ("multistep_fit out in a missing folder", "fit", "--checkpoint {root}/ckpt --steps 4 --num 2 --out /proc/x/c.json", 2,
+     "the folder /proc/x does not exist"),
+    ("sample lsq-ms off its spacing", "sample", "--sampler lsq-ms --steps 6 --spacing linspace", 2,
+     "no coefficients for these 6 timesteps"),
+    ("sample unknown diffusers scheduler", "sample", "--sampler diffusers:NoSuchScheduler --steps 4", 2,
+     "unknown diffusers scheduler 'NoSuchScheduler'"),
 ]
 
 
@@ -184,7 +354,7 @@ def run_cli(tool, argv, capsys):
 @pytest.mark.parametrize("case", CLI, ids=[c[0] for c in CLI])
 def test_cli_refuses_in_one_line(case, files, capsys):
     name, tool, args, status, fragment = case
-    argv = args.format(root=files).split()
+    argv = shlex.split(args.format(root=files))
     if tool.endswith("@"):  # sample with its own --checkpoint
         argv += ["--out", str(files / "out" / name.replace(" ", "-"))]
     elif tool.endswith("!"):  # sample with its own --out
@@ -288,6 +458,52 @@ API = [
     ("negative timestep", lambda: sample_ddim(tiny_denoiser(), x(), [5, -1]), ValueError,
      "timestep -1 is outside 0, 1, 2"),
     ("empty timesteps", lambda: sample_ddim(tiny_denoiser(), x(), []), ValueError, "timesteps is empty"),
+    # issue 45's second probe: each raised something other than a named ValueError, or nothing
+    ("kid of three images", lambda: kernel_distance(RNG.normal(size=(3, 8)), RNG.normal(size=(100, 8))), ValueError,
+     "needs at least 10 rows in each; got 3, 100"),
+    ("frechet dims differ", lambda: frechet_distance(RNG.normal(size=(50, 4)), RNG.normal(size=(50, 5))), ValueError,
+     "must be [N x D] arrays of one D; got shapes (50, 4), (50, 5)"),
+    ("frechet nan features", lambda: frechet_distance(np.full((50, 4), np.nan), RNG.normal(size=(50, 4))), ValueError,
+     "feature set 1 of 2 holds NaN or inf values"),
+    ("frechet one row", lambda: frechet_distance(RNG.normal(size=(1, 4)), RNG.normal(size=(50, 4))), ValueError,
+     "needs at least 2 rows in each; got 1, 50"),
+    ("fid_interval num_boot 1", lambda: fid_interval(RNG.normal(size=(50, 4)), RNG.normal(size=(100, 4)), num_boot=1),
+     ValueError, "num_boot must be at least 2"),
+    ("fid_blocks n above N", lambda: fid_blocks(RNG.normal(size=(50, 4)), RNG.normal(size=(100, 4)), 100), ValueError,
+     "need at least n = 100 rows for one block, got 50"),
+    ("fid_difference unpaired", lambda: fid_difference(RNG.normal(size=(50, 4)), RNG.normal(size=(40, 4)),
+                                                       RNG.normal(size=(100, 4))),
+     ValueError, "needs the same images on both sides; got 50 and 40"),
+    ("t_interval of one set", lambda: stats.t_interval([1.0]), ValueError, "a t-interval needs at least 2 finite values"),
+    ("wilson k above n", lambda: stats.wilson(11, 10), ValueError, "0 <= k <= n and n >= 1, got k = 11, n = 10"),
+    ("wilson fractional k", lambda: stats.wilson(0.5, 10), ValueError, "got k = 0.5"),
+    ("paired sets unequal", lambda: stats.paired_sets([1, 2, 3], [1, 2]), ValueError, "got 3 and 2"),
+    ("bootstrap of 10 resamples", lambda: stats.percentile_bootstrap([1, 2, 3], np.mean, num_boot=10), ValueError,
+     "at least 2 rows and 100 resamples"),
+    ("interval level 1.5", lambda: stats.t_interval([1, 2, 3], level=1.5), ValueError, "level must be in (0, 1)"),
+    ("verdict of a tuple", lambda: stats.verdict((1, 0, 2)), ValueError, "verdict reads an Estimate of a paired difference"),
+    ("rank agreement of two", lambda: stats.rank_agreement([(1, 0, 2)] * 2, [(1, 0, 2)] * 2), ValueError,
+     "needs the same items (at least 3)"),
+    ("break-even negative", lambda: stats.break_even(-1, 2, 1), ValueError, "one_off_seconds must be a finite number >= 0"),
+    ("load_images shapes 33", lambda: load_images("shapes:33"), ValueError, "the size must be one of 16, 32, 64, 128"),
+    ("load_images mnist validation", lambda: load_images("mnist:validation"), ValueError, "unknown MNIST split"),
+    ("prompt without words", lambda: Tokenizer(16).check("?!"), ValueError, "the prompt '?!' has no words"),
+    ("prompt too long", lambda: Tokenizer(16).check("seven " * 20), ValueError, "has 20 words but the text encoder reads at most 14"),
+    ("generate seed -1", lambda: generate(tiny_denoiser(), 2, -1, steps=2), ValueError,
+     "the seed must be a non-negative integer, got -1"),
+    ("generate labels on an unconditional model", lambda: generate(tiny_denoiser(), 2, 0, steps=2, y=torch.tensor([1, 2])),
+     ValueError, "labels were given but the model is unconditional"),
+    ("generate label 99", lambda: generate(conditional_denoiser(), 2, 0, steps=2, y=torch.tensor([1, 99])), ValueError,
+     "class labels must lie in [0, 10]"),
+    ("ddim_step s > t", lambda: ddim_step(tiny_denoiser(), torch.zeros(1, 1, 8, 8), 10, 20), ValueError,
+     "a DDIM step goes from t to an earlier s (-1 <= s < t), got t = 10, s = 20"),
+    ("distillation target s > t", lambda: x_tilde(torch.zeros(1, 4), torch.zeros(1, 4), SCHEDULE.alpha_bar, 10, 20),
+     ValueError, "from t to an earlier s"),
+    ("step weights of x0", lambda: step_weights(SCHEDULE.alpha_bar, torch.tensor([999, 499, -1]), "x0"), ValueError,
+     "prediction must be one of ('v', 'eps'), got 'x0'"),
+    ("q_sample eps of another shape", lambda: q_sample(SCHEDULE, torch.zeros(2, 1, 4, 4), torch.tensor([5, 5]),
+                                                      torch.zeros(2, 1, 4, 5)),
+     ValueError, "x0 and eps must have one shape; got [2, 1, 4, 4] and [2, 1, 4, 5]"),
 ]
 
 
@@ -319,5 +535,6 @@ def test_overwrite_empties_the_folder_first(files, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["000000.png", "000001.png", "sampling.json"]
 
 
-def test_at_least_sixty_cases():
-    assert len(CLI) + len(API) >= 60
+def test_the_probe_counts_of_issue_45():
+    """At least 150 command-line and 60 API cases, as issue 45 asks."""
+    assert len(CLI) >= 150 and len(API) >= 60, (len(CLI), len(API))

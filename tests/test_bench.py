@@ -33,7 +33,9 @@ def test_rows_without_an_interval_or_with_fewer_images_or_sets_are_done_again():
     assert not up_to_date({**ok, "interval": ""}, 1000, 1)  # written before rows had intervals
     assert not up_to_date({**ok, "num": "500"}, 1000, 1)
     assert not up_to_date(ok, 1000, 5)
-    assert up_to_date({"num": "1000", "blocks": "5", "interval": "t over 5 sets"}, 1000, 5)
+    five = {"num": "1000", "blocks": "5", "interval": "t over 5 sets"}
+    assert not up_to_date(five, 1000, 5)  # written before the per-set FIDs were kept: paired comparisons need them
+    assert up_to_date({**five, "fid_sets": "30.1 29.5 31.0 30.4 29.9"}, 1000, 5)
 
 
 def test_a_sample_folder_is_continued_only_by_what_made_it(tmp_path):
@@ -153,3 +155,52 @@ def test_processes_with_disjoint_rows_share_one_csv(monkeypatch, tmp_path):
                         "--samples", str(tmp_path / "samples")]) == 0
     rows = read_rows(csv)
     assert set(rows) == {"ddpm-5", "ddim-5-eta0"} and rows["ddpm-5"]["fid"] == "1.0" and rows["ddim-5-eta0"]["num"] == "4"
+
+
+def test_paired_sets_read_the_per_set_fids_of_two_rows_drawn_from_the_same_noise():
+    """FID(a) - FID(b) over five sets: differences -1.0, -1.2, -0.8, -1.1, -0.9 -> mean -1.0, sd 0.158,
+    t_{4, 0.975} sd / sqrt(5) = 0.196 (golden, by hand)."""
+    import pandas as pd
+
+    from helpers.studies.sampler_fid import paired_sets, up_to_date
+
+    rows = pd.DataFrame([
+        {"name": "ours-6", "seed": 0, "num": 1000, "labels": "", "fid_sets": "20.0 21.0 19.5 22.0 20.5"},
+        {"name": "dpmpp-6", "seed": 0, "num": 1000, "labels": "", "fid_sets": "21.0 22.2 20.3 23.1 21.4"},
+        {"name": "old", "seed": 0, "num": 1000, "labels": "", "fid_sets": ""},
+        {"name": "seed1", "seed": 1, "num": 1000, "labels": "", "fid_sets": "20 21 22 23 24"}]).set_index("name")
+    d = paired_sets(rows, "ours-6", "dpmpp-6")
+    assert d.value == pytest.approx(-1.0) and d.hi - d.value == pytest.approx(0.19632, abs=1e-4) and d.rule == "paired-sets"
+    with pytest.raises(ValueError, match="row old keeps no per-set FIDs .*--only old"):
+        paired_sets(rows, "ours-6", "old")
+    with pytest.raises(ValueError, match="not drawn from the same noise: seed 0 against 1"):
+        paired_sets(rows, "ours-6", "seed1")
+    five = {"num": 1000, "blocks": 5, "interval": "t over 5 blocks"}
+    assert not up_to_date(five, 1000, 5) and up_to_date({**five, "fid_sets": "1 2 3 4 5"}, 1000, 5)
+
+
+def test_fitted_samplers_without_a_calibration_are_skipped_not_failed(tmp_path, capsys):
+    """The samplers grid lists lsq-sde before its calibration exists: the benchmark asks fitted_steps and skips
+    those rows (a later run draws them) instead of stopping at the sampler's missing-coefficients error; run here on
+    a copy of the shipped model without its calibration, asking for one lsq-sde row: exit 0, one 'skipped' line,
+    nothing drawn and no row written."""
+    import json
+    import shutil
+
+    from helpers.paths import ROOT
+    from helpers.studies import sampler_fid
+    from helpers.studies.sampler_fid import FITTED, fitted_steps
+
+    assert "lsq-sde" in FITTED and fitted_steps(tmp_path, "lsq-sde") == set()
+    (tmp_path / "calibration.json").write_text(json.dumps({"lsq-sde": {"fits": {"4": {}, "6": {}}}, "cn-2m": {}}))
+    assert fitted_steps(tmp_path, "lsq-sde") == {"4", "6"} and fitted_steps(tmp_path, "lsq-ms") == set()
+    model = tmp_path / "ddpm-mnist"
+    model.mkdir()
+    for name in ("ema.safetensors", "model_card.json"):
+        shutil.copy(ROOT / "checkpoints" / "ddpm-mnist" / name, model / name)
+    csv, samples = tmp_path / "rows.csv", tmp_path / "samples"
+    assert sampler_fid.main(["--grid", "samplers", "--checkpoint", str(model), "--only", "lsq-sde-4-trailing", "--num", "10",
+                             "--csv", str(csv), "--samples", str(samples), "--no-compile"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("skipped") == 1 and "lsq-sde-4-trailing: skipped" in out and "no lsq-sde calibration" in out
+    assert not samples.exists() and (not csv.exists() or "lsq-sde" not in csv.read_text())

@@ -81,6 +81,9 @@ def test_a_short_round_runs_resumes_and_samples_with_its_own_grid(tmp_path):
     assert card["step"] == 3 and card["sampling"] == {"sampler": "ddim", "steps": 2, "spacing": "trailing", "eta": 0.0,
                                                       "clip_x0": False}
     assert card["distillation"]["lineage"] == [str(teacher), str(v4)]
+    for name in ("model.safetensors", "optimizer.safetensors"):  # a finished round keeps only its EMA and card
+        (v2 / name).unlink()
+    assert distill_main(["--out", str(v2), "--resume"]) == 0 and ckpt.read_card(v2)["step"] == 3  # skipped, untouched
     out = tmp_path / "samples"
     assert sample_main(["--checkpoint", str(v2), "--num", "3", "--out", str(out)]) == 0
     import json
@@ -224,3 +227,84 @@ def test_steps_caps_the_constant_phase_exactly_and_the_split_is_the_test_one(tmp
     assert card["decay_start"] == 10 and card["step"] == card["planned_steps"] == 12
     assert distill_main(["--teacher", str(teacher), "--teacher-steps", "8", "--out", str(tmp_path / "r1"),
                          "--ratio", "1", "--steps", "1", "--dataset", "digits"]) == 2
+
+
+class Output(torch.nn.Module):
+    """A 'network' that returns a given output whatever its input."""
+
+    def __init__(self, out):
+        super().__init__()
+        self.out = out
+
+    def forward(self, z, t, y=None):
+        return self.out
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_the_step_weighting_is_the_squared_error_of_the_students_step_in_z(prediction):
+    """For any output error, (one DDIM step's z_s error)^2 / (output error)^2 is the same multiple of step_weights[i]
+    at every step i of the grid (the step is linear in the output): the "step" loss is the step's z error, up to one
+    constant. Checked on the 8-step trailing grid of the linear schedule, to 1e-6 relative."""
+    from helpers.training.distill import step_weights
+
+    schedule = Schedule.from_name("linear", 1000)
+    steps = torch.tensor(grid(1000, 8))
+    w = step_weights(schedule.alpha_bar, steps, prediction)
+    assert w.mean().item() == pytest.approx(1.0)
+    g = torch.Generator().manual_seed(0)
+    z, out, err = (torch.randn(2, 1, 4, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    ratios = []
+    for i in range(8):
+        t, s = int(steps[i]), int(steps[i + 1])
+        net = lambda o: Denoiser(Output(o), schedule, prediction)  # noqa: E731
+        z_a = ddim_step(net(out), z, t, s, clip_x0=False)[0]
+        z_b = ddim_step(net(out + err), z, t, s, clip_x0=False)[0]
+        ratios.append(((z_b - z_a).pow(2).mean() / err.pow(2).mean() / w[i]).item())
+    assert max(ratios) == pytest.approx(min(ratios), rel=1e-6)
+
+
+def test_an_eps_student_starts_as_its_teacher_and_says_so_in_its_card(tmp_path):
+    """--prediction eps keeps the teacher's output, so before any step the student's held-out one-step error equals
+    the teacher's own single step (heldout_history[0] == teacher_one_step_rms); --convert with it is refused."""
+    from helpers.training.ddpm import main as train_main
+
+    teacher = tmp_path / "teacher"
+    assert train_main(TINY + ["--out", str(teacher), "--steps", "4"]) == 0
+    out = tmp_path / "eps-2"
+    options = ["--teacher", str(teacher), "--teacher-steps", "4", "--dataset", "digits", "--batch-size", "8",
+               "--prediction", "eps"]
+    assert distill_main(options + ["--out", str(out), "--steps", "2", "--weighting", "step", "--eval-every", "1",
+                                   "--heldout", "8", "--checkpoint-every", "2", "--log-every", "2"]) == 0
+    card = ckpt.read_card(out)
+    assert card["prediction"] == "eps" and card["train"]["weighting"] == "step"
+    assert card["heldout_history"][0][1] == pytest.approx(card["heldout"]["teacher_one_step_rms"], rel=1e-5)
+    assert distill_main(options + ["--convert", "--out", str(tmp_path / "c")]) == 2
+
+
+def test_evaluate_samples_a_student_on_its_own_grid_and_refuses_another(capsys):
+    """helpers.evaluate used to draw 1000-step DDPM from every checkpoint; a student's card names its sampler and grid
+    (issue 45). Four images of the shipped 4-step student: DDIM on its 4 trailing steps."""
+    from helpers.evaluate import evaluate_checkpoint, main as evaluate_main
+
+    student = ROOT / "checkpoints" / "distill" / "v-4"
+    result = evaluate_checkpoint(student, num=4, steps=None, seed=0)
+    assert (result["sampler"], result["steps"], result["spacing"], result["clip_x0"]) == ("ddim", 4, "trailing", False)
+    assert evaluate_main(["--checkpoint", str(student), "--num", "2", "--steps", "10"]) == 2
+    assert "samples on its own grid of 4 steps" in capsys.readouterr().err
+
+
+def test_a_students_prediction_is_its_training_records():
+    """The chain of issue 40 trains eps-students (--prediction eps); students from before that option record no
+    prediction and are v-students. A card that says otherwise than its record is refused; the eps student of the
+    shipped chain loads (this check stopped make distill-mnist between rounds 0 and 1 once)."""
+    from pathlib import Path
+
+    from helpers.checkpoints import CheckpointError, check_training_record
+
+    base = {"schedule": {"name": "linear", "T": 1000}, "distillation": {"teacher": "x", "student_steps": 32}}
+    check_training_record({**base, "prediction": "eps", "train": {"prediction": "eps"}}, Path("eps-32"))
+    check_training_record({**base, "prediction": "v", "train": {}}, Path("v-4"))
+    with pytest.raises(CheckpointError, match="says prediction 'v' but its training record"):
+        check_training_record({**base, "prediction": "v", "train": {"prediction": "eps"}}, Path("eps-32"))
+    with pytest.raises(CheckpointError, match="trained with v-prediction but says prediction 'eps'"):
+        check_training_record({**base, "prediction": "eps", "train": {}}, Path("v-4"))

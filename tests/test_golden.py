@@ -46,7 +46,15 @@ def test_every_shipped_image_checkpoint_has_a_golden_case():
 @pytest.mark.parametrize("name,run", MAKE.sample_cases(), ids=[n for n, _ in MAKE.sample_cases()])
 def test_samples_equal_the_code_before_the_restructuring(name, run):
     diff = (run() - GOLDEN[name]).abs().max().item()
-    assert diff == 0.0 if SAME_BUILD else diff < 1e-4, f"{name}: max |difference| {diff:.3g}"
+    assert diff == 0.0 if SAME_BUILD else diff < tolerance(name), f"{name}: max |difference| {diff:.3g}"
+
+
+def tolerance(name: str) -> float:
+    """Across CPU kernels. Measured on this project's AVX512 machine with ATEN_CPU_CAPABILITY=default and =avx2 (the
+    CI machine of stop 47 gave the same three failures): at most 2.1e-5 on every case but the cosine-schedule models,
+    whose 20 DDIM steps reach 1.7e-4 to 2.5e-4 (their first step divides by sqrt(alpha_bar_T) = 4.9e-5, which
+    magnifies a last-bit difference in the network's output). A change of the code moves samples by far more."""
+    return 5e-4 if "/cosine-" in name else 1e-4
 
 
 @pytest.mark.skipif(not SAME_BUILD, reason=f"training hashes were made with torch {META['torch']} on other CPU kernels")

@@ -105,6 +105,11 @@ def test_text_to_image_end_to_end_is_deterministic_per_seed(trained, tmp_path, c
     b = text_to_image.text_to_image("a thick seven", w=2.0, steps=3, seed=4, num=2, checkpoint=t2i)
     c = text_to_image.text_to_image("a thin one", w=2.0, steps=3, seed=4, num=3, checkpoint=t2i)
     assert a.shape == (3, 1, 8, 8) and torch.equal(a[:2], b) and not torch.equal(a, c)
+    # at w = 0 only the empty caption's branch runs: the prompt '' asks for it and equals any other prompt there
+    u = text_to_image.text_to_image("", w=0.0, steps=3, seed=4, num=3, checkpoint=t2i)
+    assert torch.equal(u, text_to_image.text_to_image("a thin one", w=0.0, steps=3, seed=4, num=3, checkpoint=t2i))
+    with pytest.raises(ValueError, match="has no words"):
+        text_to_image.text_to_image("", w=2.0, steps=3, seed=4, num=1, checkpoint=t2i)
     out = tmp_path / "png"
     assert text_to_image.main(["--prompt", "a thick cat", "--checkpoint", str(t2i), "--num", "2", "--steps", "2",
                                 "--out", str(out)]) == 0

@@ -57,8 +57,10 @@ def test_a_calibration_serves_generate_by_default_with_one_call_per_step(tiny_de
     assert tiny_denoiser.nfe == 4
     b = generate(tiny_denoiser, 4, 2, sampler="lsq-ms", steps=4, spacing="trailing", batch_size=3)
     assert torch.allclose(a, b, atol=1e-6)  # image i is the same at any batch size
+    with pytest.raises(ValueError, match=r"4-step coefficients are fitted on the trailing grid .*: add --spacing trailing"):
+        generate(tiny_denoiser, 1, 0, sampler="lsq-ms", steps=4, spacing="linspace")  # calibrated, on another grid
     with pytest.raises(ValueError, match=r"calibrated: \[3, 4\] steps, trailing spacing"):
-        generate(tiny_denoiser, 1, 0, sampler="lsq-ms", steps=4, spacing="linspace")
+        generate(tiny_denoiser, 1, 0, sampler="lsq-ms", steps=5, spacing="trailing")
 
 
 def test_a_coarse_teacher_grid_still_holds_the_wanted_states(tiny_denoiser):

@@ -61,3 +61,33 @@ def test_committed_outputs_hold_no_machine_paths_or_warnings(path):
             text = "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", ""))
             found = [b for b in bad if b in text]
             assert not found, f"{path.name}, cell {k}: {found[0]!r} in its output: {text[:200]!r}"
+
+
+def _code_at(commit: str, path) -> list[str] | None:
+    """The code cells of `path` as committed at `commit`, or None where this clone lacks the commit (a shallow one)."""
+    import subprocess
+
+    from helpers.paths import ROOT
+
+    rel = path.relative_to(ROOT).as_posix()
+    shown = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:{rel}"], capture_output=True, text=True)
+    if shown.returncode:
+        shallow = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--is-shallow-repository"], capture_output=True, text=True)
+        assert shallow.stdout.strip() == "true", f"{path.name} records commit {commit}, which is not in this repository"
+        return None
+    return ["".join(c["source"]) for c in json.loads(shown.stdout)["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.name)
+def test_committed_notebooks_name_the_clean_commit_that_made_them(path):
+    """Provenance (issue 43): the run's record names a commit, executed from a clean tree (no '+changes'), and the
+    notebook's code cells are the ones committed there, so the numbers came from code a reader can check out. Prose
+    may be corrected after the run; code may not."""
+    record = json.loads(path.read_text())["metadata"].get("workbook", {})
+    commit = str(record.get("commit") or "")
+    assert commit and "+" not in commit, f"{path.name} records commit {commit!r}: run it again from a clean, committed tree"
+    code = ["".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    then = _code_at(commit, path)
+    if then is not None:
+        changed = [k for k, (a, b) in enumerate(zip(code, then)) if a != b] + list(range(min(len(code), len(then)), max(len(code), len(then))))
+        assert not changed, f"{path.name}: code cells {changed} differ from commit {commit}, which the record names; run it again"

@@ -175,7 +175,9 @@ def test_samplers_run_on_clips_unchanged(sampler):
 def test_sampler_registry():
     from helpers.samplers import SAMPLER_REGISTRY, SAMPLERS, check_options
 
-    assert SAMPLERS == ("ddpm", "ddim", "dpmpp-2m", "heun", "dpmpp-2m-sde", "cn-2m", "lsq-ms")  # the image samplers
+    # the image samplers written here, then the published ones run through diffusers' schedulers (helpers.samplers.adapter)
+    assert SAMPLERS == ("ddpm", "ddim", "dpmpp-2m", "heun", "dpmpp-2m-sde", "cn-2m", "lsq-ms", "lsq-sde",
+                        "dpmpp-3m", "sde-dpmpp-2m", "sde-dpmpp-3m", "unipc", "unipc-3", "deis", "sa-solver")
     for name, spec in SAMPLER_REGISTRY.items():
         assert callable(get_sampler(name)) and "clip_x0" in spec.options, name
     assert SAMPLER_REGISTRY["tabddpm"].data == "tabular"

@@ -60,3 +60,39 @@ def test_the_command_line_passes_scheduler_options_and_refuses_them_elsewhere(tm
     assert sample_main(["--checkpoint", ckpt, "--sampler", "ddim", "--steps", "4", "--scheduler-option", "a=1",
                         "--num", "2", "--out", str(tmp_path / "x")]) == 2
     assert "--scheduler-option applies to --sampler diffusers:SCHEDULER only" in capsys.readouterr().err
+
+
+ESTABLISHED_NAMES = ("dpmpp-3m", "sde-dpmpp-2m", "sde-dpmpp-3m", "unipc", "unipc-3", "deis", "sa-solver")
+
+
+@pytest.mark.parametrize("name", ESTABLISHED_NAMES)
+def test_the_established_samplers_are_registry_names_with_exact_nfe_and_per_image_noise(tiny_denoiser, name):
+    """Each published sampler by its paper's name is its diffusers scheduler with its config: the same images as the
+    explicit adapter call, one network call per step at 4 and 6 steps, and image i the same at batch sizes 4 and 2."""
+    from helpers.samplers.schedulers import ESTABLISHED
+
+    cls_name, config = ESTABLISHED[name]
+    for steps in (4, 6):
+        tiny_denoiser.nfe = 0
+        a = generate(tiny_denoiser, 4, 1, (1, 8, 8), sampler=name, steps=steps, spacing="trailing", batch_size=4)
+        assert tiny_denoiser.nfe == steps and torch.isfinite(a).all()
+        b = generate(tiny_denoiser, 4, 1, (1, 8, 8), sampler=f"diffusers:{cls_name}", steps=steps, spacing="trailing",
+                     batch_size=2, **config)
+        assert (a - b).abs().max().item() < 1e-5
+
+
+def test_the_command_line_runs_a_named_scheduler_on_its_trailing_grid_and_refuses_clipping(tmp_path, capsys):
+    """`--sampler dpmpp-3m` without --spacing steps on the trailing grid (linspace would be refused by the scheduler
+    and used to leave a half-made folder); another grid is refused before any file, naming the sampler; clipping,
+    which these schedulers cannot do, is refused rather than ignored."""
+    from helpers.denoisers import from_checkpoint
+    from helpers.paths import ROOT
+
+    common = ["--checkpoint", str(ROOT / "checkpoints" / "ddpm-digits8"), "--num", "2", "--steps", "4"]
+    assert sample_main(common + ["--sampler", "dpmpp-3m", "--out", str(tmp_path / "a")]) == 0
+    with pytest.raises(ValueError, match=r"dpmpp-3m \(DPMSolverMultistepScheduler\) does not clip x0_hat"):
+        generate(from_checkpoint(ROOT / "checkpoints" / "ddpm-digits8")[0], 2, 0, sampler="dpmpp-3m", steps=4,
+                 clip_x0=True)
+    assert sample_main(common + ["--sampler", "unipc", "--spacing", "linspace", "--out", str(tmp_path / "c")]) == 2
+    assert "--sampler unipc: UniPCMultistepScheduler with 4 linspace steps" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

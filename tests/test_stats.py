@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from helpers.evaluation.metrics import fid_difference, fid_interval
 from helpers.evaluation.stats import break_even, compare, compare_paired, rank_agreement
@@ -140,3 +141,89 @@ def test_rank_agreement_refuses_mismatched_or_broken_estimates():
         rank_agreement([(1, 0, 2)] * 3, [(1, 0, 2)] * 4)
     with pytest.raises(ValueError, match=r"b\[1\] must be \(value, lo, hi\)"):
         rank_agreement([(1, 0, 2)] * 3, [(1, 0, 2), (5, 6, 7), (1, 0, 2)])
+
+
+# --- The one rule: each interval's coverage checked by simulation on distributions whose truth is known. ---
+from helpers.evaluation import stats as rule  # noqa: E402
+
+
+def coverage(make, truth, reps):
+    return np.mean([(lambda e: e.lo <= truth <= e.hi)(make(seed)) for seed in range(reps)])
+
+
+def test_t_interval_over_sets_covers_the_mean_95_percent_of_the_time():
+    """K = 5 normal sets (mean 12, sd 2, like FID over five sets of 1000): coverage 0.95 in theory; 2000 simulations
+    put the estimate within +-0.015 (3 binomial sd). Measured when written: 0.951."""
+    cov = coverage(lambda s: rule.t_interval(np.random.default_rng(s).normal(12, 2, 5)), 12.0, 2000)
+    assert 0.935 <= cov <= 0.965, cov
+    e = rule.t_interval([10, 11, 12, 13, 9])
+    # golden: mean 11, sd sqrt(2.5), t_{4, 0.975} = 2.7764451 -> half-width 1.963243
+    assert (e.value, e.rule, e.n) == (11.0, "sets", 5) and e.hi - e.value == pytest.approx(1.963243, rel=1e-5)
+    assert e.named == "95% t-interval over independent sets (K = 5)"
+    with pytest.raises(ValueError, match="at least 2 finite values"):
+        rule.t_interval([3.0])
+
+
+def test_paired_sets_resolve_a_shift_that_independent_sets_cannot():
+    """Per-set values that share their set-to-set noise (two samplers from the same seeds): B = A + 1 + small noise.
+    The sets' own intervals overlap; the paired interval of A - B excludes 0 and covers the true -1."""
+    rng = np.random.default_rng(0)
+    common = rng.normal(20, 3, 5)
+    a, b = common + rng.normal(0, 0.2, 5), common + 1 + rng.normal(0, 0.2, 5)
+    ea, eb = rule.t_interval(a), rule.t_interval(b)
+    assert not (ea.hi < eb.lo or eb.hi < ea.lo)
+    d = rule.paired_sets(a, b)
+    assert d.hi < 0 and d.lo <= -1 <= d.hi and d.rule == "paired-sets"
+    assert rule.verdict(d, ("ours", "theirs")).startswith("ours is better (resolved): ours - theirs = ")
+    assert rule.verdict(rule.paired_sets(a, a + rng.normal(0, 1, 5))).startswith("not resolved")
+    with pytest.raises(ValueError, match="as many sets on both sides; got 5 and 4"):
+        rule.paired_sets(a, b[:4])
+
+
+def test_wilson_keeps_its_coverage_near_the_edges():
+    """n = 100 trials at p = 0.95 (a classifier's accuracy): the Wilson interval covers p in about 95% of 2000
+    simulations (measured when written: 0.960), where the normal approximation covers about 0.88 there."""
+    cov = coverage(lambda s: rule.wilson(int(np.random.default_rng(s).binomial(100, 0.95)), 100), 0.95, 2000)
+    assert 0.93 <= cov <= 0.975, cov
+    e = rule.wilson(95, 100)
+    # golden (Wilson 1927, z = 1.959964): [0.88825, 0.97845]
+    assert (e.lo, e.hi) == (pytest.approx(0.888250, abs=1e-5), pytest.approx(0.978450, abs=1e-5))
+    assert rule.wilson(0, 10).lo == 0.0 and rule.wilson(10, 10).hi == 1.0
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        rule.wilson(11, 10)
+    assert rule.wilson(np.int64(95), 100) == e and rule.wilson(torch.tensor(95), 100) == e  # counts from .sum()
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        rule.wilson(True, 1)
+
+
+def test_percentile_bootstraps_cover_a_skewed_mean_and_a_paired_difference():
+    """The mean of 200 exponential draws (skewed) and the difference of means of 200 pairs sharing their noise:
+    coverage near 0.95 in 300 simulations of 300 resamples (the percentile interval of a skewed mean runs a little
+    short at n = 200; measured when written: 0.920 and 0.937; the bounds allow 3 binomial sd)."""
+    def mean_of(s):
+        return rule.percentile_bootstrap(np.random.default_rng(s).exponential(1.0, 200), np.mean, num_boot=300, seed=s)
+
+    def paired(s):
+        rng = np.random.default_rng(s)
+        shared = rng.normal(0, 3, 200)
+        return rule.paired_bootstrap(shared + 0.5 + rng.normal(0, 0.5, 200), shared + rng.normal(0, 0.5, 200), np.mean,
+                                     num_boot=300, seed=s)
+
+    assert 0.89 <= coverage(mean_of, 1.0, 300) <= 0.99
+    assert 0.89 <= coverage(paired, 0.5, 300) <= 0.99
+    assert paired(0).rule == "paired-bootstrap" and paired(0).lo > 0  # the shared sd of 3 cancels
+
+
+def test_an_estimate_refuses_an_unknown_rule_and_a_value_outside_its_interval():
+    with pytest.raises(ValueError, match="rule must be one of"):
+        rule.Estimate(1.0, 0.0, 2.0, "normal", 10)
+    with pytest.raises(ValueError, match="lo <= value <= hi"):
+        rule.Estimate(3.0, 0.0, 2.0, "sets", 5)
+    with pytest.raises(ValueError, match="verdict reads an Estimate of a paired difference"):
+        rule.verdict((1.0, 0.0, 2.0))
+    with pytest.raises(ValueError, match="verdict reads an Estimate of a paired difference"):
+        rule.verdict(rule.t_interval([5, 6, 7]))  # a value with its interval, not a difference
+    with pytest.raises(ValueError, match="100 resamples; got 3 and 3 rows, 0 resamples"):
+        rule.paired_bootstrap([1, 2, 3], [1, 2, 3], np.mean, num_boot=0)
+    assert rule.Estimate(0.004, 0.001, 0.0125, "wilson", 10, level=0.975).named == "97.5% Wilson interval (n = 10)"
+    assert str(rule.Estimate(0.004, 0.001, 0.0125, "wilson", 10)) == "0.004 [0.001, 0.0125]"

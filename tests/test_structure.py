@@ -82,7 +82,7 @@ def test_plain_sampling_does_not_import_guidance():
 
 # The house (issue 38): a few modules at the top, packages by role, each importing only from the floors below it.
 FLOORS = [  # from the bottom; a module may import from its own floor and those below
-    {"helpers.schedules", "helpers.checks", "helpers.paths"},
+    {"helpers.schedules", "helpers.checks", "helpers.paths", "helpers.progress"},
     {"helpers.diffusion", "helpers.objectives"},
     {"helpers.models"},
     {"helpers.checkpoints"},

@@ -403,3 +403,24 @@ def test_privacy_of_copies_and_of_fresh_rows(small):
     assert copies["copies"] == 1.0 and copies["dcr_median"] == 0.0 and copies["closer_to_train"] > 0.7
     fresh = tm.privacy(tf, train, holdout.iloc[:500], holdout.iloc[500:], seed=0)
     assert fresh["copies"] < 0.05 and 0.35 < fresh["closer_to_train"] < 0.65
+
+
+def test_the_steps_sweep_reads_independent_seeds_and_pairs_them():
+    """The shipped diamonds DDPM at 2 and 5 respaced steps, 200 rows per seed, seeds 0 and 1: every metric has a
+    t-interval over the two sets around its mean, the sets differ (independent seeds), the run is deterministic, and
+    each metric gets one paired verdict of 2 against 5 steps."""
+    from helpers.studies.tabular import SHOWN, steps_sweep
+
+    from helpers.paths import ROOT
+
+    denoiser, transform, _ = tb.load_checkpoint(ROOT / "checkpoints" / "tabddpm-diamonds")
+    real = tb.prepare_data(tb.TabularTrainConfig()).train  # the shipped model's data settings, as notebook 08
+    table, lines = steps_sweep(denoiser, transform, real, transform.numerical, transform.categorical, [2, 5], 200, [0, 1])
+    again, _ = steps_sweep(denoiser, transform, real, transform.numerical, transform.categorical, [2, 5], 200, [0, 1])
+    pd.testing.assert_frame_equal(table.drop(columns="seconds per set"), again.drop(columns="seconds per set"))
+    for metric in SHOWN:
+        assert ((table[f"{metric} lo"] <= table[metric]) & (table[metric] <= table[f"{metric} hi"])).all()
+        assert (table[f"{metric} hi"] > table[f"{metric} lo"]).all()  # two different sets: a spread
+    assert len(lines) == len(SHOWN) and all("2 steps - 5 steps" in line for line in lines)
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        steps_sweep(denoiser, transform, real, transform.numerical, transform.categorical, [2], 10, [0])

@@ -116,6 +116,17 @@ class Tokenizer:
         words = [self.vocab[int(i)] for i in ids if int(i) not in (self.pad, self.bos, self.eos)]
         return " ".join(words)
 
+    def check(self, text: str) -> None:
+        """Refuse a prompt this tokenizer would change silently: one with no words (punctuation is dropped, and an
+        empty caption is the model's unconditional one) or with more words than it reads (they would be cut)."""
+        words, room = normalise(text), self.max_length - 2
+        if not words:
+            raise ValueError(f"the prompt {text!r} has no words (punctuation is dropped); give a caption such as "
+                             "'a thick seven' (an unconditional sample is --guidance 0)")
+        if len(words) > room:
+            raise ValueError(f"the prompt has {len(words)} words but the text encoder reads at most {room}; shorten it "
+                             f"(it would be cut after {' '.join(words[:room])!r})")
+
     def unknown(self, text: str) -> list[str]:
         """The words of `text` that the vocabulary does not know."""
         return [w for w in normalise(text) if w not in self.index]

@@ -214,12 +214,25 @@ def load_digits(split: str = "train", seed: int = 0) -> ImageData:
 def load_imagefolder(path: str, size: int = 32, channels: int = 3) -> ImageData:
     """Every image under `path` (sub-folders become labels), resized to size x size, through `datasets`."""
     from datasets import load_dataset
+    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
 
     if not Path(path).is_dir():
         raise DataUnavailableError(f"image folder {path!r} does not exist")
-    ds = load_dataset("imagefolder", data_dir=path, split="train")
-    mode = "L" if channels == 1 else "RGB"
-    arrays = [np.asarray(img.convert(mode).resize((size, size))) for img in ds["image"]]
+    shown = is_progress_bar_enabled()
+    disable_progress_bar()  # its bars would stand between a refusal and the user
+    try:
+        ds = load_dataset("imagefolder", data_dir=path, split="train")
+        mode = "L" if channels == 1 else "RGB"
+        arrays = [np.asarray(img.convert(mode).resize((size, size))) for img in ds["image"]]
+    except Exception as err:  # datasets' EmptyDatasetError, PIL's UnidentifiedImageError, ...: name the folder
+        raise DataUnavailableError(f"image folder {path!r} holds no readable images ({type(err).__name__}: "
+                                   f"{str(err).splitlines()[0] if str(err) else ''}); give a folder of PNG or JPEG "
+                                   "files, one sub-folder per class") from None
+    finally:
+        if shown:
+            enable_progress_bar()
+    if not arrays:
+        raise DataUnavailableError(f"image folder {path!r} holds no images")
     x = torch.from_numpy(np.stack(arrays)).float() / 127.5 - 1.0
     images = x.unsqueeze(1) if channels == 1 else x.permute(0, 3, 1, 2)
     labels, num_classes = None, None

@@ -130,7 +130,7 @@ def main(argv=None) -> int:
             raise ValueError(f"--dataset takes the training data without a split (the test split is used for accuracy), "
                              f"got {args.dataset!r}")
         model, info = train_feature_net(args.dataset, args.steps, args.seed, args.batch_size, args.lr)
-    except (ValueError, DataUnavailableError) as err:
+    except (ValueError, OSError, DataUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)

@@ -39,14 +39,14 @@ def main(argv=None) -> int:
     if args.fake is None:
         p.error("--fake is required (or --sanity)")
     try:
+        real = reference_features(args.real, args.features)  # a wrong --real is said before any count of --fake
         fake = compute_features(load_pngs(args.fake, limit=args.num), args.features)
         if len(fake) <= fake.shape[1]:
             raise ValueError(f"FID needs more images than feature dimensions (the covariance of N <= {fake.shape[1]} "
                              f"{args.features} features is singular, and FID's bias grows as 1/N); got N = {len(fake)}. "
                              f"Use at least {fake.shape[1] + 1} images; notebook 03 shows the floor by N")
-        real = reference_features(args.real, args.features)
         result = scores(fake, real, args.features, seed=args.seed)
-    except (ValueError, FileNotFoundError, FeaturesUnavailableError, DataUnavailableError) as err:
+    except (ValueError, OSError, FileNotFoundError, FeaturesUnavailableError, DataUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(json.dumps({**result.__dict__, "fake": str(args.fake), "real": args.real}) if args.json else result)

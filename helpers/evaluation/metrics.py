@@ -13,10 +13,13 @@ FID = ||mu_1 - mu_2||^2 + Tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2)) (Heusel et al. 2017)
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from helpers.checks import check_features
 
 FEATURES = ("mnist-cnn", "inception", "pixels")
 # The number of generated images behind every score in the notebooks: at N = 1000 real against real gives
@@ -148,6 +151,7 @@ def frechet_distance(feats1: np.ndarray, feats2: np.ndarray) -> float:
 
     from cleanfid.fid import fid_from_feats
 
+    check_features(feats1, feats2)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Matrix is singular")
         return float(fid_from_feats(feats1, feats2))
@@ -159,6 +163,7 @@ def kernel_distance(feats1: np.ndarray, feats2: np.ndarray, seed: int = 0, num_s
     polynomial kernel, unbiased MMD^2). clean-fid draws from numpy's global generator: seeded here, then restored."""
     from cleanfid.fid import kernel_distance as cleanfid_kid
 
+    check_features(feats1, feats2, at_least=KID_MIN_IMAGES)  # fewer images: noise around 0, often below it
     state = np.random.get_state()
     np.random.seed(seed)
     try:
@@ -187,8 +192,13 @@ class Scores:
                 f"(against {self.num_real} real images)")
 
 
+KID_MIN_IMAGES = 10  # kernel_distance refuses fewer: the unbiased MMD^2 of a handful of images is noise around 0
+
+
 def scores(fake_feats: np.ndarray, real_feats: np.ndarray, features: str, seed: int = 0) -> Scores:
-    kid, kid_std = kernel_distance(fake_feats, real_feats, seed=seed)
+    """FID and KID of a set; with fewer than KID_MIN_IMAGES images KID is NaN (not measured), FID still given."""
+    few = len(fake_feats) < KID_MIN_IMAGES
+    kid, kid_std = (math.nan, math.nan) if few else kernel_distance(fake_feats, real_feats, seed=seed)
     return Scores(frechet_distance(fake_feats, real_feats), kid, kid_std, features, len(fake_feats), len(real_feats))
 
 
@@ -285,7 +295,9 @@ def fid_difference(a_feats: np.ndarray, b_feats: np.ndarray, real_feats: np.ndar
 def fid_blocks(fake_feats: np.ndarray, real_feats: np.ndarray, n: int, level: float = 0.95) -> dict:
     """FID at N = n over the disjoint blocks of n rows of `fake_feats` (e.g. images 0..Kn-1 of one seed, each image
     from its own generator, so the blocks are independent draws): the mean over the K blocks and its `level`
-    t-interval, mean -/+ t_{K-1} sd / sqrt(K). With one block, the interval is fid_interval's bootstrap."""
+    t-interval, mean -/+ t_{K-1} sd / sqrt(K) (stats.t_interval), and the K values themselves ("sets": a paired
+    comparison of two configurations drawn from the same seeds reads them, stats.paired_sets). With one block, the
+    interval is fid_interval's bootstrap."""
     from scipy import stats
 
     k = len(fake_feats) // n
@@ -293,12 +305,14 @@ def fid_blocks(fake_feats: np.ndarray, real_feats: np.ndarray, n: int, level: fl
         raise ValueError(f"need at least n = {n} rows for one block, got {len(fake_feats)}")
     if k == 1:
         value, lo, hi = fid_interval(fake_feats[:n], real_feats)
-        return {"fid": value, "lo": lo, "hi": hi, "blocks": 1, "sd": (hi - value) / 1.96, "interval": "bootstrap"}
+        return {"fid": value, "lo": lo, "hi": hi, "blocks": 1, "sd": (hi - value) / 1.96, "interval": "bootstrap",
+                "sets": [value]}
     fid = frechet_to(real_feats)
     values = np.array([fid(fake_feats[i * n:(i + 1) * n]) for i in range(k)])
     mean, sd = float(values.mean()), float(values.std(ddof=1))
     half = float(stats.t.ppf(0.5 + level / 2, k - 1)) * sd / k**0.5
-    return {"fid": mean, "lo": mean - half, "hi": mean + half, "blocks": k, "sd": sd, "interval": f"t over {k} blocks"}
+    return {"fid": mean, "lo": mean - half, "hi": mean + half, "blocks": k, "sd": sd, "interval": f"t over {k} blocks",
+            "sets": [float(v) for v in values]}
 
 
 def fid_by_sample_size(fake_pool: np.ndarray, real: np.ndarray, ns, num_boot: int = 10, seed: int = 0):

@@ -1,14 +1,180 @@
-"""Comparisons that respect their noise: one rule for every "A is better than B" in the notebooks, how far two
-rankings of the same items agree, and the break-even count of a one-off cost against a per-image saving.
+"""The workbook's one interval rule, and the sentences every "A is better than B" goes through.
 
-An estimate is (value, lo, hi), a point and its 95% interval (e.g. metrics.fid_interval). Two estimates are
-"resolved" when their intervals do not overlap (a conservative test: non-overlapping 95% intervals imply a
-difference at well below the 5% level); otherwise the comparison is "not resolved at this N". Where A and B share
-their noise image by image, the paired interval of A - B (compare_paired) is the sharper test.
+Which interval, for what (each returns an `Estimate` that names its rule, so a table can say which it used):
+- a single value measured on K independent sets (K disjoint image sets from fixed seeds, K training seeds):
+  `t_interval`, mean -/+ t_{K-1} sd / sqrt(K). This is the rule for FID: the bootstrap over one set's images
+  overstates FID's spread two- to threefold (resampling repeats images, which reads as lost diversity; bench's
+  5-set rows: bootstrap sd about 5 against 1.6-2.7 between sets) and its percentiles sit above the value itself.
+- a single value on one set, for a statistic a resample does not bias (a mean, a correlation):
+  `percentile_bootstrap`.
+- a difference between A and B drawn from the same noise (image i of both from seed + i; the same sets):
+  `paired_sets` (t-interval of the K per-set differences; the rule for FID, whose resampling bias depends on each
+  model's diversity and so does not cancel) or `paired_bootstrap` (resampling image indices jointly, for statistics
+  a resample does not bias); the shared noise cancels, so it resolves what two overlapping intervals cannot.
+- a share or an accuracy (k of n): `wilson`.
+
+`verdict` reads an interval of a difference: "A is better" only when it excludes 0, else "not resolved". `compare`
+(two independent estimates, resolved when their intervals do not overlap: conservative) and `compare_paired` are
+the older sentences, kept for the results already saved with them.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+RULES = {
+    "sets": "t-interval over independent sets",
+    "percentile": "percentile bootstrap",
+    "paired-sets": "t-interval of paired per-set differences, same noise",
+    "paired-bootstrap": "paired bootstrap over images, same noise",
+    "wilson": "Wilson interval",
+}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A value with its interval [lo, hi], the rule that made it (a key of RULES), the number of units it rests on
+    (sets, images or trials) and the level. Unpacks as (value, lo, hi)."""
+    value: float
+    lo: float
+    hi: float
+    rule: str
+    n: int
+    level: float = 0.95
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise ValueError(f"rule must be one of {sorted(RULES)}, got {self.rule!r}")
+        check_interval("an estimate", (self.value, self.lo, self.hi))
+
+    def __iter__(self):
+        return iter((self.value, self.lo, self.hi))
+
+    def __str__(self) -> str:
+        f = (lambda v: f"{v:.2f}") if max(abs(self.lo), abs(self.hi)) >= 1 else (lambda v: f"{v:.3g}")
+        return f"{f(self.value)} [{f(self.lo)}, {f(self.hi)}]"
+
+    @property
+    def resolved(self) -> bool:
+        """For a difference: whether its interval excludes 0."""
+        return self.lo > 0 or self.hi < 0
+
+    def share_shift(self) -> str:
+        """A paired difference of shares in percentage points with its interval and whether it resolves."""
+        return (f"{self.value:+.1%} [{self.lo:+.1%}, {self.hi:+.1%}] "
+                f"({'resolved' if self.resolved else 'not resolved'})")
+
+    @property
+    def named(self) -> str:
+        """The interval's rule in words, for a table's caption: e.g. '95% t-interval over independent sets (K = 5)'."""
+        unit = {"sets": "K", "paired-sets": "K", "wilson": "n"}.get(self.rule, "N")
+        return f"{self.level * 100:g}% {RULES[self.rule]} ({unit} = {self.n})"
+
+
+def _level(level: float) -> float:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    return level
+
+
+def t_interval(values, level: float = 0.95, rule: str = "sets") -> Estimate:
+    """The mean of K >= 2 independent measurements (FID of K disjoint sets, a score of K training seeds) with its
+    t-interval: mean -/+ t_{K-1, (1+level)/2} sd / sqrt(K)."""
+    import numpy as np
+    from scipy import stats as st
+
+    v = np.asarray(values, dtype=float).ravel()
+    if len(v) < 2 or not np.isfinite(v).all():
+        raise ValueError(f"a t-interval needs at least 2 finite values, got {list(v)}")
+    mean, sd = float(v.mean()), float(v.std(ddof=1))
+    half = float(st.t.ppf(0.5 + _level(level) / 2, len(v) - 1)) * sd / math.sqrt(len(v))
+    return Estimate(mean, mean - half, mean + half, rule, len(v), level)
+
+
+def paired_sets(a_values, b_values, level: float = 0.95) -> Estimate:
+    """A - B from K sets drawn from the same noise on both sides (set k of A and of B from the same seeds): the
+    t-interval of the K per-set differences."""
+    import numpy as np
+
+    a, b = np.asarray(a_values, dtype=float).ravel(), np.asarray(b_values, dtype=float).ravel()
+    if len(a) != len(b):
+        raise ValueError(f"paired sets need as many sets on both sides; got {len(a)} and {len(b)}")
+    return t_interval(a - b, level, rule="paired-sets")
+
+
+def wilson(k: int, n: int, level: float = 0.95) -> Estimate:
+    """The share k / n with its Wilson score interval (Wilson 1927), which stays inside [0, 1] and keeps its coverage
+    near 0 and 1 where the normal approximation does not."""
+    import operator
+
+    from scipy import stats as st
+
+    try:
+        if isinstance(k, bool) or isinstance(n, bool):
+            raise TypeError
+        k, n = operator.index(k), operator.index(n)  # numpy and torch integers are integers
+    except TypeError:
+        raise ValueError(f"a share needs integers 0 <= k <= n and n >= 1, got k = {k}, n = {n}") from None
+    if not (n >= 1 and 0 <= k <= n):
+        raise ValueError(f"a share needs integers 0 <= k <= n and n >= 1, got k = {k}, n = {n}")
+    z = float(st.norm.ppf(0.5 + _level(level) / 2))
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Estimate(p, min(p, centre - half), max(p, centre + half), "wilson", n, level)
+
+
+def percentile_bootstrap(data, statistic, num_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Estimate:
+    """statistic(data) with the percentile interval of `num_boot` resamples of data's rows (with replacement).
+    For statistics a resample does not bias (means, correlations); not for FID (see the module's docstring)."""
+    import numpy as np
+
+    rows = np.asarray(data)
+    if len(rows) < 2 or num_boot < 100:
+        raise ValueError(f"a bootstrap needs at least 2 rows and 100 resamples, got {len(rows)} and {num_boot}")
+    rng = np.random.default_rng(seed)
+    boots = [statistic(rows[rng.integers(0, len(rows), len(rows))]) for _ in range(num_boot)]
+    lo, hi = np.percentile(boots, [50 - 50 * _level(level), 50 + 50 * level])
+    return _inside(float(statistic(rows)), float(lo), float(hi), "percentile", len(rows), level)
+
+
+def _inside(value, lo, hi, rule, n, level) -> Estimate:
+    if not lo <= value <= hi:
+        raise ValueError(f"the value {value:.4g} lies outside its {rule} interval [{lo:.4g}, {hi:.4g}]: the statistic is "
+                         "biased under resampling (as FID is); use independent sets (t_interval, paired_sets)")
+    return Estimate(value, lo, hi, rule, n, level)
+
+
+def paired_bootstrap(a, b, statistic, num_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Estimate:
+    """statistic(a) - statistic(b) where row i of a and of b come from the same noise: each resample takes the same
+    indices from both, so the shared noise cancels; the percentile interval of the resampled differences."""
+    import numpy as np
+
+    a, b = np.asarray(a), np.asarray(b)
+    if len(a) != len(b) or len(a) < 2 or num_boot < 100:
+        raise ValueError(f"a paired bootstrap needs the same rows (at least 2) on both sides and 100 resamples; got "
+                         f"{len(a)} and {len(b)} rows, {num_boot} resamples")
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(num_boot):
+        idx = rng.integers(0, len(a), len(a))
+        boots.append(statistic(a[idx]) - statistic(b[idx]))
+    lo, hi = np.percentile(boots, [50 - 50 * _level(level), 50 + 50 * level])
+    return _inside(float(statistic(a) - statistic(b)), float(lo), float(hi), "paired-bootstrap", len(a), level)
+
+
+def verdict(difference, names=("A", "B"), lower_is_better: bool = True) -> str:
+    """The one sentence on A - B (an Estimate of a difference, paired_sets or paired_bootstrap): A or B "is better"
+    only when the interval excludes 0, else "not resolved", with the interval and its rule."""
+    if not isinstance(difference, Estimate) or difference.rule not in ("paired-sets", "paired-bootstrap"):
+        raise ValueError(f"verdict reads an Estimate of a paired difference (paired_sets, paired_bootstrap); got "
+                         f"{difference!r}")
+    d = difference
+    said = f"{names[0]} - {names[1]} = {d} ({d.named})"
+    if d.resolved:
+        better = names[0] if (d.hi < 0) == lower_is_better else names[1]
+        return f"{better} is better (resolved): {said}"
+    return f"not resolved: {said}"
 
 
 def check_interval(name: str, estimate) -> tuple[float, float, float]:

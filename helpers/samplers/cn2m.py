@@ -132,11 +132,14 @@ def main(argv=None) -> int:
     command = "python -m helpers.calibrate " + " ".join(shlex.quote(a) for a in argv)
     try:
         denoiser, card = from_checkpoint(args.checkpoint)
+        out = args.out or args.checkpoint / CALIBRATION
+        if not args.dry_run and (out.is_dir() or not out.parent.is_dir()):
+            raise ValueError(f"--out {out}: expected a file name in an existing folder")
         classifier, _ = load_noisy_classifier(args.classifier)
         real = classifier_features(classifier, load_images(args.real).images[:args.real_num])
         start = time.time()
         result = calibrate(denoiser, classifier, real, args.steps, args.num, args.spacing, args.sweeps)
-    except (ValueError, CheckpointError, DataUnavailableError, FileNotFoundError) as err:
+    except (ValueError, OSError, CheckpointError, DataUnavailableError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     record = {**result, "band_edges_fraction_of_T": list(BAND_EDGES), "grid": list(GRID), "steps": args.steps,
@@ -147,7 +150,6 @@ def main(argv=None) -> int:
     print(f"{NAME}: eta_bands {result['eta_bands']} (distance {result['distance']:.3f}, ODE "
           f"{result['history'][0]['distance']:.3f}) in {record['seconds']:.0f} s, {record['nfe']:,} network calls")
     if not args.dry_run:
-        out = args.out or args.checkpoint / CALIBRATION
         save_calibration(out, NAME, record)
         print(f"-> {out}")
     return 0

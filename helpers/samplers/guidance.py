@@ -294,7 +294,7 @@ def main(argv=None) -> int:
         check_new_checkpoint(args.out, args.overwrite)
         model, info = train_noisy_classifier(args.schedule, args.T, args.steps, args.batch_size, args.lr, args.seed,
                                              args.dataset, base_channels=args.base_channels)
-    except (ValueError, DataUnavailableError) as err:
+    except (ValueError, OSError, DataUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     command = "python -m helpers.guidance " + " ".join(

@@ -60,7 +60,10 @@ def sample_lsq_ms(denoiser, x, timesteps, generator=None, callback=None, clip_x0
     steps = next_timesteps(timesteps)
     if coefficients is None:
         fitted = (getattr(denoiser, "calibration", None) or {}).get(NAME, {}).get("fits", {}).get(str(len(steps)))
-        if fitted is None or fitted["timesteps"] != [t for t, _ in steps]:
+        if fitted is not None and fitted["timesteps"] != [t for t, _ in steps]:
+            raise ValueError(f"the {NAME} sampler's {len(steps)}-step coefficients are fitted on the {SPACING} grid "
+                             f"{fitted['timesteps'][:4]}..., not on {[t for t, _ in steps][:4]}...: add --spacing {SPACING}")
+        if fitted is None:
             have = sorted(int(k) for k in (getattr(denoiser, "calibration", None) or {}).get(NAME, {}).get("fits", {}))
             raise ValueError(f"the {NAME} sampler has no coefficients for these {len(steps)} timesteps of this model "
                              f"(calibrated: {have or 'none'} steps, {SPACING} spacing): run `python -m "
@@ -189,35 +192,55 @@ def solver_coefficients(denoiser, timesteps, solver: str) -> list[list[float]]:
     return out
 
 
+def fit_parser(prog: str, doc: str, steps, what: str) -> ArgumentParser:
+    """The command line of a fitted sampler's calibration (lsq-ms here, lsq-sde): checkpoint, step counts, images,
+    history, batch size and the calibration file."""
+    p = ArgumentParser(prog=prog, description=doc.split("\n")[0])
+    p.add_argument("--checkpoint", required=True, type=Path, help="the model's checkpoint folder")
+    p.add_argument("--steps", type=positive_int, nargs="+", default=list(steps))
+    p.add_argument("--num", type=positive_int, default=256, help=f"calibration images ({what})")
+    p.add_argument("--history", type=positive_int, default=HISTORY, help="clean-image estimates per step")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--out", type=Path, default=None, help=f"where to write (default: CHECKPOINT/{CALIBRATION})")
+    return p
+
+
+def check_fit_options(args, argv, T: int) -> Path:
+    """Refuse step counts above T, a --history (when given) above the largest step count, and a calibration file
+    that cannot be written, before any work; returns the calibration file."""
+    too_many = [n for n in args.steps if n > T]
+    if too_many:
+        raise ValueError(f"--steps {too_many[0]} is more than the model's T = {T} timesteps")
+    if "--history" in argv and args.history > max(args.steps):
+        raise ValueError(f"--history {args.history}: a step can use at most the estimates of the steps before it, "
+                         f"so at most {max(args.steps)} with --steps up to {max(args.steps)}")
+    out = args.out or args.checkpoint / CALIBRATION
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give the calibration file's name (e.g. {out / CALIBRATION})")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: the folder {out.parent} does not exist")
+    return out
+
+
 def main(argv=None) -> int:
     from helpers.checkpoints import CheckpointError
     from helpers.denoisers import from_checkpoint
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = ArgumentParser(prog="python -m helpers.multistep_fit", description=__doc__.split("\n")[0])
-    p.add_argument("--checkpoint", required=True, type=Path, help="the model's checkpoint folder")
-    p.add_argument("--steps", type=positive_int, nargs="+", default=[4, 5, 6, 8, 10, 15, 20])
-    p.add_argument("--num", type=positive_int, default=256, help="calibration images (teacher trajectories)")
-    p.add_argument("--history", type=positive_int, default=HISTORY, help="clean-image estimates per step")
-    p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--out", type=Path, default=None, help=f"where to write (default: CHECKPOINT/{CALIBRATION})")
+    p = fit_parser("python -m helpers.multistep_fit", __doc__, [4, 5, 6, 8, 10, 15, 20], "teacher trajectories")
     args = p.parse_args(argv)
     command = "python -m helpers.multistep_fit " + " ".join(shlex.quote(a) for a in argv)
     try:
         denoiser, _ = from_checkpoint(args.checkpoint)
-        T = denoiser.alpha_bar.shape[0]
-        too_many = [n for n in args.steps if n > T]
-        if too_many:
-            raise ValueError(f"--steps {too_many[0]} is more than the model's T = {T} timesteps")
+        out = check_fit_options(args, argv, denoiser.alpha_bar.shape[0])
         start = time.time()
         result = calibrate(denoiser, args.num, sorted(set(args.steps)), args.history, args.batch_size)
-    except (ValueError, CheckpointError) as err:
+    except (ValueError, OSError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     record = {**result, "num": args.num, "seed": CALIBRATION_SEED, "history": args.history, "spacing": SPACING,
               "teacher": "DPM-Solver++(2M) on all T timesteps, from the same x_T", "seconds": round(time.time() - start, 1),
               "command": command}
-    out = args.out or args.checkpoint / CALIBRATION
     save_calibration(out, NAME, record)
     print(f"{NAME}: fitted {sorted(int(k) for k in result['fits'])} steps on {args.num} trajectories in "
           f"{record['seconds']:.0f} s -> {out}")

@@ -13,6 +13,8 @@ import torch
 from diffusers.utils.torch_utils import randn_tensor
 
 from helpers.checks import check_count, check_finite
+from helpers.denoisers import model_num_classes, text_conditioned
+from helpers.progress import Progress
 from helpers.schedules import get_timesteps
 
 
@@ -25,6 +27,7 @@ class SamplerSpec:
     target: str
     options: tuple[str, ...] = ("clip_x0",)
     data: str = "image"
+    spaced: bool = False  # the sampler builds its own grid and is told the spacing (diffusers' schedulers)
 
     def load(self) -> Callable:
         module, name = self.target.split(":")
@@ -40,6 +43,10 @@ SAMPLER_REGISTRY: dict[str, SamplerSpec] = {
     "dpmpp-2m-sde": SamplerSpec("helpers.samplers.solvers:sample_dpmpp_2m_sde", ("clip_x0", "eta")),
     "cn-2m": SamplerSpec("helpers.samplers.cn2m:sample_cn_2m", ("clip_x0", "eta_bands")),
     "lsq-ms": SamplerSpec("helpers.samplers.lsq_ms:sample_lsq_ms", ("clip_x0", "coefficients")),
+    "lsq-sde": SamplerSpec("helpers.samplers.lsq_sde:sample_lsq_sde", ("clip_x0", "coefficients", "noise")),
+    # the published samplers we do not rewrite: diffusers' schedulers through the adapter (samplers.schedulers)
+    **{name: SamplerSpec(f"helpers.samplers.schedulers:sample_{name.replace('-', '_')}", spaced=True)
+       for name in ("dpmpp-3m", "sde-dpmpp-2m", "sde-dpmpp-3m", "unipc", "unipc-3", "deis", "sa-solver")},
     "tabddpm": SamplerSpec("helpers.tabular.multinomial:sample_tabddpm", data="tabular"),
 }
 SAMPLERS = tuple(name for name, spec in SAMPLER_REGISTRY.items() if spec.data == "image")  # the image samplers
@@ -74,6 +81,8 @@ def check_options(name: str, options: dict) -> None:
 def image_generators(seed: int, indices, device="cpu") -> list[torch.Generator]:
     """One generator per image, seeded by (seed, image index), so image i of seed s is the same at any batch size
     (as NVlabs/edm's StackedRandomGenerator)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"the seed must be a non-negative integer, got {seed!r}")
     gens = []
     for i in indices:
         state = np.random.SeedSequence([seed, int(i)]).generate_state(2, dtype=np.uint32)
@@ -95,12 +104,15 @@ def check_starting_noise(x_T: torch.Tensor, shape: tuple) -> None:
         raise ValueError("the starting noise holds NaN or inf values")
 
 
-def finite_guard(callback=None):
-    """A sampler callback that stops the sampler at the first step whose x is not finite (then calls `callback`)."""
+def finite_guard(callback=None, progress=None):
+    """A sampler callback that stops the sampler at the first step whose x is not finite (then calls `callback`,
+    and advances `progress`, a helpers.progress.Progress, by one step)."""
     def guard(info):
         check_finite(info["x"], info["i"], info["t"])
         if callback is not None:
             callback(info)
+        if progress is not None:
+            progress.advance()
     return guard
 
 
@@ -121,7 +133,7 @@ def model_defaults(denoiser, kwargs: dict) -> dict:
 
 
 def generate(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", steps: int | None = None,
-             spacing: str = "linspace", batch_size: int = 64, device="cpu", y=None, x_T: torch.Tensor | None = None,
+             spacing: str | None = None, batch_size: int = 64, device="cpu", y=None, x_T: torch.Tensor | None = None,
              on_batch=None, first_index: int = 0, decode: bool = True, **kwargs):
     """Draw `num` images of `shape` (default: the denoiser's sample_shape, e.g. (C, H, W)) in batches: x_T (unless given, [num x C x H x W]) and every later draw
     of image i come from its own generator. Returns an [num x C x H x W] tensor; `on_batch(start, images)` sees each
@@ -130,6 +142,9 @@ def generate(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", s
     kwargs go to the sampler (eta for ddim, clip_x0; clip_x0 defaults to the model's own, `denoiser.clip_x0`, where
     it has one: a latent model never clips its latents to [-1, 1])."""
     shape = sample_shape(denoiser, shape)
+    if spacing is None:  # diffusers' multistep schedulers step on trailing grids; every other sampler on linspace
+        spec = SAMPLER_REGISTRY.get(sampler)
+        spacing = "trailing" if spec is not None and spec.spaced else "linspace"
     num, batch_size = check_count(num, "the number of images"), check_count(batch_size, "the batch size")
     T = denoiser.alpha_bar.shape[0]
     steps = T if steps is None else check_count(steps, "the number of sampling steps")
@@ -139,10 +154,15 @@ def generate(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", s
         check_starting_noise(x_T, (num, *shape))
     if y is not None and len(y) != num:
         raise ValueError(f"got {len(y)} labels for {num} images; give one label per image")
-    callback = finite_guard(kwargs.pop("callback", None))
+    if y is not None and not hasattr(denoiser, "denoiser") and model_num_classes(denoiser) is None \
+            and not text_conditioned(denoiser):
+        raise ValueError("labels were given but the model is unconditional (it has no classes and no text encoder); "
+                         "drop y, or sample a conditional checkpoint")
+    progress = Progress(f"sampling {num} images, {sampler}-{steps}", -(-num // batch_size) * len(timesteps))
+    callback = finite_guard(kwargs.pop("callback", None), progress)
     kwargs = model_defaults(denoiser, kwargs)
     check_options(sampler, kwargs)
-    if sampler.startswith("diffusers:"):
+    if sampler.startswith("diffusers:") or SAMPLER_REGISTRY[sampler].spaced:
         kwargs["spacing"] = spacing  # the scheduler spaces its own timesteps; the adapter checks they are ours
     out = []
     for start in range(0, num, batch_size):

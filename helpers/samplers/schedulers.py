@@ -94,3 +94,37 @@ def sampler(name: str) -> Callable:
 
     sample.__name__ = f"sample_{cls_name}"
     return sample
+
+
+# The published samplers the benchmarks compare against, by the names the papers use, each one diffusers scheduler
+# with its config (the registry lists them; `python -m helpers.sample --sampler unipc --steps 6 --spacing trailing`).
+ESTABLISHED = {
+    "dpmpp-3m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 3}),  # Lu et al. 2022b
+    "sde-dpmpp-2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}),
+    "sde-dpmpp-3m": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "solver_order": 3}),
+    "unipc": ("UniPCMultistepScheduler", {"solver_order": 2, "solver_type": "bh2"}),  # Zhao et al. 2023, UniPC-2 (B(h) 2)
+    # UniPC-3 with B(h) 2: diffusers' B(h) 1 (the paper's choice for few steps) returns NaN on the last step to sigma 0
+    "unipc-3": ("UniPCMultistepScheduler", {"solver_order": 3, "solver_type": "bh2"}),
+    "deis": ("DEISMultistepScheduler", {"solver_order": 3}),  # Zhang & Chen 2023, 3rd-order multistep (tAB3)
+    "sa-solver": ("SASolverScheduler", {}),  # Xue et al. 2023: stochastic Adams, predictor and corrector of order 2
+}
+
+
+def established(name: str) -> Callable:
+    """The sampler function of an ESTABLISHED name: its diffusers scheduler with its config; `spacing` is the grid's
+    (the registry passes it). These schedulers have no clipping of x0_hat: clip_x0=True is refused."""
+    cls_name, config = ESTABLISHED[name]
+
+    def sample(denoiser, x, timesteps, generator=None, callback=None, clip_x0: bool = False, y=None,
+               spacing: str = "trailing"):
+        if clip_x0:
+            raise ValueError(f"{name} ({cls_name}) does not clip x0_hat; sample it without --clip")
+        return sample_diffusers(denoiser, x, timesteps, generator, callback, clip_x0, y, scheduler=cls_name,
+                                spacing=spacing, **config)
+
+    sample.__name__ = f"sample_{name.replace('-', '_')}"
+    return sample
+
+
+sample_dpmpp_3m, sample_sde_dpmpp_2m, sample_sde_dpmpp_3m, sample_unipc, sample_unipc_3, sample_deis, sample_sa_solver = (
+    established(n) for n in ESTABLISHED)

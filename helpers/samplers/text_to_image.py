@@ -49,10 +49,13 @@ def load(checkpoint: str, device: str = "cpu"):
 def text_to_image(prompt: str, w: float = 3.0, steps: int = 50, seed: int = 0, num: int = 1, sampler: str = "ddim",
                   checkpoint: str | Path = DEFAULT, device: str = "cpu", batch_size: int = 64) -> torch.Tensor:
     """`num` images [num, 1, 28, 28] in [-1, 1] for `prompt`, CFG at scale w (diffusers' convention: 1 = no guidance)
-    against the empty caption; image i starts from the x_T of (seed, i)."""
+    against the empty caption; image i starts from the x_T of (seed, i). The prompt '' is accepted only at w = 0 (an
+    unconditional sample)."""
     from helpers.samplers.guidance import CFGDenoiser
 
     denoiser, _, tok = load(str(checkpoint), device)
+    if w != 0 or prompt.strip():  # at w = 0 only the empty caption's branch runs: '' is how to ask for it
+        tok.check(prompt)
     y = tok.batch([prompt] * num).to(device)
     return generate(CFGDenoiser(denoiser, w), num, seed, sampler=sampler, steps=steps, batch_size=batch_size,
                     device=device, y=y)
@@ -88,6 +91,7 @@ def main(argv=None) -> int:
                             "steps": args.steps, "num": args.num, "seed": args.seed})
             return 0
         _, _, tok = load(args.checkpoint, args.device)
+        tok.check(args.prompt)
         unknown = tok.unknown(args.prompt)
         if unknown:
             print(f"note: the model does not know the words {', '.join(repr(w) for w in unknown)}; they are read as "
@@ -101,7 +105,7 @@ def main(argv=None) -> int:
             out.finish({"prompt": args.prompt, "tokens": tok.decode(tok.encode(args.prompt)), "unknown_words": unknown,
                         "checkpoint": args.checkpoint, "guidance": args.guidance, "steps": args.steps,
                         "sampler": args.sampler, "num": args.num, "seed": args.seed, "seconds": round(seconds, 2)})
-    except (ValueError, CheckpointError, DiffusersModelError, FileNotFoundError) as err:
+    except (ValueError, OSError, CheckpointError, DiffusersModelError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{args.num} images of {args.prompt!r} in {seconds:.1f} s -> {args.out}")

@@ -78,3 +78,54 @@ def plot_heldout(cards: list[dict], axes) -> None:
         ax.set_title(f"-> {c['distillation']['student_steps']} steps", fontsize=9)
         ax.set_xlabel("optimizer step", fontsize=8)
         ax.grid(alpha=0.3)
+
+
+def fid_table(pd_rows: pd.DataFrame, samplers_rows: pd.DataFrame | None = None, target: str = "ddim-50-eta0",
+              reference: str = "ddpm-250-trailing") -> tuple[pd.DataFrame, list[str]]:
+    """Issue 40's table: each finished student of the chain (rows "pd-K" of the `pd` grids' CSV, five sets of N from
+    the same seeds) with its FID and t-interval, and the paired per-set differences against the target (DDIM-50),
+    against the teacher's own DDIM on the student's grid (trailing, no clipping), against the best training-free
+    sampler at the same NFE and against the reference (ancestral DDPM-250), the last two from the `samplers` grid's
+    CSV where it has the row. Returns the table and the verdict sentences."""
+    from helpers.evaluation import stats
+    from helpers.studies.sampler_fid import paired_sets
+
+    rows = pd.concat([pd_rows, samplers_rows], ignore_index=True) if samplers_rows is not None else pd_rows.reset_index(drop=True)
+    rows = rows[rows.fid_sets.fillna("").astype(str).str.strip().ne("")].drop_duplicates("name", keep="first")
+    by, table, lines = rows.set_index("name"), [], []
+    students = rows.name.str.match(r"(pd|student)-\d+$")  # a student's row names the sampler its card gives (ddim)
+    training_free = rows[~students & ~rows.sampler.isin(["lsq-ms", "lsq-sde", "cn-2m"]) & rows.name.ne(reference)]
+    for name in sorted((n for n in by.index if n.startswith("pd-")), key=lambda n: -int(n.split("-")[1])):
+        k, r = int(name.split("-")[1]), by.loc[name]
+        row = {"student": name, "NFE": k, "FID": r.fid, "lo": r.fid_lo, "hi": r.fid_hi}
+        rivals = training_free[training_free.nfe == k]
+        compare = {"DDIM-50": target, f"teacher DDIM-{k}": f"ddim-{k}-eta0-trailing-noclip",
+                   "best training-free": rivals.loc[rivals.fid.idxmin(), "name"] if len(rivals) else None,
+                   "DDPM-250": reference}
+        for label, other in compare.items():
+            if other is None or other not in by.index:
+                continue
+            d = paired_sets(by, name, other)
+            row.update({f"- {label}": d.value, f"{label} lo": d.lo, f"{label} hi": d.hi})
+            if label == "best training-free":
+                row["best training-free"] = other
+            lines.append(f"{name} against {label} ({other}): " + stats.verdict(d, (name, other)))
+        table.append(row)
+    return pd.DataFrame(table), lines
+
+
+def chain_cost(cards: list[dict], rows: pd.DataFrame, student: str, others: dict) -> list[str]:
+    """The chain's CPU hours (every round's wall time, one thread) and the break-even number of images of `student`
+    against each of `others` ({label: row name}): the one-off training cost over the seconds per image saved
+    (stats.break_even; infinite where the student is not faster)."""
+    from helpers.evaluation.stats import break_even
+
+    seconds = sum(c["wall_time_s"] for c in cards)
+    by = rows.drop_duplicates("name").set_index("name")
+    lines = [f"the chain: {len(cards)} rounds, {seconds / 3600:.1f} CPU hours"]
+    for label, other in others.items():
+        if student in by.index and other in by.index:
+            n = break_even(seconds, by.loc[other, "s_per_image"], by.loc[student, "s_per_image"])
+            lines.append(f"break-even of {student} against {label} ({other}): {n:,.0f} images "
+                         f"({by.loc[other, 's_per_image']:.4f} against {by.loc[student, 's_per_image']:.4f} s per image)")
+    return lines

@@ -77,26 +77,33 @@ def cost_table(sizes, calls: int, seed: int) -> pd.DataFrame:
     return table
 
 
+FLOOR_SETS = 5  # disjoint sets of real training images per floor
+
+
 def quality_table(models: dict, features: dict, bench_csv: dict, test: dict, floor_n: int, seed: int):
-    """The benchmark's rows per size with FID over the real floor; the floors (floor_n real training images against
-    the test images, percentile bootstrap) and the valid share of real images and of clamped Gaussian noise."""
+    """The benchmark's rows per size with FID over the real floor; the floors (FID of floor_n real training images
+    against the test images, the mean over FLOOR_SETS disjoint sets with its t-interval: helpers.evaluation.fid_sets)
+    and the valid share of real images and of clamped Gaussian noise."""
     from helpers.checkpoints import load_model
     from helpers.datasets.shapes import load_shapes
     from helpers.evaluation.features import valid_share
-    from helpers.evaluation.metrics import compute_features, fid_interval
+    from helpers.evaluation.fid_sets import fid_floor
+    from helpers.evaluation.metrics import compute_features
 
     rows, floors, checks = [], {}, []
     for s in models:
         feats = f"feature-net:{features[s]}"
-        real = load_shapes(s, "train", num=floor_n)[0]  # training images 0..floor_n-1, without rendering all 20,000
-        floors[s] = fid_interval(compute_features(real, feats), compute_features(test[s].images, feats), seed=seed)
+        pool = load_shapes(s, "train", num=FLOOR_SETS * floor_n)[0]  # the first training images, not all 20,000
+        floors[s] = fid_floor(compute_features(pool, feats), compute_features(test[s].images, feats), floor_n,
+                              sets=FLOOR_SETS, seed=seed)
+        real = pool[:floor_n]
         judge = load_model(features[s])[0].eval()
         noise = torch.randn(floor_n, 3, s, s, generator=torch.Generator().manual_seed(seed)).clamp(-1, 1)
         checks.append({"size": s, "valid share, real training images": valid_share(judge, real),
                        "valid share, Gaussian noise": valid_share(judge, noise), "N": floor_n})
         for r in pd.read_csv(bench_csv[s]).itertuples():
             rows.append({"size": s, "sampler": r.sampler, "steps": r.steps, "N": r.num, "FID": r.fid, "95% lo": r.fid_lo,
-                         "95% hi": r.fid_hi, "FID / floor": r.fid / floors[s][0], "valid share": r.valid_share,
+                         "95% hi": r.fid_hi, "FID / floor": r.fid / floors[s].value, "valid share": r.valid_share,
                          "s/image": r.s_per_image})
     return pd.DataFrame(rows).sort_values(["size", "sampler", "steps"]), floors, pd.DataFrame(checks)
 
@@ -104,7 +111,7 @@ def quality_table(models: dict, features: dict, bench_csv: dict, test: dict, flo
 def plot_quality(quality: pd.DataFrame, floors: dict, sizes: list, axes) -> None:
     for (s, sampler), g_ in quality.groupby(["size", "sampler"]):
         style, color = ("o-" if sampler == "ddim" else "s--"), f"C{sizes.index(s)}"
-        yerr = [(g_.FID - g_["95% lo"]) / floors[s][0], (g_["95% hi"] - g_.FID) / floors[s][0]]
+        yerr = [(g_.FID - g_["95% lo"]) / floors[s].value, (g_["95% hi"] - g_.FID) / floors[s].value]
         axes[0].errorbar(g_.steps, g_["FID / floor"], yerr=yerr, fmt=style, capsize=3, color=color,
                          label=f"{s} px, {sampler}")
         axes[1].plot(g_.steps, g_["valid share"], style, color=color, label=f"{s} px, {sampler}")

@@ -39,77 +39,18 @@ from helpers.paths import ROOT
 from helpers.checks import finite_float, non_negative_int, positive_int
 from helpers.cli import ArgumentParser
 from helpers.evaluation.cost import gflop_per_call
-from helpers.datasets.images import load_pngs, save_pngs
-from helpers.denoisers import from_checkpoint
+from helpers.datasets.images import DataUnavailableError, load_pngs, save_pngs
+from helpers.denoisers import DiffusersModelError, from_checkpoint
 from helpers.evaluation.features import valid_share
 from helpers.evaluation.metrics import compute_features, fid_blocks, reference_features, scores
 from helpers.samplers import generate
 from helpers.studies import bench
-from helpers.checkpoints import sampling_defaults, trained_step
+from helpers.checkpoints import CheckpointError, sampling_defaults, trained_step
 from helpers.studies.bench import claim_folder, read_rows
+from helpers.studies.grids import CHAINS, GRIDS
 
-# (sampler, steps, eta[, spacing]), most informative first so that a partial run is already useful; the spacing is
-# linspace unless given.
-GRIDS = {
-    "full": [("ddim", 10, 0.0), ("dpmpp-2m", 10, None), ("ddim", 50, 0.0), ("ddpm", 1000, None),
-             ("ddim", 20, 0.0), ("dpmpp-2m", 20, None), ("heun", 5, None), ("heun", 10, None),
-             ("ddpm", 10, None), ("ddpm", 20, None), ("ddpm", 50, None), ("ddpm", 100, None),
-             ("ddim", 100, 0.0), ("dpmpp-2m", 50, None), ("heun", 25, None),
-             ("ddim", 10, 0.2), ("ddim", 10, 0.5), ("ddim", 10, 1.0), ("ddim", 20, 0.2), ("ddim", 20, 0.5),
-             ("ddim", 20, 1.0), ("ddim", 50, 0.2), ("ddim", 50, 0.5), ("ddim", 50, 1.0),
-             ("ddim", 1000, 0.0), ("dpmpp-2m", 100, None), ("heun", 50, None),
-             # Karras et al.'s sigma spacing (dense at low noise) for the ODE solvers at low NFE.
-             ("heun", 5, None, "karras"), ("heun", 10, None, "karras"), ("dpmpp-2m", 10, None, "karras"),
-             ("dpmpp-2m", 20, None, "karras"), ("ddim", 10, 0.0, "karras"),
-             # Clipping x0_hat to [-1, 1], each sampler the other way from its default (issue 13).
-             ("ddim", 50, 0.0, "linspace", False), ("dpmpp-2m", 20, None, "linspace", True),
-             ("heun", 10, None, "linspace", True), ("ddim", 10, 0.0, "linspace", False),
-             ("dpmpp-2m", 10, None, "linspace", True), ("ddpm", 1000, None, "linspace", False)],
-    "quick": [("ddim", 10, 0.0), ("dpmpp-2m", 10, None), ("heun", 3, None), ("ddpm", 10, None)],
-    # Notebook 06 (`make bench-distill`): the students against the teacher's samplers at the same NFE (on the students'
-    # "trailing" grids, which start at t = 999; linspace's one-step grid would be t = 0) and DDIM-50 as in notebook 05.
-    # DDPM-1000 (a million calls per set) is copied from notebook 05's CSV with --copy-from.
-    "distill": [("student", 4), ("student", 8), ("student", 2), ("student", 1), ("ddim", 50, 0.0),
-                *[("ddim", k, 0.0, "trailing") for k in (1, 2, 4, 8)],
-                *[("dpmpp-2m", k, None, "trailing") for k in (2, 4, 8)],
-                *[("ddpm", k, None, "trailing") for k in (1, 2, 4, 8)],
-                ("student", 16), ("student", 32), ("student", 64)],
-    "distill-quick": [("student", 4), ("ddim", 4, 0.0, "trailing")],
-    # Issue 40, round 0: the first chain's conversion (v-128) against the teacher's own DDIM on the same grid, spacing
-    # and clipping (trailing, no clipping), and the new round 0 (128 teacher steps to a 32-step student) against the
-    # teacher's DDIM-32 and DDIM-128; then the new chain's students at their NFE (rows appear as rounds finish).
-    "distill-round0": [("ddim", 128, 0.0, "trailing", False), ("student", 128), ("ddim", 32, 0.0, "trailing", False),
-                       ("pd", 32)],
-    "pd": [("pd", 16), ("pd", 8), ("pd", 4), ("pd", 2), ("pd", 1), ("ddim", 16, 0.0, "trailing", False),
-           ("ddim", 8, 0.0, "trailing", False), ("ddim", 4, 0.0, "trailing", False)],
-    # Notebook 07 (`make bench-fast`): our samplers (lsq-ms, cn-2m; calibrations in the checkpoint's calibration.json)
-    # against DPM-Solver++(2M), all on trailing grids; run with --blocks 5 --blocks-max-nfe 10 (five sets of N = 1000 up
-    # to 10 NFE, one set with a bootstrap interval at 15 and 20).
-    "fast": [(name, k, None, "trailing") for k in (4, 5, 6, 8, 10, 15, 20) for name in ("lsq-ms", "cn-2m", "dpmpp-2m")],
-    # ... and the other baselines and the all-stochastic ablation, one set each (run with --blocks 1); the rows at 4 and
-    # 8 NFE and the students come from notebook 06's CSV (--copy-from). Heun's K steps cost 2K - 1 calls: K = 3, 5, 8,
-    # 10 give NFE 5, 9, 15, 19.
-    "fast-baselines": [*[(name, k, eta, "trailing") for k in (5, 6, 10, 15, 20) for name, eta in (("ddim", 0.0), ("ddpm", None))],
-                       *[("heun", k, None, "trailing") for k in (3, 5, 8, 10)],
-                       *[("dpmpp-2m-sde", k, 1.0, "trailing") for k in (6, 10)]],
-    "fast-quick": [("lsq-ms", 4, None, "trailing"), ("dpmpp-2m", 4, None, "trailing")],
-    # Notebook 10 (`make bench-dit`): the latent DiT's steps question, DDIM and DPM-Solver++(2M) at 5 to 250 steps.
-    # Ancestral DDPM at 50 and 100 steps too: is the ODE samplers' plateau the ODE's, as for the pixel U-Net (notebook 05)?
-    "dit": [*[(name, k, eta) for k in (5, 10, 20, 50) for name, eta in (("ddim", 0.0), ("dpmpp-2m", None))],
-            *[(name, k, eta) for k in (100, 250) for name, eta in (("ddim", 0.0), ("dpmpp-2m", None))],
-            ("ddpm", 50, None), ("ddpm", 100, None)],
-    "dit-quick": [("ddim", 5, 0.0), ("dpmpp-2m", 5, None)],
-    # Notebook 09 (`make bench-shapes`): the colour models at each size, DDIM and ancestral DDPM at several step counts,
-    # scored on the shapes' attribute classifier of that size (--features feature-net:FOLDER --reference shapes:S:test).
-    "shapes": [("ddim", 10, 0.0), ("ddim", 25, 0.0), ("ddim", 50, 0.0), ("ddpm", 50, None), ("ddim", 100, 0.0),
-               ("ddpm", 100, None), ("ddpm", 250, None)],
-    "shapes-quick": [("ddim", 5, 0.0), ("ddpm", 5, None)],
-}
-STUDENTS = "checkpoints/distill/v-{}"  # ("student", K) rows: the first chain (600-1000 steps a round)
-# ("pd", K) rows: the chain trained to convergence by the held-out rule (make distill-mnist, issue 40)
-CHAINS = {"student": ("student", STUDENTS), "pd": ("pd", "checkpoints/pd-mnist/v-{}")}
 FIELDS = ["name", "sampler", "steps", "eta", "spacing", "nfe", "num", "features", "fid", "kid", "kid_std", "s_per_image",
-          "timed_images", "compiled", "threads", "gflop_per_call", "checkpoint", "seed", "clip_x0", "fid_lo", "fid_hi", "blocks", "fid_sd", "interval", "labels", "guidance", "valid_share"]
+          "timed_images", "compiled", "threads", "gflop_per_call", "checkpoint", "seed", "clip_x0", "fid_lo", "fid_hi", "blocks", "fid_sd", "interval", "labels", "guidance", "valid_share", "fid_sets"]
 
 
 def config_name(sampler: str, steps: int, eta: float | None, spacing: str = "linspace", clip: bool | None = None) -> str:
@@ -119,11 +60,21 @@ def config_name(sampler: str, steps: int, eta: float | None, spacing: str = "lin
             + ("" if spacing == "linspace" else f"-{spacing}") + {None: "", True: "-clip", False: "-noclip"}[clip])
 
 
+FITTED = ("lsq-ms", "lsq-sde")  # samplers whose coefficients a calibration fits per number of steps
+
+
+def fitted_steps(checkpoint, sampler: str) -> set[str]:
+    """The step counts that `checkpoint`'s calibration.json holds a fit of `sampler` for."""
+    path = ROOT / checkpoint / "calibration.json"
+    return set(json.loads(path.read_text()).get(sampler, {}).get("fits", {})) if path.exists() else set()
+
+
 def up_to_date(row: dict | None, num: int, blocks: int) -> bool:
-    """Whether a CSV row already answers a configuration: the same N, at least as many sets, and an interval (rows
-    written before the benchmark gave intervals are scored again, from their saved PNGs where these still exist)."""
+    """Whether a CSV row already answers a configuration: the same N, at least as many sets, an interval and, for
+    several sets, the per-set FIDs that paired comparisons read (older rows are scored again, from their saved PNGs
+    where these still exist)."""
     return (row is not None and int(row["num"]) == num and int(row.get("blocks") or 1) >= blocks
-            and bool(row.get("interval")))
+            and bool(row.get("interval")) and (blocks == 1 or bool(str(row.get("fid_sets") or "").strip())))
 
 
 def resolve(entry: tuple, checkpoint: str) -> dict:
@@ -191,8 +142,9 @@ def retime(denoisers, rows: dict, args) -> None:
                                      steps=steps, spacing=row.get("spacing") or "linspace", batch_size=args.retime,
                                      y=image_labels(denoiser, row.get("labels") or "none", 0, args.retime), **options)
         # untimed, two steps on the same batch: a process's first sampling call at a batch size pays one-off costs
-        # (compilation, allocation; seen: 0.66 s against 0.02 s per image), which the timed call must not include
-        run(min(2, int(row["steps"])))
+        # (compilation, allocation; seen: 0.66 s against 0.02 s per image), which the timed call must not include; a
+        # fitted sampler has coefficients for its own step counts only, so it warms up on those
+        run(int(row["steps"]) if row["sampler"] in FITTED else min(2, int(row["steps"])))
         start = time.perf_counter()
         run(int(row["steps"]))
         seconds = time.perf_counter() - start
@@ -275,8 +227,29 @@ def measure(c: dict, args, denoiser, real, judge, blocks: int) -> tuple[dict, di
            "checkpoint": c["checkpoint"], "seed": args.seed, "clip_x0": clip, "fid_lo": round(f["lo"], 3),
            "fid_hi": round(f["hi"], 3), "blocks": f["blocks"], "fid_sd": round(f["sd"], 3), "interval": f["interval"],
            "labels": args.labels, "guidance": "" if args.guidance is None else args.guidance,
-           "valid_share": "" if judge is None else round(valid_share(judge, images), 4)}
+           "valid_share": "" if judge is None else round(valid_share(judge, images), 4),
+           "fid_sets": " ".join(f"{v:.3f}" for v in f["sets"])}
     return row, timing, f, s
+
+
+def paired_sets(rows, a: str, b: str):
+    """FID(a) - FID(b) over the sets of two rows of a benchmark CSV (a DataFrame indexed by name, or a dict of rows)
+    drawn from the same seed, N and labels, so that set k of both starts from the same noise: the t-interval of the
+    per-set differences (stats.paired_sets)."""
+    from helpers.evaluation import stats
+
+    ra, rb = rows.loc[a] if hasattr(rows, "loc") else rows[a], rows.loc[b] if hasattr(rows, "loc") else rows[b]
+    for key in ("seed", "num", "labels"):
+        if str(ra.get(key, "")) != str(rb.get(key, "")):
+            raise ValueError(f"{a} and {b} were not drawn from the same noise: {key} {ra.get(key)} against {rb.get(key)}")
+    sets = []
+    for name, r in ((a, ra), (b, rb)):
+        text = r.get("fid_sets", "")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"row {name} keeps no per-set FIDs (measured before they were kept): score it again with "
+                             f"--only {name}")
+        sets.append([float(v) for v in text.split()])
+    return stats.paired_sets(*sets)
 
 
 def build_parser() -> ArgumentParser:
@@ -303,12 +276,35 @@ def build_parser() -> ArgumentParser:
     return p
 
 
+def grid_names(grid: str, checkpoint: str) -> list[str]:
+    """The configuration names of a grid (a chain's student by its row name, trained or not)."""
+    return [f"{CHAINS[e[0]][0]}-{e[1]}" if e[0] in CHAINS else resolve(e, checkpoint)["name"] for e in GRIDS[grid]]
+
+
 def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     if args.guidance is not None and args.labels == "none":
         p.error("--guidance needs --labels balanced (guidance steers towards a class)")
+    if args.only and not (args.copy_from or args.retime):
+        unknown = [n for n in args.only if n not in grid_names(args.grid, args.checkpoint)]
+        if unknown:
+            p.error(f"--only {', '.join(unknown)}: not a configuration of --grid {args.grid} (its names: "
+                    f"{', '.join(grid_names(args.grid, args.checkpoint))})")
+    try:
+        return run(args)
+    except (ValueError, OSError, CheckpointError, DataUnavailableError, DiffusersModelError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the rows written so far are kept; the same command continues from the saved images",
+              file=sys.stderr)
+        return 130
 
+
+def run(args) -> int:
+    """The benchmark of main(): copy rows, re-time rows, or draw and score every configuration of the grid that the
+    CSV does not yet answer."""
     rows = read_rows(args.csv)
     if args.copy_from:
         return copy_rows(args, rows)
@@ -331,6 +327,10 @@ def main(argv=None) -> int:
         name = c["name"]
         blocks = args.blocks if c["steps"] <= args.blocks_max_nfe else 1
         if (args.only and name not in args.only) or up_to_date(rows.get(name), args.num, blocks):
+            continue
+        if c["sampler"] in FITTED and str(c["steps"]) not in fitted_steps(c["checkpoint"], c["sampler"]):
+            print(f"{name}: skipped, {c['checkpoint']} has no {c['sampler']} calibration for {c['steps']} steps yet "
+                  f"(python -m helpers.samplers.{c['sampler'].replace('-', '_')} --checkpoint {c['checkpoint']})", flush=True)
             continue
         row, timing, f, k = measure(c, args, denoisers(c["checkpoint"]), real, judge, blocks)
         rows = read_rows(args.csv)  # the rows another process with disjoint --only may have added meanwhile

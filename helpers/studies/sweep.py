@@ -79,8 +79,8 @@ def get_run(name: str) -> Run:
 
 
 def runs_in(folder: Path) -> list[Run]:
-    """The grid's runs, then the replicates (NAME-seedK) that `folder` holds."""
-    replicates = sorted({p.name for p in Path(folder).glob("*-seed*")} - {r.name for r in RUNS})
+    """The grid's runs, then the replicates (NAME-seedK) that `folder` holds a checkpoint of."""
+    replicates = sorted({p.parent.name for p in Path(folder).glob("*-seed*/model_card.json")} - {r.name for r in RUNS})
     return [*RUNS, *(get_run(n) for n in replicates)]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from helpers import checkpoints as ckpt
 from helpers.checks import non_negative_float, non_negative_int, positive_float, positive_int, unit_float
-from helpers.cli import ArgumentParser, check_out_file, check_resume, given_options, run_status
+from helpers.cli import ArgumentParser, after_interrupt, check_budget, check_out_file, check_resume, given_options, run_status
 from helpers.datasets.images import DataUnavailableError
 from helpers.schedules import SCHEDULES
 from helpers.tabular.data import DATASETS, TRANSFORMS
@@ -87,6 +87,7 @@ def main(argv=None) -> int:
         elif args.command == "sample":
             check_out_file(args.out, args.overwrite)
             denoiser, transform, _ = load_checkpoint(args.checkpoint)
+            check_budget(args.num, args.steps or denoiser.alpha_bar.shape[0])
             frame = sample_frame(denoiser, transform, args.num, args.seed, args.steps, args.batch_size)
             args.out.parent.mkdir(parents=True, exist_ok=True)
             frame.to_csv(args.out, index=False)
@@ -101,7 +102,9 @@ def main(argv=None) -> int:
                 card = ckpt.read_card(args.checkpoint)
                 card["evaluation"] = {k: v for k, v in result.items() if k != "text"}
                 ckpt.save_json(card, args.checkpoint / ckpt.CARD)
-    except (ValueError, ckpt.CheckpointError, DataUnavailableError) as err:
+    except (ValueError, OSError, ckpt.CheckpointError, DataUnavailableError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        return after_interrupt(err, getattr(args, "steps", None))
     return 0

@@ -31,6 +31,7 @@ class Table:
     frame: pd.DataFrame
     numerical: list[str]
     categorical: list[str]
+    dropped: int = 0  # rows left out because a kept column was missing in them
 
     @property
     def columns(self) -> list[str]:
@@ -80,20 +81,21 @@ def read_frame(spec: str) -> pd.DataFrame:
 
 def load_table(spec: str = "diamonds", columns=None, categorical=None) -> Table:
     """A Table of the spec's columns (all by default); a column is categorical if its dtype is not numeric or it is
-    named in `categorical`. Rows with missing values are dropped."""
+    named in `categorical`. Rows with missing values are dropped, and counted (Table.dropped)."""
     frame = read_frame(spec)
     wanted = list(columns) if columns else list(frame.columns)
     unknown = [c for c in [*wanted, *(categorical or [])] if c not in frame.columns]
     if unknown:
         raise ValueError(f"unknown column(s) {', '.join(map(repr, unknown))} in {spec}; "
                          f"columns: {', '.join(frame.columns)}")
-    frame = frame[wanted].dropna().reset_index(drop=True)
+    complete = frame[wanted].dropna().reset_index(drop=True)
+    dropped, frame = len(frame) - len(complete), complete
     forced = set(categorical or [])
     cat = [c for c in wanted if c in forced or not pd.api.types.is_numeric_dtype(frame[c]) or frame[c].dtype == bool]
     num = [c for c in wanted if c not in cat]
     if not len(frame):
         raise ValueError(f"{spec} has no complete rows in the columns {wanted}")
-    return Table(spec, frame, num, cat)
+    return Table(spec, frame, num, cat, dropped)
 
 
 def split_rows(n: int, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

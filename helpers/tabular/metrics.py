@@ -315,7 +315,7 @@ def evaluate_checkpoint(folder, num: int | None = None, seed: int = 0, steps: in
 
 def summary(res, card: dict, n_rows: int, sample_steps: int, sweep) -> list[str]:
     """Notebook 08's summary lines from its results table `res` (one row per generator), the model card, and the
-    pair trends by number of sampling steps (`sweep`)."""
+    pair trends by number of sampling steps (`sweep`, helpers.studies.tabular.steps_sweep's table)."""
     out = []
     ddpm, ref = res.loc[DDPM], res.loc[REFERENCE]
     base = res.drop(index=[REFERENCE, DDPM])
@@ -340,9 +340,14 @@ def summary(res, card: dict, n_rows: int, sample_steps: int, sweep) -> list[str]
                f"(real held-out {100 * ref['copies']:.2f}%, SMOTE {100 * res.loc['SMOTE', 'copies']:.2f}%); "
                f"closer to train than to held-out: {ddpm['closer_to_train']:.3f} (SMOTE {res.loc['SMOTE', 'closer_to_train']:.3f})")
     beats = [n for n, r in base.iterrows() if ddpm["pair_trends"] > r["pair_trends"]]
-    out.append(f"* TabDDPM's pair trends beat: {', '.join(beats) or 'none of the baselines'}; "
-               f"its utility ratios are {'above' if ddpm['price ratio'] > res.loc['Gaussian copula', 'price ratio'] else 'below'} the copula's for price "
-               f"and {'above' if ddpm['cut ratio'] > res.loc['Gaussian copula', 'cut ratio'] else 'below'} for cut, "
-               f"{'above' if ddpm['cut ratio'] > res.loc['SMOTE', 'cut ratio'] else 'below'} SMOTE's for cut")
-    out.append(f"* sampling steps: pair trends {', '.join(f'{s} steps {v:.4f}' for s, v in sweep['pair_trends'].items())}")
+    side = lambda other, col: "above" if ddpm[col] > res.loc[other, col] else "below"  # noqa: E731
+    out.append(f"* TabDDPM's pair trends beat: {', '.join(beats) or 'none of the baselines'}; its utility ratios are "
+               f"{side('Gaussian copula', 'price ratio')} the copula's for price and {side('Gaussian copula', 'cut ratio')} "
+               f"for cut, {side('SMOTE', 'price ratio')} SMOTE's for price and {side('SMOTE', 'cut ratio')} for cut")
+    gens = res.drop(index=REFERENCE)
+    out.append(f"* TabDDPM's column shapes rank {int(gens.column_shapes.rank(ascending=False)[DDPM])} and its mean KS "
+               f"{int(gens.ks.rank()[DDPM])} of the {len(gens)} generators (1 = closest to the real marginals)")
+    s = sweep.set_index("steps")
+    out.append("* sampling steps (mean of the seeds' sets, 95% t-interval): pair trends " + ", ".join(
+        f"{k} steps {r.pair_trends:.4f} [{r['pair_trends lo']:.4f}, {r['pair_trends hi']:.4f}]" for k, r in s.iterrows()))
     return out

@@ -4,6 +4,7 @@ training loop (helpers.training.loop), checkpoints with the fitted transform, an
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,9 @@ def prepare_data(cfg: TabularTrainConfig, transform: TabularTransform | None = N
     """Load and split the data of cfg (split by cfg.split_seed, independent of the training seed) and encode the
     training rows with `transform` (fitted on them if None)."""
     table = load_table(cfg.data, cfg.columns, cfg.categorical)
+    if table.dropped:
+        print(f"note: {table.dropped} of {table.dropped + len(table.frame)} rows of {cfg.data} have missing values in "
+              "the kept columns and are left out", file=sys.stderr)
     train_idx, test_idx = split_rows(len(table.frame), cfg.test_fraction, cfg.split_seed)
     train, test = table.frame.iloc[train_idx].reset_index(drop=True), table.frame.iloc[test_idx].reset_index(drop=True)
     transform = transform or TabularTransform.fit(table, train, cfg.transform, cfg.n_quantiles)

@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     try:
         check_new_checkpoint(args.out, args.overwrite)
         model, info = train_text_encoder(args.autoencoder, args.steps, args.seed, args.batch_size, args.lr)
-    except (ValueError, DataUnavailableError, ckpt.CheckpointError) as err:
+    except (ValueError, OSError, DataUnavailableError, ckpt.CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ import torch
 
 from helpers import checkpoints as ckpt
 from helpers.checks import non_negative_float, non_negative_int, positive_float, positive_int, unit_float
-from helpers.cli import ArgumentParser, check_resume, given_options, run_status
+from helpers.cli import ArgumentParser, after_interrupt, user_error, check_resume, given_options, run_status
 from helpers.datasets.images import DataUnavailableError, load_images
 from helpers.training.loop import BatchOrder, LoopConfig, check_out, fit, make_accelerator, step_generator
 from helpers.models import ARCHITECTURES, count_parameters
@@ -339,9 +339,10 @@ def main(argv=None) -> int:
         model_cfg, cfg = configs_from_args(args, given_options(build_parser(), argv))
         command = "python -m helpers.train " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
         card = train(model_cfg, cfg, args.out, resume=args.resume, command=command)
-    except (ValueError, ckpt.CheckpointError, DataUnavailableError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError, ckpt.CheckpointError, DataUnavailableError) as err:
+        return user_error(err)
+    except KeyboardInterrupt as err:
+        return after_interrupt(err, getattr(args, "steps", None))
     if card:
         print(f"step {card['step']}, loss {card['final_loss']:.4f}, wall time {card['wall_time_s']:.0f} s -> {args.out}")
     return run_status(card, cfg.steps)

@@ -18,17 +18,16 @@ Notation (alpha_t = sqrt(alpha_bar_t), sigma_t = sqrt(1 - alpha_bar_t), z_t = al
   bounded where alpha_t -> 0, unlike x_hat = (z_t - sigma_t eps_hat) / alpha_t, which multiplies eps_hat's error by
   sigma_t / alpha_t (about 160 at t = 999 of the linear schedule). Its loss ||v_tilde - v_hat||^2 equals
   (1 + SNR_t) ||x_tilde - x_hat||^2: the paper's "SNR+1" weighting.
-- `--convert` (round 0) keeps the teacher's grid and regresses the teacher's own x_hat: it turns the eps-network into
-  a v-network before any halving, so that the first halving round does not also have to learn a new output.
+- `--prediction eps --weighting step` keeps the teacher's own output, so the student starts as the teacher exactly;
+  the loss is the error of the step itself, ||z_s(student) - z_t''||^2 = c^2 ||x_hat - x_tilde||^2 with c = alpha_s -
+  (sigma_s / sigma_t) alpha_t, normalised to mean 1 over the grid (objectives.step_weights). `--convert` (round 0)
+  keeps the teacher's grid and regresses its own x_hat: an eps-network becomes a v-network before any halving.
 
-The linear schedule's alpha_bar_{999} = 4e-5 is not 0: sampling starts from x_T ~ N(0, I) as if it were z_999
-(as DDIM and DDPM here do); the student is trained on z_999 = alpha_999 x + sigma_999 eps, which differs from pure
-noise by 0.6% of x's scale. Every student is trained and sampled without clipping x_hat (clip_x0 = False), so that
-the identity above holds for its own sampler; its card records its grid, and `python -m helpers.sample` uses it.
+x_T ~ N(0, I) is used as z_999 (alpha_bar_999 = 4e-5 is not 0: 0.6% of x's scale). Students are trained and sampled
+without clipping x_hat, so the identity above holds for their own sampler; the card records the student's grid.
 """
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from dataclasses import asdict, dataclass
@@ -38,15 +37,17 @@ import torch
 
 from helpers import checkpoints as ckpt
 from helpers.checks import non_negative_float, non_negative_int, positive_float, positive_int, unit_float
-from helpers.cli import ArgumentParser, check_resume, given_options, run_status
+from helpers.cli import ArgumentParser, after_interrupt, user_error, check_resume, given_options, run_status
 from helpers.datasets.images import DataUnavailableError, load_images
 from helpers.denoisers import Denoiser, from_checkpoint
 from helpers.diffusion import alpha_bar_at, ddim_step, per_sample
+from helpers.objectives import step_weights
 from helpers.training.loop import BatchOrder, LoopConfig, check_out, fit, make_accelerator, step_generator
 from helpers.models import build_model, count_parameters
 from helpers.schedules import get_timesteps
 
 SPACING = "trailing"  # t_0 = T - 1; the grid of N steps is every other point of the grid of 2N steps
+PREDICTIONS, WEIGHTINGS = ("v", "eps"), ("snr+1", "step")  # the student's output, its loss
 
 
 @dataclass
@@ -62,6 +63,8 @@ class DistillConfig(LoopConfig):
     log_every: int = 25
     channels_last: bool = True
     heldout: int = 512
+    prediction: str = "v"  # the student's output: "v" (Salimans & Ho) or "eps" (the teacher's own: starts as the teacher)
+    weighting: str = "snr+1"  # "snr+1": ||v_tilde - v_hat||^2; "step": the one step's error in z, mean weight 1
 
     @property
     def teacher_per_student(self) -> int:
@@ -90,6 +93,8 @@ def check_nested(T: int, teacher_steps: int, ratio: int = 2) -> None:
 def x_tilde(z_t: torch.Tensor, z_s: torch.Tensor, alpha_bar: torch.Tensor, t, s) -> torch.Tensor:
     """The x_hat for which one DDIM step (eta = 0) from z_t at t lands on z_s at s < t (Algorithm 2's target); t and s
     are ints or [N] tensors of timesteps (s = -1: the clean data)."""
+    if bool((torch.as_tensor(s) >= torch.as_tensor(t)).any()) or bool((torch.as_tensor(s) < -1).any()):
+        raise ValueError(f"the target is for a step from t to an earlier s (-1 <= s < t), got t = {t}, s = {s}")
     ab_t, ab_s = (per_sample(alpha_bar_at(alpha_bar, u), z_t) for u in (t, s))
     ratio = (1 - ab_s) ** 0.5 / (1 - ab_t) ** 0.5  # sigma_s / sigma_t
     return ((z_s - ratio * z_t) / (ab_s**0.5 - ratio * ab_t**0.5)).to(z_t.dtype)
@@ -145,13 +150,16 @@ def distill_batch(data, order: BatchOrder, step: int, cfg: DistillConfig, T: int
 
 
 def distill_objective(teacher, data, cfg: DistillConfig):
-    """The student's loss ||v_tilde - v_hat||^2 on this process's slice of global batch `step` (helpers.training.loop); each
-    image has its own step i of the student's grid, and the teacher's steps are batched over them."""
+    """The student's loss on this process's slice of global batch `step` (helpers.training.loop): ||v_tilde - v_hat||^2
+    (weighting "snr+1", v-prediction), or the squared error of the student's one step in z (weighting "step": the
+    output's squared error times step_weights); each image has its own step i of the student's grid, and the
+    teacher's steps are batched over them."""
     alpha_bar = teacher.alpha_bar
     T = alpha_bar.shape[0]
     student_grid = torch.tensor(grid(T, cfg.student_steps))
     teacher_grid = torch.tensor(grid(T, cfg.teacher_steps))
     order = BatchOrder(len(data), cfg.batch_size, cfg.seed)
+    weights = step_weights(alpha_bar.cpu(), student_grid, cfg.prediction).float()
 
     def objective(model, step: int, ctx):
         x0, i, eps = (ctx.local(v) for v in distill_batch(data, order, step, cfg, T))
@@ -162,11 +170,15 @@ def distill_objective(teacher, data, cfg: DistillConfig):
         a, s = ab.sqrt().to(x0.dtype), (1 - ab).sqrt().to(x0.dtype)  # alpha_t, sigma_t
         z_t = a * x0 + s * eps
         target = distillation_target(teacher, z_t, t, t_mid, t_next)
-        v_tilde = a * ((z_t - a * target) / s) - s * target  # v = alpha eps - sigma x, eps from (z_t, x_tilde)
+        eps_tilde = (z_t - a * target) / s
+        wanted = a * eps_tilde - s * target if cfg.prediction == "v" else eps_tilde  # v = alpha eps - sigma x
         if ctx.channels_last:
             z_t = z_t.contiguous(memory_format=torch.channels_last)
-        v_hat = model(z_t, t).float()
-        return (v_hat - v_tilde).pow(2).flatten(1).mean(1).mean()
+        out = model(z_t, t).float()
+        per_image = (out - wanted).pow(2).flatten(1).mean(1)
+        if cfg.weighting == "step":
+            per_image = per_image * weights.to(i.device)[i]
+        return per_image.mean()
 
     return objective
 
@@ -206,7 +218,7 @@ def heldout_check(teacher, cfg: DistillConfig, device) -> tuple[callable, dict]:
 
     @torch.no_grad()
     def evaluate(net) -> float:
-        student = Denoiser(net, teacher.schedule, "v", channels_last=teacher.channels_last)
+        student = Denoiser(net, teacher.schedule, cfg.prediction, channels_last=teacher.channels_last)
         return float(rms(teacher_path(student, z_t, [t, t_next])).mean())
 
     return evaluate, {"images": len(x0), "split": "test", "teacher_one_step_rms": float(one_step.mean()),
@@ -222,14 +234,14 @@ def load_teacher(folder: str, device) -> tuple[torch.nn.Module, dict]:
 
 
 def describe(card: dict, cfg: DistillConfig, n_params: int) -> dict:
-    """The student's model card (static part): the teacher's network and schedule, v prediction, its own grid."""
+    """The student's model card (static part): the teacher's network and schedule, its prediction, its own grid."""
     return {
         "kind": "ddpm",
         "architecture": card.get("architecture", "unet"),
         "model": card["model"],
         "parameters": n_params,
         "schedule": card["schedule"],
-        "prediction": "v",
+        "prediction": cfg.prediction,
         "sampling": {"sampler": "ddim", "steps": cfg.student_steps, "spacing": SPACING, "eta": 0.0, "clip_x0": False},
         "distillation": {"teacher": cfg.teacher, "teacher_steps": cfg.teacher_steps, "student_steps": cfg.student_steps,
                          "convert": cfg.convert, "teacher_prediction": card["prediction"],
@@ -253,6 +265,12 @@ def distill(cfg: DistillConfig, out: Path, resume: bool = False, command: str = 
                          "round with one)")
     if not cfg.convert:
         check_nested(T, cfg.teacher_steps, cfg.ratio)
+    if cfg.prediction not in PREDICTIONS or cfg.weighting not in WEIGHTINGS:
+        raise ValueError(f"--prediction must be one of {PREDICTIONS} and --weighting one of {WEIGHTINGS}; got "
+                         f"{cfg.prediction!r} and {cfg.weighting!r}")
+    if cfg.convert and cfg.prediction == card["prediction"]:
+        raise ValueError(f"--convert turns the teacher's {card['prediction']} output into another one; with --prediction "
+                         f"{cfg.prediction} there is nothing to convert")
     data = load_images(cfg.dataset)
     if tuple(data.shape) != tuple(teacher.sample_shape):
         raise ValueError(f"{cfg.dataset} has {list(data.shape)} images but the teacher makes {list(teacher.sample_shape)}")
@@ -270,10 +288,6 @@ def distill(cfg: DistillConfig, out: Path, resume: bool = False, command: str = 
                command=command, channels_last=channels_last, accelerator=accelerator, evaluate=evaluate)
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
-
-
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="python -m helpers.distill", description=__doc__.split("\n")[0])
     d = DistillConfig()
@@ -286,6 +300,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--ratio", type=positive_int, default=d.ratio,
                    help="teacher steps per student step (2 halves; 4 takes the teacher's 128 steps to 32 in one round)")
     p.add_argument("--dataset", default=d.dataset)
+    p.add_argument("--prediction", choices=PREDICTIONS, default=d.prediction,
+                   help="the student's output: v (Salimans & Ho), or eps (the teacher's, so the student starts as it)")
+    p.add_argument("--weighting", choices=WEIGHTINGS, default=d.weighting,
+                   help="snr+1: the paper's ||v_tilde - v_hat||^2; step: the squared error of the student's one step in z")
     types = {"steps": positive_int, "batch_size": positive_int, "checkpoint_every": positive_int,
              "log_every": positive_int, "warmup": non_negative_int, "seed": non_negative_int,
              "keep_every": non_negative_int, "lr": positive_float, "weight_decay": non_negative_float,
@@ -310,18 +328,29 @@ def config_from_args(args, given: dict | None = None) -> DistillConfig:
     return DistillConfig(**{**{k: v for k, v in vars(args).items() if k in fields}, "teacher_steps": teacher_steps})
 
 
+def finished(out, steps: int) -> bool:
+    """True when the run in `out` reached its plan (its stopping rule's planned_steps, else `steps`): a resumed chain
+    skips it, needing only the EMA and card that a finished round commits, not its model and optimizer state."""
+    card = ckpt.read_card(out)
+    return card["step"] >= card.get("planned_steps", steps)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     command = "python -m helpers.distill " + " ".join(shlex.quote(a) for a in argv)
     try:
         cfg = config_from_args(args, given_options(build_parser(), argv))
+        if args.resume and finished(args.out, cfg.steps):
+            print(f"{args.out}: finished at step {ckpt.read_card(args.out)['step']} (its card says so); nothing to resume")
+            return 0
         card = distill(cfg, args.out, resume=args.resume, command=command)
-    except (ValueError, ckpt.CheckpointError, DataUnavailableError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError, ckpt.CheckpointError, DataUnavailableError) as err:
+        return user_error(err)
+    except KeyboardInterrupt as err:
+        return after_interrupt(err, getattr(args, "steps", None))
     if card:
-        print(f"{card['distillation']['student_steps']}-step student: step {card['step']}, loss {card['final_loss']:.4f}, "
+        print(f"{card['distillation']['student_steps']}-step student: step {card['step']}, loss {card['final_loss']:.4g}, "
               f"wall time {card['wall_time_s']:.0f} s -> {args.out}")
     return run_status(card, card.get("planned_steps", cfg.steps) if card else cfg.steps)
 

@@ -1,12 +1,11 @@
-"""One resumable training loop for every model: the DDPM objective (helpers.training.ddpm), the tabular objective
-(helpers.tabular) and the coming distillation objective plug into `fit`; none of them re-implements the loop.
+"""One resumable training loop for every model (the DDPM, tabular and distillation objectives plug into `fit`):
 
     fit(model, objective, cfg, out, describe=..., resume=False, command="...")
 
-`fit` owns the optimiser (AdamW), the linear learning-rate warm-up, the EMA (diffusers' `EMAModel` with warm-up),
-gradient clipping, Accelerate (device, processes, mixed precision), checkpoints every cfg.checkpoint_every steps and at
-the end (helpers.checkpoints: weights, EMA, optimiser and the model card), snapshots every cfg.keep_every steps,
-exact resume, and SIGTERM (save, then stop).
+`fit` owns the optimiser (AdamW), the learning-rate schedule, the EMA (diffusers' `EMAModel` with warm-up), gradient
+clipping, Accelerate (device, processes, mixed precision), checkpoints every cfg.checkpoint_every steps and at the end
+(helpers.checkpoints: weights, EMA, optimiser, model card), snapshots every cfg.keep_every steps, exact resume,
+SIGTERM and Ctrl-C (save, then stop), and its progress for the notebook runner (helpers.progress).
 
 An objective is a function `objective(model, step, ctx) -> loss` (a scalar tensor) or `-> (loss, [parts])`, where
 the parts are scalar tensors logged beside the loss (the tabular model's Gaussian and multinomial terms). It must
@@ -30,6 +29,7 @@ import torch
 
 from helpers import checkpoints as ckpt
 from helpers.models import count_parameters
+from helpers.progress import Progress
 
 
 @dataclass
@@ -132,22 +132,38 @@ class NonFiniteLoss(ValueError):
 
 
 def make_accelerator(cfg):
-    """Accelerate's Accelerator; cpu=True without CUDA, so that `accelerate launch --multi_gpu --num_processes N`
-    runs N CPU processes (gloo)."""
+    """Accelerate's Accelerator; cpu=True without CUDA (`accelerate launch --num_processes N` runs N CPU processes)."""
     from accelerate import Accelerator
 
-    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=getattr(cfg, "mixed_precision", "no"))
+    precision = getattr(cfg, "mixed_precision", "no")
+    if precision == "fp16" and not torch.cuda.is_available():
+        raise ValueError("--mixed-precision fp16 needs a CUDA device; on the CPU use --mixed-precision bf16 or no")
+    return Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision)
 
 
 def check_out(out: Path, resume: bool) -> bool:
-    """Whether `out` holds a run to resume; refuses a checkpoint there unless resuming."""
+    """Whether `out` holds a run to resume; refuses a checkpoint there unless resuming, and a file or a path under one."""
+    for parent in [Path(out), *Path(out).parents]:
+        if parent.exists() and not parent.is_dir():
+            where = "is a file" if parent == Path(out) else f"is under the file {parent}"
+            raise ValueError(f"--out {out} {where}; give a folder for the checkpoint")
     if Path(out).is_dir():
         ckpt.recover(out)  # a run killed in the middle of a save: complete or discard that save
     if ckpt.has_checkpoint(out):
         if not resume:
             raise ValueError(f"{out} already holds a checkpoint; pass --resume to continue it or choose another --out")
         return True
+    if not resume and not Path(out).exists():  # an --out that cannot be written fails now, not after training
+        Path(out).mkdir(parents=True)
+        Path(out).rmdir()  # the run makes it again when it saves; a run refused before then leaves nothing
     return False
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during fit(): the run saved its state first (`card`); the command says so and exits with 143."""
+    def __init__(self, card: dict):
+        super().__init__("interrupted after saving")
+        self.card = card
 
 
 @dataclass
@@ -292,8 +308,7 @@ def fit(model, objective: Callable, cfg, out: str | Path, describe: Callable[[],
         command: str = "", channels_last: bool = False, on_save: Callable | None = None, accelerator=None,
         progress: bool = True, part_names: tuple[str, ...] = (), evaluate: Callable | None = None) -> dict:
     """Train `model` on `objective` to cfg.steps, checkpointing to `out`; with `resume` continue the checkpoint there
-    exactly. `describe()` gives the static part of the model card (kind, architecture, model config, schedule, data,
-    `train`); `on_save(out)` writes extra files before each checkpoint's card. With `evaluate(net) -> float` and
+    exactly. `describe()` gives the card's static part; `on_save(out)` writes extra files before each card. With `evaluate(net) -> float` and
     cfg.eval_every > 0 the run stops by the rule of `Run.after_step` instead of at cfg.steps. Returns the final
     card (an empty dict on processes other than the main one)."""
     from tqdm.auto import tqdm
@@ -303,32 +318,43 @@ def fit(model, objective: Callable, cfg, out: str | Path, describe: Callable[[],
         run.evaluate = evaluate
         if not run.state.evals:
             run.heldout()  # step 0: the student before training
-    stop = {"now": False}
-    old_handler = signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))  # save, then stop
-    bar = tqdm(total=run.total_steps(), initial=run.state.step, desc="train",
-               disable=not (progress and run.acc.is_main_process))
-    t_start, start_step = time.time() - run.state.wall_time, run.state.step
-    run.model.train()
-    keep_every = getattr(cfg, "keep_every", 0)
-    while run.state.step < run.total_steps() and not stop["now"]:
-        try:
-            means = run.step()
-        except NonFiniteLoss:
-            bar.close()
-            signal.signal(signal.SIGTERM, old_handler)
-            raise
-        run.after_step()
-        bar.total = run.total_steps()
-        bar.update(1)
-        if means is not None:
-            bar.set_postfix(dict(zip(("loss", *part_names), (f"{m:.4f}" for m in means))))
-        run.state.wall_time = time.time() - t_start
-        step = run.state.step
-        keep = bool(keep_every) and step % keep_every == 0
-        if (step % cfg.checkpoint_every == 0 and step < run.total_steps()) or keep:
-            run.save(snapshot=keep)
-    bar.close()
-    if run.state.step > start_step:  # a resumed run that was already finished is left as it was
-        run.save()
-    signal.signal(signal.SIGTERM, old_handler)
-    return ckpt.read_card(run.out) if run.acc.is_main_process else {}
+    stop = {"now": False, "by": None}
+    handler = lambda signum, _frame: stop.update(now=True, by=signal.Signals(signum).name)  # noqa: E731
+    old_handler = signal.signal(signal.SIGTERM, handler)  # save, then stop; Ctrl-C (SIGINT) the same
+    old_interrupt = signal.signal(signal.SIGINT, handler)
+    try:
+        bar = tqdm(total=run.total_steps(), initial=run.state.step, desc="train",
+                   disable=not (progress and run.acc.is_main_process))
+        shown = Progress(f"training {Path(out).name}", run.total_steps(), done=run.state.step)  # for `make run`
+        t_start, start_step = time.time() - run.state.wall_time, run.state.step
+        run.model.train()
+        keep_every = getattr(cfg, "keep_every", 0)
+        while run.state.step < run.total_steps() and not stop["now"]:
+            try:
+                means = run.step()
+            except NonFiniteLoss:
+                bar.close()
+                raise
+            run.after_step()
+            bar.total = shown.total = run.total_steps()
+            bar.update(1)
+            shown.advance()
+            if means is not None:
+                bar.set_postfix(dict(zip(("loss", *part_names), (f"{m:.4g}" for m in means))))
+            run.state.wall_time = time.time() - t_start
+            step = run.state.step
+            keep = bool(keep_every) and step % keep_every == 0
+            if (step % cfg.checkpoint_every == 0 and step < run.total_steps()) or keep:
+                run.save(snapshot=keep)
+        bar.close()
+        if run.state.step > start_step:  # a resumed run that was already finished is left as it was
+            run.save()
+    finally:
+        signal.signal(signal.SIGTERM, old_handler)
+        signal.signal(signal.SIGINT, old_interrupt)
+    if not run.acc.is_main_process:
+        return {}
+    card = ckpt.read_card(run.out)
+    if stop["by"] == "SIGINT":  # saved; the interrupt goes on to the caller (a notebook stops here too)
+        raise Interrupted(card)
+    return {**card, "stopped_by": stop["by"]} if stop["by"] else card

@@ -28,7 +28,7 @@ import torch
 
 from helpers import checkpoints as ckpt
 from helpers.checks import non_negative_float, non_negative_int, positive_float, positive_int, unit_float
-from helpers.cli import ArgumentParser, check_resume, given_options, run_status
+from helpers.cli import ArgumentParser, after_interrupt, user_error, check_resume, given_options, run_status
 from helpers.datasets.images import DataUnavailableError, load_images
 from helpers.training.loop import BatchOrder, LoopConfig, check_out, fit, make_accelerator, step_generator
 from helpers.models.autoencoder import Autoencoder, AutoencoderConfig
@@ -133,9 +133,10 @@ def main(argv=None) -> int:
                                           block_out_channels=args.block_out_channels)
             cfg = AutoencoderTrainConfig(**{k: v for k, v in vars(args).items() if k in AutoencoderTrainConfig.__dataclass_fields__})
         card = train(model_cfg, cfg, args.out, resume=args.resume, command=command)
-    except (ValueError, ckpt.CheckpointError, DataUnavailableError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt as err:  # Ctrl-C: the loop saved first
+        return after_interrupt(err, getattr(args, "steps", None))
+    except (ValueError, OSError, ckpt.CheckpointError, DataUnavailableError) as err:
+        return user_error(err)
     if card:
         latent = card.get("latent", {})
         print(f"step {card['step']}, loss {card['final_loss']:.4f}, wall time {card['wall_time_s']:.0f} s"

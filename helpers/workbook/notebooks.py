@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -73,12 +74,60 @@ def failure_of(nb) -> dict | None:
     return None
 
 
+@contextmanager
+def cell_progress(show: bool):
+    """While a notebook runs: $WORKBOOK_PROGRESS names a fresh file that the kernel's long loops write to
+    (helpers.progress), and a thread shows its line as a second bar under papermill's bar of cells, once a second."""
+    import tempfile
+    import threading
+
+    from tqdm import tqdm
+
+    from helpers.progress import ENV, read
+
+    with tempfile.TemporaryDirectory(prefix="workbook-progress-") as folder:
+        path, stop, old = Path(folder) / "progress", threading.Event(), os.environ.get(ENV)
+        os.environ[ENV] = str(path)
+
+        def watch():
+            bar, shown, shown_run = None, None, None
+            while not stop.wait(1.0):
+                now = read(path)
+                if now is None or now == shown:
+                    continue
+                label, done, total, run = now
+                if bar is None or run != shown_run:
+                    if bar is not None:
+                        bar.close()
+                    bar, shown_run = tqdm(total=total, desc=f"    {label}", leave=False, file=sys.stderr, unit="step"), run
+                bar.total = total
+                bar.update(done - bar.n)
+                shown = now
+            if bar is not None:
+                bar.close()
+
+        thread = threading.Thread(target=watch, daemon=True)
+        if show:
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if show:
+                thread.join()
+            if old is None:
+                os.environ.pop(ENV, None)
+            else:
+                os.environ[ENV] = old
+
+
 def execute(path: Path, out: Path, mode: str, timeout: int = 3600, retries: int = 0, progress: bool = True) -> dict:
     """Run one notebook (working directory: notebooks/, or the top level for the write-up) with WORKBOOK_MODE=mode and save it to `out`, also when a
     cell fails or runs longer than `timeout` seconds; returns its run record (also stored in the notebook's
     metadata). A notebook that timed out or whose kernel died runs again, up to `retries` times (the record keeps
     `retried` and the first error); an error raised by a cell is never retried. `progress`: papermill's bar on stderr
-    (cells done, elapsed time, the cell being run), so that a slow cell is not taken for a hung one."""
+    (cells done, elapsed time, the cell being run) and, under it, the progress of the cell's sampling or training
+(cell_progress), so that a slow cell is not taken for a hung one."""
     import nbformat
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -89,10 +138,11 @@ def execute(path: Path, out: Path, mode: str, timeout: int = 3600, retries: int 
     for attempt in range(retries + 1):
         stalled = None
         try:
-            papermill.execute_notebook(str(path), str(out), cwd=str(cwd), kernel_name="python3",
-                                       progress_bar=progress and {"desc": f"  {Path(path).stem}", "unit": "cell",
-                                                                  "leave": False, "file": sys.stderr},
-                                       execution_timeout=timeout)
+            with cell_progress(progress):
+                papermill.execute_notebook(str(path), str(out), cwd=str(cwd), kernel_name="python3",
+                                           progress_bar=progress and {"desc": f"  {Path(path).stem}", "unit": "cell",
+                                                                      "leave": False, "file": sys.stderr},
+                                           execution_timeout=timeout)
         except papermill.PapermillExecutionError:
             pass  # papermill saved the notebook with the error in its cell; failure_of() reads it
         except (CellTimeoutError, DeadKernelError) as err:
@@ -117,6 +167,22 @@ def execute(path: Path, out: Path, mode: str, timeout: int = 3600, retries: int 
     return record
 
 
+def longest_cell(paths) -> tuple[str, int, float] | None:
+    """(notebook, code cell number from 1, seconds) of the slowest cell that papermill timed in these executed
+    notebooks, or None if none was timed (a cell that timed out or failed has no duration: the run's record names
+    it)."""
+    import json
+
+    best = None
+    for path in paths:
+        cells = [c for c in json.loads(Path(path).read_text())["cells"] if c["cell_type"] == "code"]
+        for k, cell in enumerate(cells, 1):
+            seconds = (cell.get("metadata", {}).get("papermill") or {}).get("duration") or 0.0
+            if seconds > 0 and (best is None or seconds > best[2]):  # a cell that timed out has no duration
+                best = (Path(path).name, k, float(seconds))
+    return best
+
+
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m helpers.notebooks", description=__doc__.split("\n")[0])
     p.add_argument("names", nargs="*", help="substrings of notebook names (default: all)")
@@ -131,7 +197,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.out.exists() and not args.out.is_dir():
         p.error(f"--out {args.out}: expected a folder for the executed copies, but it is a file")
-    paths = notebook_paths(args.names)
+    try:
+        paths = notebook_paths(args.names)
+    except FileNotFoundError as err:
+        p.error(str(err))
     args.out.mkdir(parents=True, exist_ok=True)
     outs, failed, start = [], [], time.time()
     for k, path in enumerate(paths, 1):
@@ -148,6 +217,9 @@ def main(argv=None) -> int:
             print(f"ok in {record['seconds']} s{again}", flush=True)
     print(f"{len(paths) - len(failed)} of {len(paths)} notebooks ran in {time.time() - start:.0f} s"
           + (f"; failed: {', '.join(failed)}" if failed else ""))
+    slow = longest_cell(outs)
+    if slow:
+        print(f"the longest cell: {slow[0]} code cell {slow[1]}, {slow[2]:.0f} s")
     if args.report:
         from helpers.workbook.report import build
 

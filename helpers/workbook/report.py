@@ -37,7 +37,15 @@ EXTRA_CSS = """
 .jp-InputArea-editor pre, .jp-OutputArea-output pre, .highlight pre { white-space: pre-wrap; word-break: break-word; }
 .jp-InputArea, .jp-InputArea-editor { overflow: visible; }
 .wb-strip { display: none; max-width: 100%; }
-@media print { .wb-gif { display: none; } .wb-strip { display: block; } }
+/* Wide tables (pandas' many columns): headers wrap anywhere, numbers stay whole, and in print the type shrinks so
+   that the table fits the page rather than losing its last columns. */
+.jp-RenderedHTMLCommon table { max-width: 100%; }
+.jp-RenderedHTMLCommon th { white-space: normal; overflow-wrap: anywhere; }
+@media print {
+  .jp-RenderedHTMLCommon table { font-size: 7px; }
+  .jp-RenderedHTMLCommon th, .jp-RenderedHTMLCommon td { padding: 1px 2px; }
+  .jp-OutputArea-output { overflow: visible; }
+}
 .wb-run { font: 12px sans-serif; color: #555; border-bottom: 1px solid #ddd; padding: 4px 0; margin-bottom: 8px; }
 .wb-failed { color: #b00; font-weight: bold; }
 </style>
@@ -154,20 +162,30 @@ def export_page(path: Path, out: Path, missing: list[str]) -> dict:
     return {"page": page.name, "title": title, "question": question_of(nb), "run": meta}
 
 
+MATHJAX_CDN = "https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
+
+
 def write_index(out: Path, entries: list[dict], missing: list[str]) -> Path:
+    """out/index.html: each notebook's title, its question (its Markdown and maths rendered, as on its page) and its
+    run."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    mathjax = MATHJAX_CDN if "mathjax" in missing else "_static/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
     rows = []
     for e in entries:
         run = e["run"]
         status = (f'<span class="wb-failed">failed (cell {run["error"]["cell"]})</span>' if run.get("error")
                   else f"{run['mode']}, {run['seconds']} s" if run else "as committed")
         rows.append(f'<tr><td><a href="{e["page"]}">{html.escape(e["title"])}</a></td>'
-                    f'<td>{html.escape(e["question"])}</td><td>{status}</td></tr>')
+                    f'<td>{markdown2html_mistune(e["question"])}</td><td>{status}</td></tr>')
     note = (f"<p class='wb-failed'>Offline assets missing ({', '.join(missing)}): these pages load them from public "
             "CDNs. Run <code>make report-assets</code>.</p>" if missing else "")
     page = out / "index.html"
     page.write_text(f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>The diffusion workbook</title>
 <style>body{{font:15px/1.45 sans-serif;max-width:60em;margin:2em auto}}td{{vertical-align:top;padding:6px;border-bottom:1px solid #ddd}}
-.wb-failed{{color:#b00}}</style></head><body><h1>The diffusion workbook</h1>{note}
+td p{{margin:0}}.wb-failed{{color:#b00}}</style>
+<script type="text/x-mathjax-config">MathJax.Hub.Config({{tex2jax: {{inlineMath: [["$", "$"]], processEscapes: true}}}});</script>
+<script src="{mathjax}"></script></head><body><h1>The diffusion workbook</h1>{note}
 <p>One page per notebook; <a href="workbook.pdf">the whole as one PDF</a>.</p>
 <table><tr><th>notebook</th><th>question</th><th>run</th></tr>{''.join(rows)}</table></body></html>
 """)
@@ -228,6 +246,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "reports")
     p.add_argument("--no-pdf", dest="pdf", action="store_false")
     args = p.parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        p.error(f"--out {args.out} is a file; give a folder for the report")
     try:
         paths = notebook_paths(args.names)
         if args.source is not None:
@@ -236,7 +256,7 @@ def main(argv=None) -> int:
             if absent:
                 raise FileNotFoundError(f"--from {args.source}: no executed copy of {', '.join(absent)}")
         result = build(paths, args.out, pdf=args.pdf)
-    except (FileNotFoundError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if result["missing_assets"]:
