@@ -12,7 +12,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) + [ROOT / "H
 MAX_LINES, PLOT_HELPER_LINES = 30, 12
 # Notebooks whose analysis still lives in their cells: each leaves this list when its cells move into its study
 # module and it is re-executed in full mode (issue 38). The rules hold for every other notebook now.
-NOT_YET_MOVED: set[str] = set()
+NOT_YET_MOVED: set[str] = {"04_cfg_ema"}  # its rewrite awaits a full run (tests/test_notebooks.AWAITING_FULL_RUN)
 
 
 def code_cells(path):
