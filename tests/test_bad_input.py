@@ -42,8 +42,12 @@ RNG = np.random.default_rng(0)
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """A tiny image checkpoint, a tiny tabular checkpoint, and the files the cases point at."""
-    root = tmp_path_factory.mktemp("bad")
+    return make_files(tmp_path_factory.mktemp("bad"))
+
+
+def make_files(root):
+    """A tiny image checkpoint, a tiny tabular checkpoint, and the files the cases point at (also used by
+    tools/probe/bad_input.py)."""
     assert train.main(TINY + ["--out", str(root / "ckpt"), "--steps", "2"]) == 0
     assert tabular.main(["train", "--data", "diamonds", "--out", str(root / "tab"), "--steps", "2", "--batch-size",
                          "64", "--hidden", "16", "--layers", "1", "--no-progress"]) == 0
@@ -351,8 +355,8 @@ def run_cli(tool, argv, capsys):
     return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("case", CLI, ids=[c[0] for c in CLI])
-def test_cli_refuses_in_one_line(case, files, capsys):
+def cli_argv(case, files) -> list[str]:
+    """The command line of a CLI case, its {root} and the tool's usual options filled in."""
     name, tool, args, status, fragment = case
     argv = shlex.split(args.format(root=files))
     if tool.endswith("@"):  # sample with its own --checkpoint
@@ -363,7 +367,13 @@ def test_cli_refuses_in_one_line(case, files, capsys):
         argv = ["--checkpoint", str(files / "ckpt"), "--out", str(files / "out" / name.replace(" ", "-")), *argv]
     elif tool == "train" and "--out" not in argv:
         argv = TINY + ["--out", str(files / "new-run"), *argv]
-    code, err = run_cli(tool.rstrip("@!"), argv, capsys)
+    return argv
+
+
+@pytest.mark.parametrize("case", CLI, ids=[c[0] for c in CLI])
+def test_cli_refuses_in_one_line(case, files, capsys):
+    name, tool, args, status, fragment = case
+    code, err = run_cli(tool.rstrip("@!"), cli_argv(case, files), capsys)
     lines = err.strip().splitlines()
     assert code == status, err
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
