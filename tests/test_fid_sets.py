@@ -49,3 +49,18 @@ def test_the_floor_refuses_what_it_cannot_balance():
         fid_sets.fid_floor(np.zeros((100, 3)), np.zeros((50, 3)), 20, sets=6, labels=labels)
     with pytest.raises(ValueError, match="100 real rows are fewer than 6 sets of 20"):
         fid_sets.fid_floor(np.zeros((100, 3)), np.zeros((50, 3)), 20, sets=6)
+
+
+def test_floor_rows_are_disjoint_balanced_sets_and_the_floor_scores_exactly_them():
+    """The rows a floor scores (notebook 10 reconstructs exactly these to score the autoencoder's floor on the same
+    sets): `sets` disjoint blocks of n, each with n / 10 rows of every class, the same for the same seed."""
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 10, 3000)
+    rows = fid_sets.floor_rows(len(labels), 50, 4, labels, seed=3)
+    assert len(rows) == len(set(rows.tolist())) == 200
+    for k in range(4):
+        assert np.bincount(labels[rows[k * 50:(k + 1) * 50]], minlength=10).tolist() == [5] * 10
+    assert np.array_equal(rows, fid_sets.floor_rows(len(labels), 50, 4, labels, seed=3))
+    assert not np.array_equal(rows, fid_sets.floor_rows(len(labels), 50, 4, labels, seed=4))
+    feats, ref = rng.normal(size=(3000, 3)), rng.normal(size=(500, 3))
+    assert fid_sets.fid_floor(feats, ref, 50, 4, labels, seed=3) == stats.t_interval(fid_sets.set_values(feats[rows], ref, 4))

@@ -31,15 +31,14 @@ def fid_estimate(feats: np.ndarray, ref_feats: np.ndarray, sets: int) -> tuple[s
     return stats.t_interval(values), values
 
 
-def fid_floor(real_feats: np.ndarray, ref_feats: np.ndarray, n: int, sets: int = 10, labels=None,
-              seed: int = 0) -> stats.Estimate:
-    """What real images score at n per set against the same reference: `sets` disjoint sets of n rows of real_feats
-    (a real set that does not overlap the reference), FID each, mean and t-interval. With `labels` (one per row of
-    real_feats) every set holds n / classes images of each class, as the generated balanced sets do: a balanced set
-    scores below an unbalanced one of the same N, so the unstratified floor would mix class balance with quality."""
+def floor_rows(num: int, n: int, sets: int = 10, labels=None, seed: int = 0) -> np.ndarray:
+    """The rows of `sets` disjoint sets of n real images out of `num` (set k is rows [k*n, (k+1)*n) of the result),
+    drawn with `seed`. With `labels` (one per row) every set holds n / classes images of each class, as the generated
+    balanced sets do: a balanced set scores below an unbalanced one of the same N, so the unstratified floor would mix
+    class balance with quality."""
     rng = np.random.default_rng(seed)
     if labels is None:
-        order = rng.permutation(len(real_feats))[:n * sets]
+        order = rng.permutation(num)[:n * sets]
     else:
         labels = np.asarray(labels)
         classes = np.unique(labels)
@@ -52,7 +51,16 @@ def fid_floor(real_feats: np.ndarray, ref_feats: np.ndarray, n: int, sets: int =
             raise ValueError(f"classes {short} have fewer than {per * sets} real rows for {sets} sets of {n}")
         order = np.concatenate([np.concatenate([pools[c][k * per:(k + 1) * per] for c in classes]) for k in range(sets)])
     if len(order) < n * sets:
-        raise ValueError(f"{len(real_feats)} real rows are fewer than {sets} sets of {n}")
+        raise ValueError(f"{num} real rows are fewer than {sets} sets of {n}")
+    return order
+
+
+def fid_floor(real_feats: np.ndarray, ref_feats: np.ndarray, n: int, sets: int = 10, labels=None,
+              seed: int = 0) -> stats.Estimate:
+    """What real images score at n per set against the same reference: `sets` disjoint sets of n rows of real_feats
+    (a real set that does not overlap the reference; class-balanced with `labels`: floor_rows), FID each, mean and
+    t-interval."""
+    order = floor_rows(len(real_feats), n, sets, labels, seed)
     return stats.t_interval(set_values(real_feats[order], ref_feats, sets))
 
 

@@ -65,6 +65,7 @@ def check(name: str, alpha_bar: torch.Tensor, timesteps: list[int], spacing: str
     return sched
 
 
+@torch.no_grad()  # without it every call's activations stay alive for autograd: 10.6 GB at a batch of 250
 def sample_diffusers(denoiser, x, timesteps, generator=None, callback: Callable | None = None, clip_x0: bool = False,
                      y=None, scheduler: str = "DDIMScheduler", spacing: str = "trailing", **options):
     """Sample with the diffusers scheduler `scheduler` on the grid `timesteps` (made with `spacing`); `options` go to
