@@ -153,8 +153,8 @@ bench-pd: setup
 	$(BIN)/python -m helpers.studies.sampler_fid --grid pd --blocks 5 --blocks-max-nfe 128 --csv $(PD_CSV)
 	$(BIN)/python -m helpers.studies.sampler_fid --grid pd --retime 50 --csv $(PD_CSV)
 
-# Issue 39's benchmark: thirteen samplers at NFE 4 to 20 and DDPM-250, five sets of N = 1000 each (about 7.5 hours of
-# one core: 92 configurations, 5,000 images each); resumable from samples/bench; then
+# Issue 39's benchmark: twelve samplers at NFE 4 to 20, lsq-sde at 6 and DDPM-250, five sets of N = 1000 each (about 7 hours of
+# one core: 86 configurations, 5,000 images each); resumable from samples/bench; then
 # every row's time per image measured again in one sitting, so that the seconds axis is one machine state.
 bench-samplers: setup
 	$(BIN)/python -m helpers.studies.sampler_fid --grid samplers --blocks 5 --blocks-max-nfe 250 --csv bench/results/samplers_fid.csv

@@ -199,8 +199,8 @@ def test_fitted_samplers_without_a_calibration_are_skipped_not_failed(tmp_path, 
     for name in ("ema.safetensors", "model_card.json"):
         shutil.copy(ROOT / "checkpoints" / "ddpm-mnist" / name, model / name)
     csv, samples = tmp_path / "rows.csv", tmp_path / "samples"
-    assert sampler_fid.main(["--grid", "samplers", "--checkpoint", str(model), "--only", "lsq-sde-4-trailing", "--num", "10",
+    assert sampler_fid.main(["--grid", "samplers", "--checkpoint", str(model), "--only", "lsq-sde-6-trailing", "--num", "10",
                              "--csv", str(csv), "--samples", str(samples), "--no-compile"]) == 0
     out = capsys.readouterr().out
-    assert out.count("skipped") == 1 and "lsq-sde-4-trailing: skipped" in out and "no lsq-sde calibration" in out
+    assert out.count("skipped") == 1 and "lsq-sde-6-trailing: skipped" in out and "no lsq-sde calibration" in out
     assert not samples.exists() and (not csv.exists() or "lsq-sde" not in csv.read_text())
