@@ -284,6 +284,7 @@ CLI = [
     ("sweep unknown budget", "sweep", "train --budget huge", 2, "argument --budget: invalid choice"),
     ("notebooks unknown name", "nb", "zz_nothing --mode quick --out {root}/nbq", 2, "no notebook matches zz_nothing"),
     ("notebooks timeout 0", "nb", "--timeout 0", 2, "argument --timeout: expected a positive integer"),
+    ("notebooks jobs 0", "nb", "--jobs 0", 2, "argument --jobs: expected a positive integer"),
     ("notebooks unknown mode", "nb", "--mode fast", 2, "argument --mode: invalid choice: 'fast'"),
     ("notebooks retries -1", "nb", "--retries -1", 2, "argument --retries: expected a non-negative integer"),
     ("notebooks out is a file", "nb", "--out {root}/afile", 2, "expected a folder for the executed copies"),
