@@ -214,11 +214,25 @@ def snapshot_path(folder: str | Path, step: int, ema: bool = True) -> Path:
     return Path(folder) / SNAPSHOTS / f"step-{step:06d}" / (EMA if ema else MODEL)
 
 
-def save_snapshot(folder: str | Path, step: int, model, ema_state: dict) -> None:
-    """The raw and EMA weights of a training run at `step`, kept beside its checkpoint."""
+SNAPSHOT_INFO = "snapshot.json"  # beside a snapshot's weights: when it was taken (step, wall time, threads)
+
+
+def save_snapshot(folder: str | Path, step: int, model, ema_state: dict, info: dict | None = None) -> None:
+    """The raw and EMA weights of a training run at `step`, kept beside its checkpoint, with `info` (the training's
+    wall time and threads so far: what quality-against-CPU-hours curves read, snapshot_info)."""
     snapshot_path(folder, step).parent.mkdir(parents=True, exist_ok=True)
     save_tensors(model.state_dict(), snapshot_path(folder, step, ema=False))
     save_tensors(ema_state, snapshot_path(folder, step, ema=True))
+    if info is not None:
+        write_atomic(snapshot_path(folder, step).parent / SNAPSHOT_INFO,
+                     lambda tmp: Path(tmp).write_text(json.dumps({"step": step, **info}, indent=1) + "\n"))
+
+
+def snapshot_info(folder: str | Path, step: int) -> dict | None:
+    """What save_snapshot recorded with a snapshot ({"step", "wall_time_s", "threads", "cpu_hours"}); None for a
+    snapshot kept before it recorded anything."""
+    path = snapshot_path(folder, step).parent / SNAPSHOT_INFO
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def snapshot_steps(folder: str | Path) -> list[int]:

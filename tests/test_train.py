@@ -156,6 +156,11 @@ def test_warm_start_of_a_conditional_model_keeps_the_function(straight, tmp_path
                               "--keep-every", "2"]) == 0
     assert ckpt.read_card(out)["train"]["init_from"] == str(straight)
     assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["step-000002", "step-000004"]
+    # each with when it was taken, for quality-against-CPU-hours curves (issue 42)
+    first, second = ckpt.snapshot_info(out, 2), ckpt.snapshot_info(out, 4)
+    assert first["step"] == 2 and second["step"] == 4 and 0 <= first["wall_time_s"] <= second["wall_time_s"]
+    assert first["threads"] == torch.get_num_threads()
+    assert second["cpu_hours"] == round(second["wall_time_s"] * second["threads"] / 3600, 4)
 
 
 def test_warm_start_from_another_architecture_is_refused(straight):
