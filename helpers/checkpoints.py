@@ -217,15 +217,18 @@ def snapshot_path(folder: str | Path, step: int, ema: bool = True) -> Path:
 SNAPSHOT_INFO = "snapshot.json"  # beside a snapshot's weights: when it was taken (step, wall time, threads)
 
 
-def save_snapshot(folder: str | Path, step: int, model, ema_state: dict, info: dict | None = None) -> None:
-    """The raw and EMA weights of a training run at `step`, kept beside its checkpoint, with `info` (the training's
-    wall time and threads so far: what quality-against-CPU-hours curves read, snapshot_info)."""
+def save_snapshot(folder: str | Path, step: int, model, ema_state: dict, wall_time: float | None = None) -> None:
+    """The raw and EMA weights of a training run at `step`, kept beside its checkpoint, with the training's wall time
+    so far, this process's threads and their product in CPU hours (what quality-against-CPU-hours curves read:
+    snapshot_info)."""
     snapshot_path(folder, step).parent.mkdir(parents=True, exist_ok=True)
     save_tensors(model.state_dict(), snapshot_path(folder, step, ema=False))
     save_tensors(ema_state, snapshot_path(folder, step, ema=True))
-    if info is not None:
+    if wall_time is not None:
+        threads, wall = torch.get_num_threads(), round(wall_time, 1)
+        info = {"step": step, "wall_time_s": wall, "threads": threads, "cpu_hours": round(wall * threads / 3600, 4)}
         write_atomic(snapshot_path(folder, step).parent / SNAPSHOT_INFO,
-                     lambda tmp: Path(tmp).write_text(json.dumps({"step": step, **info}, indent=1) + "\n"))
+                     lambda tmp: Path(tmp).write_text(json.dumps(info, indent=1) + "\n"))
 
 
 def snapshot_info(folder: str | Path, step: int) -> dict | None:

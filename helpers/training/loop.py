@@ -256,10 +256,7 @@ class Run:
             raw = self.acc.unwrap_model(self.model)
             ema_state = dict(zip([n for n, _ in raw.named_parameters()], self.ema.shadow_params))
             if snapshot:
-                threads = torch.get_num_threads()
-                ckpt.save_snapshot(self.out, self.state.step, raw, ema_state,
-                                   {"wall_time_s": round(self.state.wall_time, 1), "threads": threads,
-                                    "cpu_hours": round(self.state.wall_time * threads / 3600, 4)})
+                ckpt.save_snapshot(self.out, self.state.step, raw, ema_state, wall_time=self.state.wall_time)
             if self.on_save is not None:
                 self.on_save(self.out)
             s, ema = self.state, self.ema
