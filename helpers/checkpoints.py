@@ -226,9 +226,8 @@ def save_snapshot(folder: str | Path, step: int, model, ema_state: dict, wall_ti
     save_tensors(ema_state, snapshot_path(folder, step, ema=True))
     if wall_time is not None:
         threads, wall = torch.get_num_threads(), round(wall_time, 1)
-        info = {"step": step, "wall_time_s": wall, "threads": threads, "cpu_hours": round(wall * threads / 3600, 4)}
-        write_atomic(snapshot_path(folder, step).parent / SNAPSHOT_INFO,
-                     lambda tmp: Path(tmp).write_text(json.dumps(info, indent=1) + "\n"))
+        save_json({"step": step, "wall_time_s": wall, "threads": threads, "cpu_hours": round(wall * threads / 3600, 4)},
+                  snapshot_path(folder, step).parent / SNAPSHOT_INFO)
 
 
 def snapshot_info(folder: str | Path, step: int) -> dict | None:

@@ -203,15 +203,14 @@ def cells_done(out: Path) -> tuple[int, int] | None:
 
 def run_parallel(paths, outs, args, jobs: int):
     """Execute the notebooks `jobs` at a time, each in its own process (python -m helpers.workbook.notebooks --one)
-    with cores // jobs threads, and report as `main` does; every 15 s one line per running notebook: the code cells
+    with cores // jobs threads, and report as `main` does; every STATUS_EVERY s one line per running notebook: the code cells
     done, the elapsed time and the progress of its current loop. Yields (k, path, record) as each ends."""
     import tempfile
 
     from helpers.progress import read
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    env = {**os.environ, "WORKBOOK_MODE": args.mode}
-    env.setdefault("OMP_NUM_THREADS", str(threads))
+    env = {"OMP_NUM_THREADS": str(threads), **os.environ}  # a user's own OMP_NUM_THREADS wins; the mode: execute
     waiting, running, last = list(enumerate(zip(paths, outs), 1)), {}, 0.0
     with tempfile.TemporaryDirectory(prefix="workbook-jobs-") as folder:
         while waiting or running:
