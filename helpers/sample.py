@@ -29,7 +29,7 @@ from helpers.cli import ArgumentParser, OutputFolder, check_budget, device
 from helpers.datasets.images import save_samples
 from helpers.denoisers import DiffusersModelError, check_labels, load_denoiser, model_num_classes
 from helpers.samplers import SAMPLERS, generate, get_sampler
-from helpers.samplers.registry import SAMPLER_REGISTRY
+from helpers.samplers.registry import SAMPLER_REGISTRY, default_spacing
 from helpers.schedules import SPACINGS
 
 
@@ -44,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="a config option of a diffusers:SCHEDULER, e.g. solver_order=3 (repeatable; VALUE read as JSON)")
     p.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default: the checkpoint's own, else all T)")
     p.add_argument("--spacing", default=None,
-                   help=f"timestep spacing for fewer steps: {', '.join(SPACINGS)} (default: the checkpoint's, else linspace)")
+                   help=f"timestep spacing for fewer steps: {', '.join(SPACINGS)}, or calibrated (a calibrated sampler's own grid; default: the checkpoint's or the sampler's, else linspace)")
     p.add_argument("--num", type=positive_int, default=None, help="number of images (default 64, or the rows of --noise)")
     p.add_argument("--seed", type=non_negative_int, default=0)
     p.add_argument("--batch-size", type=positive_int, default=64)
@@ -56,7 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in --out (same options) from its last complete batch")
     p.add_argument("--eta", type=unit_float, default=None,
-                   help="the noise share in [0, 1] of ddim (0: deterministic) and dpmpp-2m-sde (0: the ODE solver)")
+                   help="the noise share in [0, 1] of ddim (0: deterministic), dpmpp-2m-sde (0: the ODE solver) and "
+                   "gn-2m (every step's, in place of its calibrated noise)")
     p.add_argument("--noise", type=Path, default=None, help="x_T as a .npy array of shape N x C x H x W")
     p.add_argument("--no-clip", dest="clip", action="store_false", default=None,
                    help="do not clip x0_hat to [-1, 1] (default: the checkpoint's sampling if it has one, else the "
@@ -144,9 +145,8 @@ def sampling_options(args, sampling: dict) -> None:
     for name, default in DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, own.get("clip_x0" if name == "clip" else name, default))
-    spec = SAMPLER_REGISTRY.get(args.sampler)
-    if spec is not None and spec.spaced and "spacing" not in own and not spacing_given:
-        args.spacing = "trailing"  # diffusers' multistep schedulers step on trailing grids (the benchmark's)
+    if args.sampler in SAMPLER_REGISTRY and "spacing" not in own and not spacing_given:
+        args.spacing = default_spacing(args.sampler)  # e.g. diffusers' multistep schedulers: trailing (the benchmark's)
     if args.clip is None:  # the sampler's own default: DDPM and DDIM clip x0_hat, the ODE/SDE solvers do not
         args.clip = inspect.signature(get_sampler(args.sampler)).parameters["clip_x0"].default
 
@@ -230,8 +230,8 @@ def main(argv=None) -> int:
             check_labels(y, info["num_classes"], info["label_owner"])
         check_budget(num, args.steps or info["T"])
         if args.sampler.startswith("diffusers:") and args.eta is not None:
-            raise ValueError("--eta applies to ddim and dpmpp-2m-sde; a diffusers scheduler takes its own options "
-                             "through --scheduler-option (e.g. eta=1.0 for DDIMScheduler)")
+            raise ValueError("--eta applies to ddim, dpmpp-2m-sde and gn-2m; a diffusers scheduler takes its own "
+                             "options through --scheduler-option (e.g. eta=1.0 for DDIMScheduler)")
         spaced = SAMPLER_REGISTRY.get(args.sampler)
         if args.sampler.startswith("diffusers:") or (spaced is not None and spaced.spaced):
             # a scheduler that cannot run on this grid: refused before any file is written

@@ -15,7 +15,7 @@ from helpers import checkpoints as ckpt
 from helpers import evaluate, sample, tabular
 from helpers.evaluation import digits as classifier
 from helpers.training import clip, distill, vae
-from helpers.samplers import cn2m, lsq_ms, text_to_image
+from helpers.samplers import cn2m, gn2m, lsq_ms, text_to_image
 from helpers.studies import paired_fid, sampler_fid, sweep, video_fvd
 from helpers.workbook import notebooks, report
 from helpers.evaluation import features
@@ -99,7 +99,7 @@ def make_files(root):
 MAINS = {"sample": sample.main, "train": train.main, "tabular": tabular.main, "evaluate": evaluate.main,
          "fid": fid.main, "distill": distill.main, "guidance": guidance.main, "classifier": classifier.main,
          "t2i": text_to_image.main, "bench": sampler_fid.main, "vae": vae.main, "fit": lsq_ms.main, "cal": cn2m.main,
-         "sweep": sweep.main, "nb": notebooks.main, "report": report.main, "fnet": features.main, "clip": clip.main,
+         "gn": gn2m.main, "sweep": sweep.main, "nb": notebooks.main, "report": report.main, "fnet": features.main, "clip": clip.main,
          "paired": paired_fid.main, "vfvd": video_fvd.main}
 
 # (id, tool, argv with {root} for the fixture's folder, expected exit status, fragment of the error line)
@@ -108,7 +108,7 @@ CLI = [
     ("sample scheduler overrides the model", "sample", "--sampler diffusers:DDIMScheduler --steps 4 --spacing trailing "
      "--scheduler-option prediction_type=\"v_prediction\"", 2, "--scheduler-option prediction_type: the adapter sets it"),
     ("sample eta with a scheduler", "sample", "--sampler diffusers:DDIMScheduler --steps 4 --spacing trailing --eta 1", 2,
-     "--eta applies to ddim and dpmpp-2m-sde; a diffusers scheduler takes its own options"),
+     "--eta applies to ddim, dpmpp-2m-sde and gn-2m; a diffusers scheduler takes its own"),
     ("sample num 10**12", "sample", "--num 1000000000000", 2, "with 1000 steps is 1e+15 network evaluations (about 4.63e+07 days"),
     ("sample guidance 1e30", "sample", "--guidance 1e30 --class-label 1", 2, "--guidance 1e+30: expected a scale of at most 100"),
     ("sample classifier scale 1e9", "sample", "--classifier-scale 1e9 --class-label 1", 2,
@@ -122,7 +122,7 @@ CLI = [
     ("sample seed -1", "sample", "--seed -1", 2, "argument --seed: expected a non-negative integer, got -1"),
     ("sample eta 1.5", "sample", "--sampler ddim --eta 1.5", 2, "argument --eta: expected a number in [0, 1], got 1.5"),
     ("sample eta nan", "sample", "--sampler ddim --eta nan", 2, "argument --eta: expected a finite number, got 'nan'"),
-    ("sample eta on ddpm", "sample", "--sampler ddpm --eta 0.5", 2, "eta applies to the ddim, dpmpp-2m-sde samplers only"),
+    ("sample eta on ddpm", "sample", "--sampler ddpm --eta 0.5", 2, "eta applies to the ddim, dpmpp-2m-sde, gn-2m samplers only"),
     ("sample guidance nan", "sample", "--guidance nan --class-label 1", 2, "argument --guidance: expected a finite number"),
     ("sample guidance inf", "sample", "--guidance inf --class-label 1", 2, "argument --guidance: expected a finite"),
     ("sample classifier nan", "sample", "--classifier-scale nan --class-label 1", 2,
@@ -278,6 +278,11 @@ CLI = [
      "unknown timestep spacing 'even'"),
     ("calibrate classifier missing", "cal", "--checkpoint {root}/ckpt --classifier {root}/nothing --num 2 --dry-run", 2,
      "noisy classifier: checkpoint folder"),
+    ("gn-2m steps 0", "gn", "--checkpoint {root}/ckpt --steps 4 0", 2, "argument --steps: expected a positive"),
+    ("gn-2m steps above T", "gn", "--checkpoint {root}/ckpt --steps 4 5000 --num 2", 2,
+     "--steps 5000: more than the model's T = 1000 timesteps"),
+    ("gn-2m out is a folder", "gn", "--checkpoint {root}/ckpt --steps 4 --num 2 --out {root}/full", 2,
+     "full: expected a file name in an existing folder"),
     ("sweep unknown run", "sweep", "train --only cubic-l2", 2, "unknown run 'cubic-l2'"),
     ("sweep unknown action", "sweep", "fly", 2, "argument action: invalid choice: 'fly'"),
     ("sweep num 0", "sweep", "evaluate --num 0", 2, "argument --num: expected a positive integer"),

@@ -81,7 +81,7 @@ def test_sample_cli_with_diffusers_folder_and_noise_file(diffusers_folder, tmp_p
     eta = subprocess.run([sys.executable, "-m", "helpers.sample", "--checkpoint", str(diffusers_folder), "--sampler",
                           "ddpm", "--eta", "0.5", "--steps", "5", "--num", "1", "--out", str(tmp_path / "d")],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert eta.returncode == 2 and "eta applies to the ddim, dpmpp-2m-sde samplers only" in eta.stderr
+    assert eta.returncode == 2 and "eta applies to the ddim, dpmpp-2m-sde, gn-2m samplers only" in eta.stderr
 
 
 def test_hub_id_offline_says_what_to_do(monkeypatch):

@@ -176,13 +176,13 @@ def test_sampler_registry():
     from helpers.samplers import SAMPLER_REGISTRY, SAMPLERS, check_options
 
     # the image samplers written here, then the published ones run through diffusers' schedulers (helpers.samplers.adapter)
-    assert SAMPLERS == ("ddpm", "ddim", "dpmpp-2m", "heun", "dpmpp-2m-sde", "cn-2m", "lsq-ms", "lsq-sde",
-                        "dpmpp-3m", "sde-dpmpp-2m", "sde-dpmpp-3m", "unipc", "unipc-3", "deis", "sa-solver")
+    assert SAMPLERS == ("ddpm", "ddim", "dpmpp-2m", "heun", "dpmpp-2m-sde", "cn-2m", "lsq-ms", "gn-2m",
+                        "lsq-sde", "dpmpp-3m", "sde-dpmpp-2m", "sde-dpmpp-3m", "unipc", "unipc-3", "deis", "sa-solver")
     for name, spec in SAMPLER_REGISTRY.items():
         assert callable(get_sampler(name)) and "clip_x0" in spec.options, name
     assert SAMPLER_REGISTRY["tabddpm"].data == "tabular"
     with pytest.raises(ValueError, match="unknown sampler 'tabddpm'; known samplers: ddpm, ddim, dpmpp-2m, heun, "
                                          "dpmpp-2m-sde, cn-2m, lsq-ms"):
         get_sampler("tabddpm", data="image")
-    with pytest.raises(ValueError, match="eta applies to the ddim, dpmpp-2m-sde samplers only, not to 'heun'"):
+    with pytest.raises(ValueError, match="eta applies to the ddim, dpmpp-2m-sde, gn-2m samplers only, not to 'heun'"):
         check_options("heun", {"eta": 0.5})

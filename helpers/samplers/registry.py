@@ -28,6 +28,7 @@ class SamplerSpec:
     options: tuple[str, ...] = ("clip_x0",)
     data: str = "image"
     spaced: bool = False  # the sampler builds its own grid and is told the spacing (diffusers' schedulers)
+    spacing: str | None = None  # its default spacing, if not linspace ("calibrated": the grid of its calibration)
 
     def load(self) -> Callable:
         module, name = self.target.split(":")
@@ -43,6 +44,7 @@ SAMPLER_REGISTRY: dict[str, SamplerSpec] = {
     "dpmpp-2m-sde": SamplerSpec("helpers.samplers.solvers:sample_dpmpp_2m_sde", ("clip_x0", "eta")),
     "cn-2m": SamplerSpec("helpers.samplers.cn2m:sample_cn_2m", ("clip_x0", "eta_bands")),
     "lsq-ms": SamplerSpec("helpers.samplers.lsq_ms:sample_lsq_ms", ("clip_x0", "coefficients")),
+    "gn-2m": SamplerSpec("helpers.samplers.gn2m:sample_gn_2m", ("clip_x0", "eta"), spacing="calibrated"),
     "lsq-sde": SamplerSpec("helpers.samplers.lsq_sde:sample_lsq_sde", ("clip_x0", "coefficients", "noise")),
     # the published samplers we do not rewrite: diffusers' schedulers through the adapter (samplers.schedulers)
     **{name: SamplerSpec(f"helpers.samplers.schedulers:sample_{name.replace('-', '_')}", spaced=True)
@@ -132,6 +134,28 @@ def model_defaults(denoiser, kwargs: dict) -> dict:
     return kwargs if own is None or "clip_x0" in kwargs else {**kwargs, "clip_x0": own}
 
 
+def default_spacing(sampler: str) -> str:
+    """A sampler's own spacing: its registry entry's; diffusers' multistep schedulers step on trailing grids; every
+    other sampler on linspace."""
+    spec = SAMPLER_REGISTRY.get(sampler)
+    if spec is not None and spec.spacing is not None:
+        return spec.spacing
+    return "trailing" if spec is not None and spec.spaced else "linspace"
+
+
+def sampling_grid(denoiser, sampler: str, steps: int, spacing: str) -> torch.Tensor:
+    """The timesteps of `steps` steps: get_timesteps' spacing, or "calibrated", the grid that `sampler`'s
+    calibration of this model holds for that number of steps (calibration.json, "fits")."""
+    if spacing != "calibrated":
+        return get_timesteps(denoiser.alpha_bar.shape[0], steps, spacing, alpha_bar=denoiser.alpha_bar)
+    fits = (getattr(denoiser, "calibration", None) or {}).get(sampler, {}).get("fits", {})
+    if str(steps) not in fits or "timesteps" not in fits[str(steps)]:
+        have = sorted(int(k) for k, fit in fits.items() if "timesteps" in fit)
+        raise ValueError(f"--spacing calibrated: the {sampler} sampler has no calibrated grid of {steps} steps for this "
+                         f"model (calibrated: {have or 'none'})")
+    return torch.tensor(fits[str(steps)]["timesteps"])
+
+
 def generate(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", steps: int | None = None,
              spacing: str | None = None, batch_size: int = 64, device="cpu", y=None, x_T: torch.Tensor | None = None,
              on_batch=None, first_index: int = 0, decode: bool = True, **kwargs):
@@ -142,13 +166,11 @@ def generate(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", s
     kwargs go to the sampler (eta for ddim, clip_x0; clip_x0 defaults to the model's own, `denoiser.clip_x0`, where
     it has one: a latent model never clips its latents to [-1, 1])."""
     shape = sample_shape(denoiser, shape)
-    if spacing is None:  # diffusers' multistep schedulers step on trailing grids; every other sampler on linspace
-        spec = SAMPLER_REGISTRY.get(sampler)
-        spacing = "trailing" if spec is not None and spec.spaced else "linspace"
+    spacing = default_spacing(sampler) if spacing is None else spacing
     num, batch_size = check_count(num, "the number of images"), check_count(batch_size, "the batch size")
     T = denoiser.alpha_bar.shape[0]
     steps = T if steps is None else check_count(steps, "the number of sampling steps")
-    timesteps = get_timesteps(T, steps, spacing, alpha_bar=denoiser.alpha_bar)
+    timesteps = sampling_grid(denoiser, sampler, steps, spacing)
     sample = get_sampler(sampler, data="image")
     if x_T is not None:
         check_starting_noise(x_T, (num, *shape))
@@ -185,8 +207,7 @@ def trajectory(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm",
     """Run one sampler on images 0..num-1 of `seed` (the same x_T as `generate`) and keep x_t and the estimate
     x0_hat after every `every`-th step and after the last one. Returns {"t": [...], "x": [...], "x0_hat": [...],
     "x_T": x_T}, each list entry an [num x C x H x W] tensor; entry k holds x_{t_prev} and the x0_hat made at t."""
-    T = denoiser.alpha_bar.shape[0]
-    timesteps = get_timesteps(T, steps or T, spacing, alpha_bar=denoiser.alpha_bar)
+    timesteps = sampling_grid(denoiser, sampler, steps or denoiser.alpha_bar.shape[0], spacing)
     gens = image_generators(seed, range(num), device)
     x_T = initial_noise(gens, sample_shape(denoiser, shape), device)
     kept = {"t": [], "x": [], "x0_hat": [], "x_T": x_T.cpu()}

@@ -1,0 +1,71 @@
+"""gn-2m (helpers.samplers.gn2m): the calibrated grid found by default, the sampler's determinism, per-image noise and
+exact NFE, its equality with SDE-DPM-Solver++(2M) at the same settings, the grid moves and the coordinate search."""
+import pytest
+import torch
+
+from helpers.samplers import generate
+from helpers.samplers.gn2m import ETAS, log_snr, moved, search
+from helpers.samplers.registry import image_generators, initial_noise
+from helpers.samplers.solvers import sample_dpmpp_2m_sde
+from helpers.schedules import Schedule
+
+GRID = [999, 500, 120]
+ETA = [1.0, 0.25, 0.0]
+
+
+@pytest.fixture
+def calibrated(tiny_denoiser):
+    tiny_denoiser.calibration = {"gn-2m": {"fits": {"3": {"timesteps": GRID, "eta": ETA}}, "spacing": "calibrated"}}
+    yield tiny_denoiser
+    tiny_denoiser.calibration = None
+
+
+def test_the_sampler_is_sde_dpmpp_2m_on_its_calibrated_grid_with_exact_nfe_and_per_image_noise(calibrated):
+    den = calibrated
+    den.nfe = 0
+    a = generate(den, 4, 7, (1, 8, 8), sampler="gn-2m", steps=3, batch_size=4)  # spacing: the sampler's, calibrated
+    assert den.nfe == 3
+    gens = image_generators(7, range(4))
+    ref = sample_dpmpp_2m_sde(den, initial_noise(gens, (1, 8, 8)), torch.tensor(GRID), gens, eta=ETA)
+    assert torch.equal(a, ref)  # SDE-DPM-Solver++(2M) on the calibrated grid with its etas, exactly
+    assert torch.equal(a, generate(den, 4, 7, (1, 8, 8), sampler="gn-2m", steps=3, batch_size=4))
+    assert (a - generate(den, 4, 7, (1, 8, 8), sampler="gn-2m", steps=3, batch_size=2)).abs().max().item() < 1e-5
+    assert (a - generate(den, 4, 8, (1, 8, 8), sampler="gn-2m", steps=3, batch_size=4)).abs().max().item() > 0.1
+
+
+def test_missing_or_mismatched_calibrations_are_refused_in_one_line(calibrated, tiny_denoiser):
+    with pytest.raises(ValueError, match=r"--spacing calibrated: the gn-2m sampler has no calibrated grid of 4 steps "
+                                         r"for this model \(calibrated: \[3\]\)"):
+        generate(calibrated, 1, 0, (1, 8, 8), sampler="gn-2m", steps=4)
+    with pytest.raises(ValueError, match="calibrated on its own grid .* use --spacing calibrated"):
+        generate(calibrated, 1, 0, (1, 8, 8), sampler="gn-2m", steps=3, spacing="trailing")
+    # an explicit eta per step runs on any grid, the calibration unused
+    generate(calibrated, 1, 0, (1, 8, 8), sampler="gn-2m", steps=3, spacing="trailing", eta=[0.5, 0.5, 0.0])
+
+
+def test_a_move_goes_the_share_of_the_log_snr_gap_and_never_onto_a_neighbour():
+    lam = log_snr(Schedule.from_name("linear", 1000).alpha_bar)
+    grid = [999, 666, 333]
+    up = moved(grid, 1, 1 / 3, lam)  # towards 333 (higher log-SNR)
+    assert 333 < up[1] < 666 and up[0] == 999 and up[2] == 333
+    target = lam[666] + (lam[333] - lam[666]) / 3
+    assert (lam[up[1]] - target).abs() <= (lam[up[1] - 1] - lam[up[1]]).abs()  # the nearest integer timestep
+    down = moved(grid, 2, -1 / 3, lam)  # the last inner timestep towards 666
+    assert 333 < down[2] < 666
+    last_up = moved(grid, 2, 1 / 3, lam)  # towards t = 0
+    assert 0 <= last_up[2] < 333
+    assert moved([999, 2, 1], 2, 1 / 3, lam) in (None, [999, 2, 0])  # never onto its neighbour
+    assert moved([999, 998, 1], 1, -1 / 3, lam) is None
+
+
+def test_the_search_keeps_only_improvements_and_starts_from_the_better_end():
+    """On a made-up criterion with its minimum at eta = 0.5 everywhere and t_1 near 400 (4 steps), coordinate search
+    from the trailing grid finds eta 0.5 on every noisy step, moves t_1 down, and never reports a candidate worse
+    than the best before it."""
+    lam = log_snr(Schedule.from_name("linear", 1000).alpha_bar)
+    score = lambda grid, etas: sum((e - 0.5) ** 2 for e in etas[:-1]) + abs(grid[1] - 400) / 1000  # noqa: E731
+    found = search(score, 1000, 4, lam, sweeps=2, log=lambda *_: None)
+    assert found["eta"][:-1] == [0.5] * 3 and found["eta"][-1] == 0.0
+    assert found["timesteps"][0] == 999 and found["timesteps"][1] < 749
+    assert found["distance"] == min(h["distance"] for h in found["history"])
+    assert set(found["starts"]) == {"eta 0", "eta 1"} and all(e in ETAS for e in found["eta"])
