@@ -122,6 +122,8 @@ CLI = [
     ("sample seed -1", "sample", "--seed -1", 2, "argument --seed: expected a non-negative integer, got -1"),
     ("sample eta 1.5", "sample", "--sampler ddim --eta 1.5", 2, "argument --eta: expected a number in [0, 1], got 1.5"),
     ("sample eta nan", "sample", "--sampler ddim --eta nan", 2, "argument --eta: expected a finite number, got 'nan'"),
+    ("sample calibrated spacing of ddim", "sample", "--sampler ddim --spacing calibrated --steps 4", 2,
+     "--spacing calibrated: ddim has no calibrated grid; it is the spacing of gn-2m only"),
     ("sample eta on ddpm", "sample", "--sampler ddpm --eta 0.5", 2, "eta applies to the ddim, dpmpp-2m-sde, gn-2m samplers only"),
     ("sample guidance nan", "sample", "--guidance nan --class-label 1", 2, "argument --guidance: expected a finite number"),
     ("sample guidance inf", "sample", "--guidance inf --class-label 1", 2, "argument --guidance: expected a finite"),

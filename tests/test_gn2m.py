@@ -35,8 +35,11 @@ def test_the_sampler_is_sde_dpmpp_2m_on_its_calibrated_grid_with_exact_nfe_and_p
 
 def test_missing_or_mismatched_calibrations_are_refused_in_one_line(calibrated, tiny_denoiser):
     with pytest.raises(ValueError, match=r"--spacing calibrated: the gn-2m sampler has no calibrated grid of 4 steps "
-                                         r"for this model \(calibrated: \[3\]\)"):
+                                         r"for this model \(calibrated: \[3\]\): run `python -m helpers.samplers.gn2m "
+                                         r"--checkpoint <its folder> --steps 4`"):
         generate(calibrated, 1, 0, (1, 8, 8), sampler="gn-2m", steps=4)
+    with pytest.raises(ValueError, match="--spacing calibrated: ddim has no calibrated grid; it is the spacing of gn-2m only"):
+        generate(calibrated, 1, 0, (1, 8, 8), sampler="ddim", steps=3, spacing="calibrated")
     with pytest.raises(ValueError, match="calibrated on its own grid .* use --spacing calibrated"):
         generate(calibrated, 1, 0, (1, 8, 8), sampler="gn-2m", steps=3, spacing="trailing")
     # an explicit eta per step runs on any grid, the calibration unused

@@ -29,6 +29,7 @@ class SamplerSpec:
     data: str = "image"
     spaced: bool = False  # the sampler builds its own grid and is told the spacing (diffusers' schedulers)
     spacing: str | None = None  # its default spacing, if not linspace ("calibrated": the grid of its calibration)
+    calibrate: str | None = None  # the command that calibrates its grid ({steps}: the step count)
 
     def load(self) -> Callable:
         module, name = self.target.split(":")
@@ -44,7 +45,8 @@ SAMPLER_REGISTRY: dict[str, SamplerSpec] = {
     "dpmpp-2m-sde": SamplerSpec("helpers.samplers.solvers:sample_dpmpp_2m_sde", ("clip_x0", "eta")),
     "cn-2m": SamplerSpec("helpers.samplers.cn2m:sample_cn_2m", ("clip_x0", "eta_bands")),
     "lsq-ms": SamplerSpec("helpers.samplers.lsq_ms:sample_lsq_ms", ("clip_x0", "coefficients")),
-    "gn-2m": SamplerSpec("helpers.samplers.gn2m:sample_gn_2m", ("clip_x0", "eta"), spacing="calibrated"),
+    "gn-2m": SamplerSpec("helpers.samplers.gn2m:sample_gn_2m", ("clip_x0", "eta"), spacing="calibrated",
+                         calibrate="python -m helpers.samplers.gn2m --checkpoint <its folder> --steps {steps}"),
     "lsq-sde": SamplerSpec("helpers.samplers.lsq_sde:sample_lsq_sde", ("clip_x0", "coefficients", "noise")),
     # the published samplers we do not rewrite: diffusers' schedulers through the adapter (samplers.schedulers)
     **{name: SamplerSpec(f"helpers.samplers.schedulers:sample_{name.replace('-', '_')}", spaced=True)
@@ -148,11 +150,16 @@ def sampling_grid(denoiser, sampler: str, steps: int, spacing: str) -> torch.Ten
     calibration of this model holds for that number of steps (calibration.json, "fits")."""
     if spacing != "calibrated":
         return get_timesteps(denoiser.alpha_bar.shape[0], steps, spacing, alpha_bar=denoiser.alpha_bar)
+    spec = SAMPLER_REGISTRY.get(sampler)
+    if spec is None or spec.calibrate is None:
+        own = [name for name, sp in SAMPLER_REGISTRY.items() if sp.calibrate is not None]
+        raise ValueError(f"--spacing calibrated: {sampler} has no calibrated grid; it is the spacing of "
+                         f"{', '.join(own)} only")
     fits = (getattr(denoiser, "calibration", None) or {}).get(sampler, {}).get("fits", {})
     if str(steps) not in fits or "timesteps" not in fits[str(steps)]:
         have = sorted(int(k) for k, fit in fits.items() if "timesteps" in fit)
         raise ValueError(f"--spacing calibrated: the {sampler} sampler has no calibrated grid of {steps} steps for this "
-                         f"model (calibrated: {have or 'none'})")
+                         f"model (calibrated: {have or 'none'}): run `{spec.calibrate.format(steps=steps)}`")
     return torch.tensor(fits[str(steps)]["timesteps"])
 
 

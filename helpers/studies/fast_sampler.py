@@ -90,7 +90,7 @@ def facts(results: pd.DataFrame, targets_table: pd.DataFrame, held_out: pd.DataF
     return out
 
 
-def per_nfe(results: pd.DataFrame, ours=("lsq-sde", "lsq-ms", "cn-2m"), reference: str = "ddpm-250-trailing",
+def per_nfe(results: pd.DataFrame, ours=("lsq-sde", "lsq-ms", "cn-2m", "gn-2m"), reference: str = "ddpm-250-trailing",
             nfes=NFES) -> tuple[pd.DataFrame, list[str]]:
     """Issue 39's table, from the `samplers` grid's CSV (every row five sets of N from the same seeds): at each NFE
     the established sampler with the lowest mean FID (our samplers and distilled students excluded), each of ours,
