@@ -111,10 +111,12 @@ def save_calibration(path: Path, name: str, record: dict) -> None:
 
 
 def search_parser(prog: str, doc: str) -> ArgumentParser:
-    """The options of a calibration that searches against the classifier's features (cn-2m, gn-2m)."""
+    """The options of a calibration that searches against a network's features (cn-2m, gn-2m)."""
     p = ArgumentParser(prog=prog, description=doc.split("\n")[0])
     p.add_argument("--checkpoint", required=True, type=Path, help="the model's checkpoint folder")
-    p.add_argument("--classifier", default=None, help="the noise-aware classifier (default checkpoints/noisy-classifier)")
+    p.add_argument("--classifier", default=None, help="the network whose features the search compares (default: "
+                   "checkpoints/noisy-classifier for the noise-aware classifier, checkpoints/mnist-cnn-twin for the "
+                   "digit twin)")
     p.add_argument("--num", type=positive_int, default=500, help="images per candidate")
     p.add_argument("--real", default="mnist:train", help="the real images the features are compared with")
     p.add_argument("--real-num", type=positive_int, default=10000)
@@ -125,12 +127,10 @@ def search_parser(prog: str, doc: str) -> ArgumentParser:
 
 
 def search_inputs(args, check=None):
-    """(denoiser, the calibration file to write, classifier, the real images' features) of search_parser's args;
-    raises ValueError, OSError, CheckpointError or DataUnavailableError with the option at fault. `check(denoiser)`
-    refuses options that do not fit the model before anything else is loaded."""
-    from helpers.datasets.images import load_images
+    """(denoiser, the calibration file to write) of search_parser's args; raises ValueError, OSError or
+    CheckpointError with the option at fault. `check(denoiser)` refuses options that do not fit the model before
+    anything else is loaded."""
     from helpers.denoisers import from_checkpoint
-    from helpers.samplers.guidance import load_noisy_classifier
 
     denoiser, _ = from_checkpoint(args.checkpoint)
     if check is not None:
@@ -138,13 +138,13 @@ def search_inputs(args, check=None):
     out = args.out or args.checkpoint / CALIBRATION
     if not args.dry_run and (out.is_dir() or not out.parent.is_dir()):
         raise ValueError(f"--out {out}: expected a file name in an existing folder")
-    classifier, _ = load_noisy_classifier(args.classifier)
-    return denoiser, out, classifier, classifier_features(classifier, load_images(args.real).images[:args.real_num])
+    return denoiser, out
 
 
 def main(argv=None) -> int:
     from helpers.checkpoints import CheckpointError
-    from helpers.datasets.images import DataUnavailableError
+    from helpers.datasets.images import DataUnavailableError, load_images
+    from helpers.samplers.guidance import load_noisy_classifier
 
     argv = list(sys.argv[1:] if argv is None else argv)
     p = search_parser("python -m helpers.calibrate", __doc__)
@@ -153,7 +153,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     command = "python -m helpers.calibrate " + " ".join(shlex.quote(a) for a in argv)
     try:
-        denoiser, out, classifier, real = search_inputs(args)
+        denoiser, out = search_inputs(args)
+        classifier, _ = load_noisy_classifier(args.classifier)
+        real = classifier_features(classifier, load_images(args.real).images[:args.real_num])
         start = time.time()
         result = calibrate(denoiser, classifier, real, args.steps, args.num, args.spacing, args.sweeps)
     except (ValueError, OSError, CheckpointError, DataUnavailableError, FileNotFoundError) as err:

@@ -123,3 +123,23 @@ def per_nfe(results: pd.DataFrame, ours=("lsq-sde", "lsq-ms", "cn-2m", "gn-2m"),
                 lines.append(f"{k} NFE: " + stats.verdict(ref, (name, reference)))
             rows.append(row)
     return pd.DataFrame(rows), lines
+
+
+def criterion_agreement(results: pd.DataFrame, folder, features, real, num: int = 1000) -> tuple[pd.DataFrame, float]:
+    """Does a calibration criterion rank samplers as the evaluation does? For every row of the benchmark CSV whose
+    images are in `folder` (samples/bench/<checkpoint>/<name>-seed<seed>), the Fréchet distance of the first `num`
+    images' `features(images)` to `real` (the same features of training digits), beside the row's MNIST-CNN FID;
+    returns the table and Spearman's rank correlation of the two columns."""
+    from pathlib import Path
+
+    from helpers.datasets.images import load_pngs
+    from helpers.evaluation.metrics import frechet_distance
+
+    rows = []
+    for _, r in results.iterrows():
+        images = Path(folder) / f"{r['name']}-seed{r['seed']}"
+        if (images / "timing.json").is_file() and len(list(images.glob("*.png"))) >= num:
+            d = frechet_distance(features(load_pngs(images, limit=num)), real)
+            rows.append({"row": r["name"], "NFE": r["nfe"], "FID (MNIST-CNN, 5 sets)": r["fid"], "criterion": d})
+    table = pd.DataFrame(rows)
+    return table, float(table["FID (MNIST-CNN, 5 sets)"].rank().corr(table["criterion"].rank()))
