@@ -300,10 +300,13 @@ calibrate-lsq-sde: setup
 
 # gn-2m (issue 39): for each step count, its grid and per-step noise searched together (two sweeps of coordinate
 # search, 500 images of seed 1 per candidate, the MNIST-CNN twin's features against training digits; about 12 K^2
-# seconds of one core per sweep at K steps, so 1.6 hours for the five step counts); written into calibration.json as
-# each one ends. The twin is the evaluation network's recipe with another seed (86 s on one core).
+# seconds of one core per sweep at K steps: 1.6 hours for the five step counts, then 0.8 for the two ablations at 6
+# and 10 NFE); written into calibration.json as each step count ends. The twin is the evaluation network's recipe
+# with another seed (86 s on one core).
 train-mnist-cnn-twin: setup
 	$(BIN)/python -m helpers.classifier --out checkpoints/mnist-cnn-twin --epochs 3 --seed 1
 
 calibrate-gn-2m: setup
 	$(BIN)/python -m helpers.samplers.gn2m --checkpoint checkpoints/ddpm-mnist --steps 4 5 6 8 10 --num 500
+	$(BIN)/python -m helpers.samplers.gn2m --checkpoint checkpoints/ddpm-mnist --steps 6 10 --num 500 --search noise
+	$(BIN)/python -m helpers.samplers.gn2m --checkpoint checkpoints/ddpm-mnist --steps 6 10 --num 500 --search grid

@@ -123,7 +123,7 @@ CLI = [
     ("sample eta 1.5", "sample", "--sampler ddim --eta 1.5", 2, "argument --eta: expected a number in [0, 1], got 1.5"),
     ("sample eta nan", "sample", "--sampler ddim --eta nan", 2, "argument --eta: expected a finite number, got 'nan'"),
     ("sample calibrated spacing of ddim", "sample", "--sampler ddim --spacing calibrated --steps 4", 2,
-     "--spacing calibrated: ddim has no calibrated grid; it is the spacing of gn-2m only"),
+     "--spacing calibrated: ddim has no calibrated grid (the samplers that have one: gn-2m, gn-2m-grid)"),
     ("sample eta on ddpm", "sample", "--sampler ddpm --eta 0.5", 2, "eta applies to the ddim, dpmpp-2m-sde, gn-2m samplers only"),
     ("sample guidance nan", "sample", "--guidance nan --class-label 1", 2, "argument --guidance: expected a finite number"),
     ("sample guidance inf", "sample", "--guidance inf --class-label 1", 2, "argument --guidance: expected a finite"),

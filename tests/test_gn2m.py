@@ -38,9 +38,10 @@ def test_missing_or_mismatched_calibrations_are_refused_in_one_line(calibrated, 
                                          r"for this model \(calibrated: \[3\]\): run `python -m helpers.samplers.gn2m "
                                          r"--checkpoint <its folder> --steps 4`"):
         generate(calibrated, 1, 0, (1, 8, 8), sampler="gn-2m", steps=4)
-    with pytest.raises(ValueError, match="--spacing calibrated: ddim has no calibrated grid; it is the spacing of gn-2m only"):
+    with pytest.raises(ValueError, match=r"--spacing calibrated: ddim has no calibrated grid \(the samplers that have "
+                                         r"one: gn-2m, gn-2m-grid\)"):
         generate(calibrated, 1, 0, (1, 8, 8), sampler="ddim", steps=3, spacing="calibrated")
-    with pytest.raises(ValueError, match="calibrated on its own grid .* use --spacing calibrated"):
+    with pytest.raises(ValueError, match="calibrated on the grid .* use --spacing calibrated"):
         generate(calibrated, 1, 0, (1, 8, 8), sampler="gn-2m", steps=3, spacing="trailing")
     # an explicit eta per step runs on any grid, the calibration unused
     generate(calibrated, 1, 0, (1, 8, 8), sampler="gn-2m", steps=3, spacing="trailing", eta=[0.5, 0.5, 0.0])
@@ -72,3 +73,28 @@ def test_the_search_keeps_only_improvements_and_starts_from_the_better_end():
     assert found["timesteps"][0] == 999 and found["timesteps"][1] < 749
     assert found["distance"] == min(h["distance"] for h in found["history"])
     assert set(found["starts"]) == {"eta 0", "eta 1"} and all(e in ETAS for e in found["eta"])
+
+
+def test_the_ablations_read_their_own_calibrations_and_search_one_thing_each(tiny_denoiser):
+    """gn-2m-noise samples the trailing grid with its own etas, gn-2m-grid its own grid; `moves` restricts the search:
+    "noise" never moves the grid, "grid" keeps one eta on every step."""
+    from helpers.schedules import get_timesteps
+
+    trailing = get_timesteps(1000, 3, "trailing").tolist()
+    tiny_denoiser.calibration = {"gn-2m-noise": {"fits": {"3": {"timesteps": trailing, "eta": ETA}}},
+                                 "gn-2m-grid": {"fits": {"3": {"timesteps": GRID, "eta": [1.0, 1.0, 0.0]}}}}
+    try:
+        for sampler, grid, eta in (("gn-2m-noise", trailing, ETA), ("gn-2m-grid", GRID, [1.0, 1.0, 0.0])):
+            gens = image_generators(3, range(2))  # x_T first, then each step's noise, from each image's own stream
+            ref = sample_dpmpp_2m_sde(tiny_denoiser, initial_noise(gens, (1, 8, 8)), torch.tensor(grid), gens, eta=eta)
+            assert torch.equal(generate(tiny_denoiser, 2, 3, (1, 8, 8), sampler=sampler, steps=3), ref), sampler
+        with pytest.raises(ValueError, match="the gn-2m-noise sampler has no calibration of 4 steps .* --search noise`"):
+            generate(tiny_denoiser, 1, 0, (1, 8, 8), sampler="gn-2m-noise", steps=4)
+    finally:
+        tiny_denoiser.calibration = None
+    lam = log_snr(Schedule.from_name("linear", 1000).alpha_bar)
+    score = lambda grid, etas: sum((e - 0.5) ** 2 for e in etas[:-1]) + abs(grid[1] - 400) / 1000  # noqa: E731
+    noise = search(score, 1000, 4, lam, sweeps=2, log=lambda *_: None, moves="noise")
+    assert noise["timesteps"] == get_timesteps(1000, 4, "trailing").tolist() and noise["eta"][:-1] == [0.5] * 3
+    grid = search(score, 1000, 4, lam, sweeps=2, log=lambda *_: None, moves="grid")
+    assert len(set(grid["eta"][:-1])) == 1 and grid["timesteps"][1] < 749

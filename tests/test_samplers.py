@@ -177,7 +177,7 @@ def test_sampler_registry():
 
     # the image samplers written here, then the published ones run through diffusers' schedulers (helpers.samplers.adapter)
     assert SAMPLERS == ("ddpm", "ddim", "dpmpp-2m", "heun", "dpmpp-2m-sde", "cn-2m", "lsq-ms", "gn-2m",
-                        "lsq-sde", "dpmpp-3m", "sde-dpmpp-2m", "sde-dpmpp-3m", "unipc", "unipc-3", "deis", "sa-solver")
+                        "gn-2m-noise", "gn-2m-grid", "lsq-sde", "dpmpp-3m", "sde-dpmpp-2m", "sde-dpmpp-3m", "unipc", "unipc-3", "deis", "sa-solver")
     for name, spec in SAMPLER_REGISTRY.items():
         assert callable(get_sampler(name)) and "clip_x0" in spec.options, name
     assert SAMPLER_REGISTRY["tabddpm"].data == "tabular"

@@ -50,31 +50,45 @@ ETAS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the noise shares tried for each step
 MOVES = (1 / 3, 1 / 6)  # sweep s moves an inner timestep this share of the log-SNR gap to a neighbour (last: later)
 VALIDATION_SEED = 2  # the evaluation draws seed 0, the search seed 1
 FEATURES = ("digit-twin", "noisy-classifier")  # the criterion's networks (featurizer)
+VARIANTS = {"both": NAME, "noise": "gn-2m-noise", "grid": "gn-2m-grid"}  # --search: what moves, and its sampler
+SPACINGS = {NAME: SPACING, "gn-2m-noise": "trailing", "gn-2m-grid": SPACING}
 TWIN = "checkpoints/mnist-cnn-twin"
 
 
-def calibrated_fit(denoiser, steps: int) -> dict:
+def calibrated_fit(denoiser, steps: int, name: str = NAME) -> dict:
     """The calibration of `steps` steps ({"timesteps", "eta", ...}); a clear error when there is none."""
-    fits = (getattr(denoiser, "calibration", None) or {}).get(NAME, {}).get("fits", {})
+    fits = (getattr(denoiser, "calibration", None) or {}).get(name, {}).get("fits", {})
     if str(steps) not in fits:
-        raise ValueError(f"the {NAME} sampler has no calibration of {steps} steps for this model (calibrated: "
+        search = {v: k for k, v in VARIANTS.items()}[name]
+        raise ValueError(f"the {name} sampler has no calibration of {steps} steps for this model (calibrated: "
                          f"{sorted(int(k) for k in fits) or 'none'}): run `python -m helpers.samplers.gn2m "
-                         f"--checkpoint <its folder> --steps {steps}`")
+                         f"--checkpoint <its folder> --steps {steps}" + (search != "both") * f" --search {search}" + "`")
     return fits[str(steps)]
 
 
 @torch.no_grad()
-def sample_gn_2m(denoiser, x, timesteps, generator=None, callback=None, clip_x0: bool = False, y=None, eta=None):
+def sample_gn_2m(denoiser, x, timesteps, generator=None, callback=None, clip_x0: bool = False, y=None, eta=None,
+                 name: str = NAME):
     """SDE-DPM-Solver++(2M) on the calibrated grid with the calibrated eta per step (module docstring); `eta` (one
-    per step) overrides the calibration's, on any grid."""
+    per step) overrides the calibration's, on any grid. `name`: the calibration read (an ablation's, VARIANTS)."""
     grid = [int(t) for t in timesteps]
     if eta is None:
-        fit = calibrated_fit(denoiser, len(grid))
+        fit = calibrated_fit(denoiser, len(grid), name)
         if fit["timesteps"] != grid:
-            raise ValueError(f"the {NAME} sampler's {len(grid)}-step noise is calibrated on its own grid "
-                             f"{fit['timesteps']}, not on {grid}: use --spacing {SPACING} (its default)")
+            raise ValueError(f"the {name} sampler's {len(grid)}-step noise is calibrated on the grid "
+                             f"{fit['timesteps']}, not on {grid}: use --spacing {SPACINGS[name]} (its default)")
         eta = fit["eta"]
     return sample_dpmpp_2m_sde(denoiser, x, timesteps, generator, callback, clip_x0, y, eta=eta)
+
+
+def sample_gn_2m_noise(denoiser, x, timesteps, generator=None, callback=None, clip_x0: bool = False, y=None):
+    """The ablation without the grid search: the trailing grid, the per-step noise searched on it."""
+    return sample_gn_2m(denoiser, x, timesteps, generator, callback, clip_x0, y, name=VARIANTS["noise"])
+
+
+def sample_gn_2m_grid(denoiser, x, timesteps, generator=None, callback=None, clip_x0: bool = False, y=None):
+    """The ablation without the noise search: the grid searched with one eta on every step (the better start's)."""
+    return sample_gn_2m(denoiser, x, timesteps, generator, callback, clip_x0, y, name=VARIANTS["grid"])
 
 
 def log_snr(alpha_bar: torch.Tensor) -> torch.Tensor:
@@ -96,10 +110,11 @@ def moved(grid: list[int], i: int, share: float, lam: torch.Tensor) -> list[int]
     return grid[:i] + [t] + grid[i + 1:]
 
 
-def search(score, T: int, steps: int, lam: torch.Tensor, sweeps: int = 2, log=print) -> dict:
+def search(score, T: int, steps: int, lam: torch.Tensor, sweeps: int = 2, log=print, moves: str = "both") -> dict:
     """Coordinate search over the per-step etas (on ETAS) and the inner timesteps (MOVES) from the better start of
-    (trailing, eta 0) and (trailing, eta 1). `score(grid, etas)` is the criterion (lower is better). Returns the best
-    {"timesteps", "eta", "distance"}, the two starts and the history of every candidate."""
+    (trailing, eta 0) and (trailing, eta 1); `moves` "noise" or "grid" searches only that (the ablations). `score(grid,
+    etas)` is the criterion (lower is better). Returns the best {"timesteps", "eta", "distance"}, the two starts and
+    the history of every candidate."""
     trailing = [int(t) for t in get_timesteps(T, steps, "trailing")]
     starts = {e: {"timesteps": trailing, "eta": [e] * (steps - 1) + [0.0]} for e in (0.0, 1.0)}
     history = []
@@ -116,14 +131,14 @@ def search(score, T: int, steps: int, lam: torch.Tensor, sweeps: int = 2, log=pr
     for sweep in range(sweeps):
         changed = False
         share = MOVES[min(sweep, len(MOVES) - 1)]
-        for i in range(steps - 1):  # the last step returns x0_hat: its eta does nothing
+        for i in range(steps - 1 if moves != "grid" else 0):  # the last step returns x0_hat: its eta does nothing
             for value in ETAS:
                 if value != best["eta"][i]:
                     trial = best["eta"][:i] + [value] + best["eta"][i + 1:]
                     d = scored(best["timesteps"], trial)
                     if d < best["distance"]:
                         best, changed = {**best, "eta": trial, "distance": d}, True
-        for i in range(1, steps):
+        for i in range(1, steps if moves != "noise" else 1):
             for direction in (1, -1):
                 grid = moved(best["timesteps"], i, direction * share, lam)
                 if grid is not None:
@@ -185,6 +200,8 @@ def main(argv=None) -> int:
     p = search_parser("python -m helpers.samplers.gn2m", __doc__)
     p.add_argument("--steps", type=positive_int, nargs="+", default=[4, 5, 6, 8, 10], help="the step counts to calibrate")
     p.add_argument("--features", choices=FEATURES, default=FEATURES[0], help="the criterion's network (module docstring)")
+    p.add_argument("--search", choices=tuple(VARIANTS), default="both",
+                   help="what the search moves: both (gn-2m), noise only (gn-2m-noise) or grid only (gn-2m-grid)")
     args = p.parse_args(argv)
     command = "python -m helpers.samplers.gn2m " + " ".join(shlex.quote(a) for a in argv)
 
@@ -203,23 +220,24 @@ def main(argv=None) -> int:
     lam = log_snr(denoiser.alpha_bar)
     search_score = criterion(denoiser, featurize, real, args.num, CALIBRATION_SEED)
     check_score = criterion(denoiser, featurize, real, args.num, VALIDATION_SEED)
+    name = VARIANTS[args.search]
     for steps in args.steps:
         start = time.time()
-        found = search(search_score, T, steps, lam, args.sweeps)
+        found = search(search_score, T, steps, lam, args.sweeps, moves=args.search)
         origin = min(found["starts"].values(), key=lambda s: s["distance"])
         validation = {"chosen": check_score(found["timesteps"], found["eta"]),
                       "start": check_score(origin["timesteps"], origin["eta"])}
         seconds = time.time() - start
         fit = {**found, "validation": validation, "seconds": round(seconds, 1),
                "nfe": (len(found["history"]) + 2) * args.num * steps}
-        print(f"{NAME}-{steps}: distance {found['distance']:.3f} (start {origin['distance']:.3f}); on seed "
+        print(f"{name}-{steps}: distance {found['distance']:.3f} (start {origin['distance']:.3f}); on seed "
               f"{VALIDATION_SEED} {validation['chosen']:.3f} (start {validation['start']:.3f}); grid "
               f"{found['timesteps']}, eta {found['eta']}; {seconds:.0f} s, {fit['nfe']:,} network calls", flush=True)
         if not args.dry_run:  # written after every step count, so that an interrupted run keeps what it found
             record = json.loads(out.read_text()) if out.is_file() else {}
-            fits = {**record.get(NAME, {}).get("fits", {}), str(steps): fit}
-            save_calibration(out, NAME, {
-                "fits": fits, "spacing": SPACING, "num": args.num, "seed": CALIBRATION_SEED,
+            fits = {**record.get(name, {}).get("fits", {}), str(steps): fit}
+            save_calibration(out, name, {
+                "fits": fits, "spacing": SPACINGS[name], "search": args.search, "num": args.num, "seed": CALIBRATION_SEED,
                 "validation_seed": VALIDATION_SEED, "etas_tried": list(ETAS), "moves": list(MOVES),
                 "real": args.real, "real_num": len(real), "features": described,
                 "command": command})

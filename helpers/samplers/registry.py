@@ -47,6 +47,11 @@ SAMPLER_REGISTRY: dict[str, SamplerSpec] = {
     "lsq-ms": SamplerSpec("helpers.samplers.lsq_ms:sample_lsq_ms", ("clip_x0", "coefficients")),
     "gn-2m": SamplerSpec("helpers.samplers.gn2m:sample_gn_2m", ("clip_x0", "eta"), spacing="calibrated",
                          calibrate="python -m helpers.samplers.gn2m --checkpoint <its folder> --steps {steps}"),
+    # its ablations: the noise searched on the trailing grid, the grid searched with one eta (their own calibrations)
+    "gn-2m-noise": SamplerSpec("helpers.samplers.gn2m:sample_gn_2m_noise", spacing="trailing"),
+    "gn-2m-grid": SamplerSpec("helpers.samplers.gn2m:sample_gn_2m_grid", spacing="calibrated",
+                              calibrate="python -m helpers.samplers.gn2m --checkpoint <its folder> --steps {steps} "
+                                        "--search grid"),
     "lsq-sde": SamplerSpec("helpers.samplers.lsq_sde:sample_lsq_sde", ("clip_x0", "coefficients", "noise")),
     # the published samplers we do not rewrite: diffusers' schedulers through the adapter (samplers.schedulers)
     **{name: SamplerSpec(f"helpers.samplers.schedulers:sample_{name.replace('-', '_')}", spaced=True)
@@ -153,8 +158,8 @@ def sampling_grid(denoiser, sampler: str, steps: int, spacing: str) -> torch.Ten
     spec = SAMPLER_REGISTRY.get(sampler)
     if spec is None or spec.calibrate is None:
         own = [name for name, sp in SAMPLER_REGISTRY.items() if sp.calibrate is not None]
-        raise ValueError(f"--spacing calibrated: {sampler} has no calibrated grid; it is the spacing of "
-                         f"{', '.join(own)} only")
+        raise ValueError(f"--spacing calibrated: {sampler} has no calibrated grid (the samplers that have one: "
+                         f"{', '.join(own)})")
     fits = (getattr(denoiser, "calibration", None) or {}).get(sampler, {}).get("fits", {})
     if str(steps) not in fits or "timesteps" not in fits[str(steps)]:
         have = sorted(int(k) for k, fit in fits.items() if "timesteps" in fit)

@@ -58,8 +58,11 @@ GRIDS = {
                  # lsq-sde at 6 NFE only: FID 262 against SDE-DPM-Solver++(2M)'s 40 there (its least-squares fit to a
                  # stochastic teacher returns a conditional mean: blurred samples); kept as the measured negative result
                  ("lsq-sde", 6, None, "trailing"),
-                 # gn-2m: its grid and per-step noise searched per step count (make calibrate-gn-2m)
+                 # gn-2m: its grid and per-step noise searched per step count (make calibrate-gn-2m), and its
+                 # ablations at 6 and 10 NFE: the noise alone on the trailing grid, the grid alone with one eta
                  *[("gn-2m", k, None, "calibrated") for k in (4, 5, 6, 8, 10)],
+                 *[(name, k, None, spacing) for k in (6, 10)
+                   for name, spacing in (("gn-2m-noise", "trailing"), ("gn-2m-grid", "calibrated"))],
                  ("ddpm", 250, None, "trailing")],
     # Notebook 10 (`make bench-dit`): the latent DiT's steps question, DDIM and DPM-Solver++(2M) at 5 to 250 steps.
     # Ancestral DDPM at 50 and 100 steps too: is the ODE samplers' plateau the ODE's, as for the pixel U-Net (notebook 05)?

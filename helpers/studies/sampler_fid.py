@@ -60,7 +60,7 @@ def config_name(sampler: str, steps: int, eta: float | None, spacing: str = "lin
             + ("" if spacing == "linspace" else f"-{spacing}") + {None: "", True: "-clip", False: "-noclip"}[clip])
 
 
-FITTED = ("lsq-ms", "lsq-sde", "gn-2m")  # samplers whose settings a calibration fits per number of steps
+FITTED = ("lsq-ms", "lsq-sde", "gn-2m", "gn-2m-noise", "gn-2m-grid")  # samplers whose settings a calibration fits per number of steps
 
 
 def fitted_steps(checkpoint, sampler: str) -> set[str]:
