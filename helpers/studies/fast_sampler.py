@@ -143,3 +143,44 @@ def criterion_agreement(results: pd.DataFrame, folder, features, real, num: int 
             rows.append({"row": r["name"], "NFE": r["nfe"], "FID (MNIST-CNN, 5 sets)": r["fid"], "criterion": d})
     table = pd.DataFrame(rows)
     return table, float(table["FID (MNIST-CNN, 5 sets)"].rank().corr(table["criterion"].rank()))
+
+
+def main(argv=None) -> int:
+    """`python -m helpers.studies.fast_sampler agreement`: criterion_agreement for each of gn-2m's criterion networks
+    on the benchmark's images, written to a CSV that notebook 07 reads (the images are not in the repository)."""
+    import sys
+    from pathlib import Path
+
+    from helpers.cli import ArgumentParser
+    from helpers.datasets.images import load_images
+    from helpers.paths import ROOT
+    from helpers.samplers.gn2m import FEATURES, featurizer
+
+    p = ArgumentParser(prog="python -m helpers.studies.fast_sampler", description=main.__doc__.split("\n")[0])
+    p.add_argument("action", choices=("agreement",))
+    p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "samplers_fid.csv")
+    p.add_argument("--samples", type=Path, nargs="+", default=[ROOT / "samples" / "bench" / "ddpm-mnist"],
+                   help="folders of the benchmark's images (<row>-seed<seed>)")
+    p.add_argument("--num", type=int, default=1000, help="images per row (the first set)")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "criterion_agreement.csv")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    results = pd.read_csv(args.csv)
+    train = load_images("mnist:train").images[:10000]
+    tables = []
+    for name in FEATURES:
+        features, described = featurizer(name)
+        real = features(train)
+        for folder in args.samples:
+            table, _ = criterion_agreement(results, folder, features, real, args.num)
+            tables.append(table.assign(network=name, described=described))
+    out = pd.concat(tables).drop_duplicates(["network", "row"])
+    out.to_csv(args.out, index=False)
+    for name, part in out.groupby("network", sort=False):
+        rho = part["FID (MNIST-CNN, 5 sets)"].rank().corr(part["criterion"].rank())
+        print(f"{name}: {len(part)} rows, Spearman {rho:.3f}")
+    print(f"-> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
