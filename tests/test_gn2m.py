@@ -98,3 +98,22 @@ def test_the_ablations_read_their_own_calibrations_and_search_one_thing_each(tin
     assert noise["timesteps"] == get_timesteps(1000, 4, "trailing").tolist() and noise["eta"][:-1] == [0.5] * 3
     grid = search(score, 1000, 4, lam, sweeps=2, log=lambda *_: None, moves="grid")
     assert len(set(grid["eta"][:-1])) == 1 and grid["timesteps"][1] < 749
+
+
+def test_the_shipped_calibration_serves_the_cli_with_no_other_option(tmp_path):
+    """`python -m helpers.sample --checkpoint checkpoints/ddpm-mnist --sampler gn-2m --steps K` finds the shipped
+    calibration of K steps and its grid by itself (--spacing calibrated, recorded), with K network calls."""
+    import json
+
+    from helpers.paths import ROOT
+    from helpers.sample import main as sample_main
+
+    fits = json.loads((ROOT / "checkpoints" / "ddpm-mnist" / "calibration.json").read_text())["gn-2m"]["fits"]
+    k = min(int(k) for k in fits)
+    assert len(fits[str(k)]["timesteps"]) == len(fits[str(k)]["eta"]) == k and fits[str(k)]["timesteps"][0] == 999
+    out = tmp_path / "samples"
+    assert sample_main(["--checkpoint", str(ROOT / "checkpoints" / "ddpm-mnist"), "--sampler", "gn-2m", "--steps",
+                        str(k), "--num", "2", "--out", str(out)]) == 0
+    record = json.loads((out / "sampling.json").read_text())
+    assert (record["sampler"], record["steps"], record["spacing"], record["nfe"]) == ("gn-2m", k, "calibrated", k)
+    assert len(list(out.glob("*.png"))) == 2
