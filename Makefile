@@ -299,10 +299,10 @@ calibrate-lsq-sde: setup
 	$(BIN)/python -m helpers.samplers.lsq_sde --checkpoint checkpoints/ddpm-mnist --steps 4 5 6 8 10 15 20 --num 64
 
 # gn-2m (issue 39): for each step count, its grid and per-step noise searched together (two sweeps of coordinate
-# search, 500 images of seed 1 per candidate, the MNIST-CNN twin's features against training digits; about 12 K^2
-# seconds of one core per sweep at K steps: 1.6 hours for the five step counts, then 0.8 for the two ablations at 6
-# and 10 NFE); written into calibration.json as each step count ends. The twin is the evaluation network's recipe
-# with another seed (86 s on one core).
+# search, 500 images of seed 1 per candidate, the MNIST-CNN twin's features against training digits; measured beside a
+# training run: 729 s at 4 steps, 1,252 s at 5, so about 3 hours for the five step counts and 1.5 for the ablations at
+# 6 and 10 NFE); written into calibration.json as each step count ends. The twin is the evaluation network's recipe
+# with another seed (262 s of one core beside a training run).
 train-mnist-cnn-twin: setup
 	$(BIN)/python -m helpers.classifier --out checkpoints/mnist-cnn-twin --epochs 3 --seed 1
 

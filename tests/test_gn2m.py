@@ -58,8 +58,25 @@ def test_a_move_goes_the_share_of_the_log_snr_gap_and_never_onto_a_neighbour():
     assert 333 < down[2] < 666
     last_up = moved(grid, 2, 1 / 3, lam)  # towards t = 0
     assert 0 <= last_up[2] < 333
-    assert moved([999, 2, 1], 2, 1 / 3, lam) in (None, [999, 2, 0])  # never onto its neighbour
+    assert moved([999, 2, 1], 2, 1 / 3, lam) is None  # a third of the gap to t = 0 rounds back to t = 1
     assert moved([999, 998, 1], 1, -1 / 3, lam) is None
+
+
+def test_the_search_starts_from_the_better_end_and_scores_each_setting_once():
+    """With a criterion that prefers eta 1 and never rewards a move, the search keeps the eta-1 start, scores no
+    setting twice, and tries the finer moves before it stops."""
+    lam = log_snr(Schedule.from_name("linear", 1000).alpha_bar)
+    calls = []
+
+    def score(grid, etas):
+        calls.append((tuple(grid), tuple(etas)))
+        return 10.0 - sum(etas) + (grid != [999, 749, 499, 249])
+    found = search(score, 1000, 4, lam, sweeps=2, log=lambda *_: None)
+    assert found["eta"] == [1.0, 1.0, 1.0, 0.0] and found["timesteps"] == [999, 749, 499, 249]
+    assert found["starts"]["eta 1"]["distance"] < found["starts"]["eta 0"]["distance"]
+    assert len(calls) == len(set(calls)) == len(found["history"])
+    moved_t1 = {c[0][1] for c in calls} - {749}
+    assert len(moved_t1) == 4  # t_1 moved up and down by a third of the gap, then by a sixth
 
 
 def test_the_search_keeps_only_improvements_and_starts_from_the_better_end():
@@ -97,7 +114,7 @@ def test_the_ablations_read_their_own_calibrations_and_search_one_thing_each(tin
     noise = search(score, 1000, 4, lam, sweeps=2, log=lambda *_: None, moves="noise")
     assert noise["timesteps"] == get_timesteps(1000, 4, "trailing").tolist() and noise["eta"][:-1] == [0.5] * 3
     grid = search(score, 1000, 4, lam, sweeps=2, log=lambda *_: None, moves="grid")
-    assert len(set(grid["eta"][:-1])) == 1 and grid["timesteps"][1] < 749
+    assert grid["eta"] in ([0.0] * 3 + [0.0], [1.0] * 3 + [0.0]) and grid["timesteps"][1] < 749  # a start's etas
 
 
 def test_the_shipped_calibration_serves_the_cli_with_no_other_option(tmp_path):
@@ -117,3 +134,16 @@ def test_the_shipped_calibration_serves_the_cli_with_no_other_option(tmp_path):
     record = json.loads((out / "sampling.json").read_text())
     assert (record["sampler"], record["steps"], record["spacing"], record["nfe"]) == ("gn-2m", k, "calibrated", k)
     assert len(list(out.glob("*.png"))) == 2
+
+
+def test_the_cli_refuses_an_uncalibrated_step_count_before_it_writes(tmp_path, capsys):
+    from helpers.paths import ROOT
+    from helpers.sample import main as sample_main
+
+    out = tmp_path / "samples"
+    assert sample_main(["--checkpoint", str(ROOT / "checkpoints" / "ddpm-mnist"), "--sampler", "gn-2m", "--steps",
+                        "7", "--num", "2", "--out", str(out)]) == 2
+    assert "no calibrated grid of 7 steps" in capsys.readouterr().err and not out.exists()
+    assert sample_main(["--checkpoint", str(ROOT / "checkpoints" / "ddpm-mnist"), "--sampler", "gn-2m", "--steps",
+                        "4", "--spacing", "trailing", "--num", "2", "--out", str(out)]) == 2
+    assert "use --spacing calibrated" in capsys.readouterr().err and not out.exists()

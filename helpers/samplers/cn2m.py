@@ -106,17 +106,19 @@ def calibrate(denoiser, classifier, real: np.ndarray, steps: int, num: int, spac
 
 def save_calibration(path: Path, name: str, record: dict) -> None:
     """Store one sampler's calibration under `name` in the JSON file `path`, keeping the other samplers' entries."""
+    from helpers.paths import write_atomic
+
     existing = json.loads(path.read_text()) if path.exists() else {}
-    path.write_text(json.dumps({**existing, name: record}, indent=1) + "\n")
+    text = json.dumps({**existing, name: record}, indent=1) + "\n"
+    write_atomic(Path(path), lambda tmp: Path(tmp).write_text(text))  # an interrupted write leaves the old file
 
 
 def search_parser(prog: str, doc: str) -> ArgumentParser:
     """The options of a calibration that searches against a network's features (cn-2m, gn-2m)."""
     p = ArgumentParser(prog=prog, description=doc.split("\n")[0])
     p.add_argument("--checkpoint", required=True, type=Path, help="the model's checkpoint folder")
-    p.add_argument("--classifier", default=None, help="the network whose features the search compares (default: "
-                   "checkpoints/noisy-classifier for the noise-aware classifier, checkpoints/mnist-cnn-twin for the "
-                   "digit twin)")
+    p.add_argument("--classifier", default=None, help="the checkpoint of the network whose features the search "
+                   "compares (default: the shipped one)")
     p.add_argument("--num", type=positive_int, default=500, help="images per candidate")
     p.add_argument("--real", default="mnist:train", help="the real images the features are compared with")
     p.add_argument("--real-num", type=positive_int, default=10000)

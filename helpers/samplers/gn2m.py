@@ -9,8 +9,8 @@ step of SDE-DPM-Solver++(2M) (samplers.solvers.sample_dpmpp_2m_sde; eta 0 is the
 coordinate search from the better of the two established ends (the trailing grid at eta 0 and at eta 1).
 
 The criterion never uses the evaluation's network: each candidate draws `num` images of CALIBRATION_SEED (every
-candidate the same x_T and the same per-image noise streams, so candidates are compared on common random numbers) and
-is scored by the Fréchet distance between the features of those images and of real *training* digits, on a network
+candidate the same x_T and per-image noise streams; a step with eta 0 draws no noise, so candidates share their noise
+draws only when the same steps are noisy) and is scored by the Fréchet distance between the features of those images and of real *training* digits, on a network
 the benchmark never uses: by default the MNIST-CNN's twin (the evaluation network's architecture and recipe, trained
 separately with seed 1: `make train-mnist-cnn-twin`); the evaluation uses the shipped MNIST-CNN (seed 0) and the
 test digits. Networks of another kind rank samplers differently (the noise-aware classifier's features and the
@@ -26,7 +26,7 @@ for a range of noise levels). What this adds: the grid and the per-step noise ch
 gradient, against a distance to real data, so it can go below what an ODE teacher reaches.
 
     python -m helpers.samplers.gn2m --checkpoint checkpoints/ddpm-mnist --steps 4 5 6 8 10 --num 500
-    python -m helpers.sample --checkpoint checkpoints/ddpm-mnist --sampler gn-2m --steps 6 --out samples/gn-2m-6
+    python -m helpers.sample --checkpoint checkpoints/ddpm-mnist --sampler gn-2m --steps 4 --out samples/gn-2m-4
 """
 from __future__ import annotations
 
@@ -72,14 +72,19 @@ def sample_gn_2m(denoiser, x, timesteps, generator=None, callback=None, clip_x0:
                  name: str = NAME):
     """SDE-DPM-Solver++(2M) on the calibrated grid with the calibrated eta per step (module docstring); `eta` (one
     per step) overrides the calibration's, on any grid. `name`: the calibration read (an ablation's, VARIANTS)."""
-    grid = [int(t) for t in timesteps]
-    if eta is None:
-        fit = calibrated_fit(denoiser, len(grid), name)
-        if fit["timesteps"] != grid:
-            raise ValueError(f"the {name} sampler's {len(grid)}-step noise is calibrated on the grid "
-                             f"{fit['timesteps']}, not on {grid}: use --spacing {SPACINGS[name]} (its default)")
-        eta = fit["eta"]
+    eta = calibrated_eta(denoiser, timesteps, name) if eta is None else eta
     return sample_dpmpp_2m_sde(denoiser, x, timesteps, generator, callback, clip_x0, y, eta=eta)
+
+
+def calibrated_eta(denoiser, timesteps, name: str = NAME) -> list[float]:
+    """The calibrated eta per step of `name` for these timesteps; refused in one line when there is no calibration
+    of that many steps or it was made on another grid (the CLI asks before it writes anything)."""
+    grid = [int(t) for t in timesteps]
+    fit = calibrated_fit(denoiser, len(grid), name)
+    if fit["timesteps"] != grid:
+        raise ValueError(f"the {name} sampler's {len(grid)}-step noise is calibrated on the grid "
+                         f"{fit['timesteps']}, not on {grid}: use --spacing {SPACINGS[name]} (its default)")
+    return fit["eta"]
 
 
 def sample_gn_2m_noise(denoiser, x, timesteps, generator=None, callback=None, clip_x0: bool = False, y=None):
@@ -100,7 +105,8 @@ def log_snr(alpha_bar: torch.Tensor) -> torch.Tensor:
 
 def moved(grid: list[int], i: int, share: float, lam: torch.Tensor) -> list[int] | None:
     """The grid with inner timestep grid[i] moved `share` of the log-SNR gap towards its neighbour (share > 0: the
-    later, lower-noise one; the last inner timestep's later neighbour is t = 0); None if it lands on a neighbour."""
+    later, lower-noise one; the last inner timestep's later neighbour is t = 0); None if it lands on a neighbour or
+    does not move."""
     later = grid[i + 1] if i + 1 < len(grid) else 0
     neighbour = later if share > 0 else grid[i - 1]
     target = lam[grid[i]] + abs(share) * (lam[neighbour] - lam[grid[i]])
@@ -118,12 +124,14 @@ def search(score, T: int, steps: int, lam: torch.Tensor, sweeps: int = 2, log=pr
     the history of every candidate."""
     trailing = [int(t) for t in get_timesteps(T, steps, "trailing")]
     starts = {e: {"timesteps": trailing, "eta": [e] * (steps - 1) + [0.0]} for e in (0.0, 1.0)}
-    history = []
+    history, seen = [], {}
 
-    def scored(grid, etas):
-        d = score(grid, etas)
-        history.append({"timesteps": grid, "eta": etas, "distance": d})
-        return d
+    def scored(grid, etas):  # each setting scored once (a coordinate's old value comes round again)
+        key = (tuple(grid), tuple(etas))
+        if key not in seen:
+            seen[key] = score(grid, etas)
+            history.append({"timesteps": grid, "eta": etas, "distance": seen[key]})
+        return seen[key]
 
     for e, start in starts.items():
         start["distance"] = scored(start["timesteps"], start["eta"])
@@ -147,7 +155,7 @@ def search(score, T: int, steps: int, lam: torch.Tensor, sweeps: int = 2, log=pr
                     if d < best["distance"]:
                         best, changed = {**best, "timesteps": grid, "distance": d}, True
         log(f"{steps} steps, sweep {sweep + 1}: {best['distance']:.3f}, grid {best['timesteps']}, eta {best['eta']}")
-        if not changed:
+        if not changed and share == MOVES[-1]:  # nothing moved at the finest share
             break
     return {**best, "starts": {f"eta {e:g}": s for e, s in starts.items()}, "history": history}
 
@@ -241,7 +249,8 @@ def main(argv=None) -> int:
                       "start": check_score(origin["timesteps"], origin["eta"])}
         seconds = time.time() - start
         fit = {**found, "validation": validation, "seconds": round(seconds, 1),
-               "nfe": (len(found["history"]) + 2) * args.num * steps}
+               "nfe": (len(found["history"]) + 2) * args.num * steps, "num": args.num, "features": described,
+               "command": command}  # per fit: step counts may come from different runs
         print(f"{name}-{steps}: distance {found['distance']:.3f} (start {origin['distance']:.3f}); on seed "
               f"{VALIDATION_SEED} {validation['chosen']:.3f} (start {validation['start']:.3f}); grid "
               f"{found['timesteps']}, eta {found['eta']}; {seconds:.0f} s, {fit['nfe']:,} network calls", flush=True)

@@ -215,10 +215,11 @@ def generate(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", s
 
 
 def trajectory(denoiser, num: int, seed: int, shape=None, sampler: str = "ddpm", steps: int | None = None,
-               spacing: str = "linspace", every: int = 1, device="cpu", y=None, **kwargs) -> dict:
+               spacing: str | None = None, every: int = 1, device="cpu", y=None, **kwargs) -> dict:
     """Run one sampler on images 0..num-1 of `seed` (the same x_T as `generate`) and keep x_t and the estimate
     x0_hat after every `every`-th step and after the last one. Returns {"t": [...], "x": [...], "x0_hat": [...],
     "x_T": x_T}, each list entry an [num x C x H x W] tensor; entry k holds x_{t_prev} and the x0_hat made at t."""
+    spacing = default_spacing(sampler) if spacing is None else spacing
     timesteps = sampling_grid(denoiser, sampler, steps or denoiser.alpha_bar.shape[0], spacing)
     gens = image_generators(seed, range(num), device)
     x_T = initial_noise(gens, sample_shape(denoiser, shape), device)

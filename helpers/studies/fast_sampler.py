@@ -90,7 +90,7 @@ def facts(results: pd.DataFrame, targets_table: pd.DataFrame, held_out: pd.DataF
     return out
 
 
-def per_nfe(results: pd.DataFrame, ours=("lsq-sde", "lsq-ms", "cn-2m", "gn-2m"), reference: str = "ddpm-250-trailing",
+def per_nfe(results: pd.DataFrame, ours=("lsq-sde", "lsq-ms", "cn-2m", "gn-2m", "gn-2m-noise", "gn-2m-grid"), reference: str = "ddpm-250-trailing",
             nfes=NFES) -> tuple[pd.DataFrame, list[str]]:
     """Issue 39's table, from the `samplers` grid's CSV (every row five sets of N from the same seeds): at each NFE
     the established sampler with the lowest mean FID (our samplers and distilled students excluded), each of ours,
@@ -141,7 +141,7 @@ def criterion_agreement(results: pd.DataFrame, folder, features, real, num: int 
         if (images / "timing.json").is_file() and len(list(images.glob("*.png"))) >= num:
             d = frechet_distance(features(load_pngs(images, limit=num)), real)
             rows.append({"row": r["name"], "NFE": r["nfe"], "FID (MNIST-CNN, 5 sets)": r["fid"], "criterion": d})
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=["row", "NFE", "FID (MNIST-CNN, 5 sets)", "criterion"])
     return table, float(table["FID (MNIST-CNN, 5 sets)"].rank().corr(table["criterion"].rank()))
 
 
@@ -151,8 +151,10 @@ def main(argv=None) -> int:
     import sys
     from pathlib import Path
 
+    from helpers.checkpoints import CheckpointError
+    from helpers.checks import positive_int
     from helpers.cli import ArgumentParser
-    from helpers.datasets.images import load_images
+    from helpers.datasets.images import DataUnavailableError, load_images
     from helpers.paths import ROOT
     from helpers.samplers.gn2m import FEATURES, featurizer
 
@@ -161,19 +163,27 @@ def main(argv=None) -> int:
     p.add_argument("--csv", type=Path, default=ROOT / "bench" / "results" / "samplers_fid.csv")
     p.add_argument("--samples", type=Path, nargs="+", default=[ROOT / "samples" / "bench" / "ddpm-mnist"],
                    help="folders of the benchmark's images (<row>-seed<seed>)")
-    p.add_argument("--num", type=int, default=1000, help="images per row (the first set)")
+    p.add_argument("--num", type=positive_int, default=1000, help="images per row (the first set)")
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "criterion_agreement.csv")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
-    results = pd.read_csv(args.csv)
-    train = load_images("mnist:train").images[:10000]
-    tables = []
-    for name in FEATURES:
-        features, described = featurizer(name)
-        real = features(train)
-        for folder in args.samples:
-            table, _ = criterion_agreement(results, folder, features, real, args.num)
-            tables.append(table.assign(network=name, described=described))
-    out = pd.concat(tables).drop_duplicates(["network", "row"])
+    try:
+        results = pd.read_csv(args.csv)
+        train = load_images("mnist:train").images[:10000]
+        tables = []
+        for name in FEATURES:
+            features, described = featurizer(name)
+            real = features(train)
+            for folder in args.samples:  # a row found in an earlier folder is not read again from a later one
+                done = set().union(*(set(t.row) for t in tables if t.network.iat[0] == name)) if tables else set()
+                table, _ = criterion_agreement(results[~results.name.isin(done)], folder, features, real, args.num)
+                if len(table):
+                    tables.append(table.assign(network=name, described=described))
+        if not tables:
+            raise ValueError(f"no row of {args.csv} has {args.num} images in {', '.join(map(str, args.samples))}")
+    except (OSError, ValueError, CheckpointError, DataUnavailableError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = pd.concat(tables)
     out.to_csv(args.out, index=False)
     for name, part in out.groupby("network", sort=False):
         rho = part["FID (MNIST-CNN, 5 sets)"].rank().corr(part["criterion"].rank())

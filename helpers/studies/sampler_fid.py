@@ -43,6 +43,7 @@ from helpers.datasets.images import DataUnavailableError, load_pngs, save_pngs
 from helpers.denoisers import DiffusersModelError, from_checkpoint
 from helpers.evaluation.features import valid_share
 from helpers.evaluation.metrics import compute_features, fid_blocks, reference_features, scores
+from helpers.samplers.registry import SAMPLER_REGISTRY
 from helpers.samplers import generate
 from helpers.studies import bench
 from helpers.checkpoints import CheckpointError, sampling_defaults, trained_step
@@ -329,8 +330,10 @@ def run(args) -> int:
         if (args.only and name not in args.only) or up_to_date(rows.get(name), args.num, blocks):
             continue
         if c["sampler"] in FITTED and str(c["steps"]) not in fitted_steps(c["checkpoint"], c["sampler"]):
+            how = (SAMPLER_REGISTRY[c["sampler"]].calibrate
+                   or f"python -m helpers.samplers.{c['sampler'].replace('-', '_')} --checkpoint <its folder>")
             print(f"{name}: skipped, {c['checkpoint']} has no {c['sampler']} calibration for {c['steps']} steps yet "
-                  f"(python -m helpers.samplers.{c['sampler'].replace('-', '_')} --checkpoint {c['checkpoint']})", flush=True)
+                  f"({how.format(steps=c['steps']).replace('<its folder>', c['checkpoint'])})", flush=True)
             continue
         row, timing, f, k = measure(c, args, denoisers(c["checkpoint"]), real, judge, blocks)
         rows = read_rows(args.csv)  # the rows another process with disjoint --only may have added meanwhile
