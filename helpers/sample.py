@@ -247,11 +247,11 @@ def main(argv=None) -> int:
                 check(cls, denoiser.alpha_bar, grid, args.spacing, args.clip, **options)
             except ValueError as err:
                 raise ValueError(f"--sampler {args.sampler}: {err}") from None
-        from helpers.samplers.gn2m import SPACINGS as CALIBRATED, calibrated_eta
+        from helpers.samplers.gn2m import VARIANTS, calibrated_eta
         from helpers.samplers.registry import sampling_grid
 
         grid = sampling_grid(denoiser, args.sampler, args.steps or info["T"], args.spacing)  # refused before writing
-        if args.sampler in CALIBRATED and args.eta is None:
+        if args.sampler in VARIANTS.values() and args.eta is None:
             calibrated_eta(denoiser, grid, args.sampler)
         plan = {"checkpoint": str(args.checkpoint), "sampler": args.sampler, "steps": args.steps,
                 "spacing": args.spacing, "eta": args.eta, "clip_x0": args.clip,

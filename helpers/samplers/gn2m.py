@@ -40,7 +40,7 @@ import torch
 
 from helpers.checks import positive_int
 from helpers.samplers.cn2m import CALIBRATION_SEED, classifier_features, save_calibration, search_inputs, search_parser
-from helpers.samplers.registry import image_generators, initial_noise, sample_shape
+from helpers.samplers.registry import default_spacing, image_generators, initial_noise, sample_shape
 from helpers.samplers.solvers import sample_dpmpp_2m_sde
 from helpers.schedules import get_timesteps
 
@@ -51,7 +51,6 @@ MOVES = (1 / 3, 1 / 6)  # sweep s moves an inner timestep this share of the log-
 VALIDATION_SEED = 2  # the evaluation draws seed 0, the search seed 1
 FEATURES = ("digit-twin", "noisy-classifier", "autoencoder")  # the criterion's networks (featurizer)
 VARIANTS = {"both": NAME, "noise": "gn-2m-noise", "grid": "gn-2m-grid"}  # --search: what moves, and its sampler
-SPACINGS = {NAME: SPACING, "gn-2m-noise": "trailing", "gn-2m-grid": SPACING}
 TWIN = "checkpoints/mnist-cnn-twin"
 
 
@@ -83,7 +82,7 @@ def calibrated_eta(denoiser, timesteps, name: str = NAME) -> list[float]:
     fit = calibrated_fit(denoiser, len(grid), name)
     if fit["timesteps"] != grid:
         raise ValueError(f"the {name} sampler's {len(grid)}-step noise is calibrated on the grid "
-                         f"{fit['timesteps']}, not on {grid}: use --spacing {SPACINGS[name]} (its default)")
+                         f"{fit['timesteps']}, not on {grid}: use --spacing {default_spacing(name)} (its default)")
     return fit["eta"]
 
 
@@ -258,7 +257,7 @@ def main(argv=None) -> int:
             record = json.loads(out.read_text()) if out.is_file() else {}
             fits = {**record.get(name, {}).get("fits", {}), str(steps): fit}
             save_calibration(out, name, {
-                "fits": fits, "spacing": SPACINGS[name], "search": args.search, "num": args.num,
+                "fits": fits, "spacing": default_spacing(name), "search": args.search, "num": args.num,
                 "seed": CALIBRATION_SEED,
                 "validation_seed": VALIDATION_SEED, "etas_tried": list(ETAS), "moves": list(MOVES),
                 "real": args.real, "real_num": len(real), "features": described,
